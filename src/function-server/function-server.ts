@@ -1,0 +1,242 @@
+import { EventEmitter } from 'node:events';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { silentLogger, type Logger } from '../common/logger.js';
+import { ServiceTable } from '../plugins/index.js';
+import {
+  ConfigError,
+  DEFAULT_HEARTBEAT_MS,
+  EventKind,
+  FrameConnection,
+  encodeEventRequest,
+  encodeEventResponse,
+  eventKindOf,
+  isRequest,
+  requestIdOf,
+  type Hello,
+} from '../protocol/index.js';
+import { ControlLink } from './control-link.js';
+import { PerformanceMonitor } from './performance-monitor.js';
+import { RequestHandler } from './request-handler.js';
+
+export interface FunctionServerOptions {
+  name: string;
+  /** Plugin classes (see loadPluginModules for loading them from module paths). */
+  plugins: readonly unknown[];
+  /** Address the data listener binds. */
+  host?: string;
+  /** Data port; 0 picks a free one. */
+  port?: number;
+  /** Host the AS should dial, when it differs from `host` (e.g. binding 0.0.0.0). */
+  advertiseHost?: string;
+  poolType?: number;
+  /** Serve a key only while no active FS for it is available. */
+  standby?: boolean;
+  /** The AS's control endpoint to register with; without it the FS waits to be added by address. */
+  applicationServer?: { host: string; port: number };
+  /** LOAD period. */
+  refreshMs?: number;
+  heartbeatMs?: number;
+  maxInflight?: number;
+  defaultTimeoutMs?: number;
+  /** Longest a drain waits for in-flight requests before closing anyway. */
+  drainTimeoutMs?: number;
+  reconnectBaseMs?: number;
+  reconnectCapMs?: number;
+  maxBodyBytes?: number;
+  /** Parent for each plugin's child container: put FS-wide providers here. */
+  container?: DependencyContainer;
+  logger?: Logger;
+}
+
+export interface FunctionServerEvents {
+  registered: [];
+  draining: [];
+  closed: [];
+}
+
+/**
+ * Hosts plugins: listens for the AS's pool connections, runs requests, answers heartbeats and
+ * DESCRIBE, registers over a control link and reports its load there.
+ */
+export class FunctionServer extends EventEmitter<FunctionServerEvents> {
+  readonly name: string;
+  readonly table: ServiceTable;
+  readonly #o: Required<Omit<FunctionServerOptions, 'applicationServer' | 'advertiseHost' | 'container' | 'plugins'>> &
+    Pick<FunctionServerOptions, 'applicationServer' | 'advertiseHost'>;
+  readonly #server: Server;
+  readonly #conns = new Set<FrameConnection>();
+  readonly #handler: RequestHandler;
+  readonly #monitor = new PerformanceMonitor();
+  #link: ControlLink | undefined;
+  #draining = false;
+  #stopping: Promise<void> | undefined;
+
+  constructor(opts: FunctionServerOptions) {
+    super();
+    if (!opts.name) throw new ConfigError('a function server needs a name (--name); the AS uses it as the FS id');
+    const poolType = opts.poolType ?? 0;
+    if (!Number.isInteger(poolType) || poolType < 0 || poolType > 0xffff) {
+      throw new ConfigError(`pool type ${poolType} must be an integer from 0 to 65535`);
+    }
+    this.name = opts.name;
+    this.#o = {
+      name: opts.name,
+      host: opts.host ?? '127.0.0.1',
+      port: opts.port ?? 0,
+      advertiseHost: opts.advertiseHost,
+      poolType,
+      standby: opts.standby ?? false,
+      applicationServer: opts.applicationServer,
+      refreshMs: opts.refreshMs ?? 1000,
+      heartbeatMs: opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+      maxInflight: opts.maxInflight ?? 10_000,
+      defaultTimeoutMs: opts.defaultTimeoutMs ?? 30_000,
+      drainTimeoutMs: opts.drainTimeoutMs ?? 30_000,
+      reconnectBaseMs: opts.reconnectBaseMs ?? 200,
+      reconnectCapMs: opts.reconnectCapMs ?? 10_000,
+      maxBodyBytes: opts.maxBodyBytes ?? 8 * 1024 * 1024,
+      logger: opts.logger ?? silentLogger,
+    };
+    const parent = (opts.container ?? rootContainer).createChildContainer();
+    this.table = new ServiceTable(opts.plugins, parent);
+    this.#handler = new RequestHandler({
+      table: this.table,
+      logger: this.#o.logger,
+      maxInflight: this.#o.maxInflight,
+      defaultTimeoutMs: this.#o.defaultTimeoutMs,
+    });
+    this.#server = createServer((socket) => this.#accept(socket));
+  }
+
+  get inflight(): number {
+    return this.#handler.inflight;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  get connectionCount(): number {
+    return this.#conns.size;
+  }
+
+  address(): { host: string; port: number } {
+    const a = this.#server.address() as AddressInfo | null;
+    if (!a) throw new ConfigError('function server is not listening; call start() first');
+    return { host: this.#o.advertiseHost ?? (a.address === '0.0.0.0' || a.address === '::' ? '127.0.0.1' : a.address), port: a.port };
+  }
+
+  /** Listens, then registers with the AS when one is configured (without waiting for it to answer). */
+  async start(): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#o.port, this.#o.host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = this.address();
+    this.#o.logger.info({ name: this.name, ...addr, services: this.table.keys(), poolType: this.#o.poolType, standby: this.#o.standby }, 'function server listening');
+    const as = this.#o.applicationServer;
+    if (as) {
+      this.#link = new ControlLink({
+        host: as.host,
+        port: as.port,
+        hello: () => this.hello(),
+        load: () => this.#monitor.sample(this.#handler.inflight),
+        refreshMs: this.#o.refreshMs,
+        heartbeatMs: this.#o.heartbeatMs,
+        reconnectBaseMs: this.#o.reconnectBaseMs,
+        reconnectCapMs: this.#o.reconnectCapMs,
+        logger: this.#o.logger,
+      });
+      this.#link.start();
+      void this.#link.whenRegistered().then(() => this.emit('registered'));
+    }
+    return addr;
+  }
+
+  /** Resolves once the AS has acknowledged HELLO. */
+  whenRegistered(): Promise<void> {
+    if (!this.#link) return Promise.reject(new ConfigError('this function server has no applicationServer to register with'));
+    return this.#link.whenRegistered();
+  }
+
+  hello(): Hello {
+    return {
+      name: this.name,
+      poolType: this.#o.poolType,
+      standby: this.#o.standby,
+      endpoint: this.address(),
+      services: this.table.descriptors(),
+      pid: process.pid,
+      version: '1',
+    };
+  }
+
+  /**
+   * Graceful stop: tell the AS (control link and every pool connection) to choose us no more,
+   * let in-flight requests finish (at most drainTimeoutMs), then close.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    this.#draining = true;
+    this.emit('draining');
+    this.#o.logger.info({ name: this.name, inflight: this.#handler.inflight }, 'draining');
+    for (const c of this.#conns) c.send(encodeEventRequest(EventKind.DRAIN, 0, {}, false));
+    if (this.#link) await this.#link.drain(Math.min(2000, this.#o.drainTimeoutMs));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      this.#handler.idle().then(() => false),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), this.#o.drainTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) this.#o.logger.warn({ inflight: this.#handler.inflight }, 'drain timed out; closing with requests in flight');
+    this.#link?.stop();
+    this.#server.close();
+    for (const c of this.#conns) c.close('local');
+    this.#conns.clear();
+    this.#o.logger.info({ name: this.name }, 'function server stopped');
+    this.emit('closed');
+  }
+
+  #accept(socket: import('node:net').Socket): void {
+    const conn = new FrameConnection(socket, {
+      heartbeatMs: this.#o.heartbeatMs,
+      readTimeoutMs: this.#o.heartbeatMs * 3,
+      maxBodyBytes: this.#o.maxBodyBytes,
+      onFrame: (frame, c) => {
+        if (isRequest(frame)) this.#handler.handle(frame, c);
+      },
+      onEvent: (frame, c) => this.#onEvent(frame, c),
+      onClose: (reason, err, c) => {
+        this.#conns.delete(c);
+        const log = reason === 'protocol' || reason === 'heartbeat' ? 'warn' : 'debug';
+        this.#o.logger[log]({ remote: c.remote, reason, err: err?.message }, 'pool connection closed');
+      },
+    });
+    this.#conns.add(conn);
+    if (this.#draining) conn.send(encodeEventRequest(EventKind.DRAIN, 0, {}, false));
+  }
+
+  #onEvent(frame: Buffer, conn: FrameConnection): void {
+    if (!isRequest(frame)) return;
+    if (eventKindOf(frame) === EventKind.DESCRIBE) {
+      conn.send(
+        encodeEventResponse(EventKind.DESCRIBE, requestIdOf(frame), {
+          name: this.name,
+          poolType: this.#o.poolType,
+          standby: this.#o.standby,
+          services: this.table.descriptors(),
+        }),
+      );
+    }
+  }
+}

@@ -1,0 +1,3 @@
+export * from './function-server.js';
+export * from './performance-monitor.js';
+export { RequestHandler } from './request-handler.js';

@@ -1,0 +1,150 @@
+import {
+  BodyDecodeError,
+  Status,
+  SwitchboardError,
+  budgetOf,
+  decodeBody,
+  encodeErrorResponse,
+  encodeResponse,
+  isTwoWay,
+  poolTypeOf,
+  requestIdOf,
+  serviceKeyOf,
+  type FrameConnection,
+} from '../protocol/index.js';
+import type { ServiceContext, ServiceEntry, ServiceTable } from '../plugins/index.js';
+import type { Logger } from '../common/logger.js';
+
+export interface RequestHandlerOptions {
+  table: ServiceTable;
+  logger: Logger;
+  /** Requests in flight on this FS beyond which new ones get OVERLOADED. */
+  maxInflight: number;
+  /** Deadline for a request that names none and whose service sets none; 0 means none. */
+  defaultTimeoutMs: number;
+}
+
+interface Thenable {
+  then(ok: (v: unknown) => void, fail: (e: unknown) => void): unknown;
+}
+const isThenable = (v: unknown): v is Thenable => typeof (v as Thenable | null)?.then === 'function';
+
+/** Decodes a request, runs its handler, encodes the answer. Knows nothing about sockets beyond `send`. */
+export class RequestHandler {
+  readonly #opts: RequestHandlerOptions;
+  #inflight = 0;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(opts: RequestHandlerOptions) {
+    this.#opts = opts;
+  }
+
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  /** Resolves once no request is in flight. */
+  idle(): Promise<void> {
+    if (this.#inflight === 0) return Promise.resolve();
+    return new Promise((r) => this.#idleWaiters.push(r));
+  }
+
+  handle(frame: Buffer, conn: FrameConnection): void {
+    const id = requestIdOf(frame);
+    const key = serviceKeyOf(frame);
+    const twoWay = isTwoWay(frame);
+    const entry = this.#opts.table.get(key);
+    if (entry === undefined) {
+      if (twoWay) conn.send(encodeErrorResponse(id, Status.SERVICE_NOT_FOUND, 'SB_ERR_SERVICE_NOT_FOUND', `this function server has no service ${key}`, key));
+      return;
+    }
+    if (this.#inflight >= this.#opts.maxInflight) {
+      if (twoWay) conn.send(encodeErrorResponse(id, Status.OVERLOADED, 'SB_ERR_OVERLOADED', `function server has ${this.#inflight} requests in flight; retry later`, key));
+      return;
+    }
+    let body: unknown;
+    try {
+      body = decodeBody(frame);
+    } catch (err) {
+      const e = err as BodyDecodeError;
+      if (twoWay) conn.send(encodeErrorResponse(id, Status.BAD_REQUEST, e.code, e.message, key));
+      return;
+    }
+    const budget = budgetOf(frame);
+    const limit = minPositive(budget, entry.timeoutMs ?? 0) || this.#opts.defaultTimeoutMs;
+    const ctx: ServiceContext = {
+      serviceKey: key,
+      poolType: poolTypeOf(frame),
+      requestId: id,
+      deadlineAt: limit > 0 ? Date.now() + limit : Number.POSITIVE_INFINITY,
+      pluginName: entry.pluginName,
+    };
+    let result: unknown;
+    try {
+      result = entry.handler(body, ctx);
+    } catch (err) {
+      if (twoWay) conn.send(this.#failure(id, key, entry, err));
+      return;
+    }
+    if (!isThenable(result)) {
+      if (twoWay) conn.send(this.#success(id, key, entry, result));
+      return;
+    }
+    this.#track(result, id, key, entry, twoWay ? conn : undefined, limit);
+  }
+
+  #track(result: Thenable, id: number, key: number, entry: ServiceEntry, conn: FrameConnection | undefined, limit: number): void {
+    this.#inflight++;
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (frame: () => Buffer): void => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      if (conn) conn.send(frame());
+      if (--this.#inflight === 0) this.#wakeIdle();
+    };
+    if (limit > 0) {
+      timer = setTimeout(() => {
+        this.#opts.logger.warn({ serviceKey: key, plugin: entry.pluginName, limitMs: limit }, 'service handler timed out');
+        settle(() => encodeErrorResponse(id, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `service ${key} did not answer within ${limit} ms`, key));
+      }, limit);
+      timer.unref();
+    }
+    result.then(
+      (v) => settle(() => this.#success(id, key, entry, v)),
+      (e) => settle(() => this.#failure(id, key, entry, e)),
+    );
+  }
+
+  #success(id: number, key: number, entry: ServiceEntry, value: unknown): Buffer {
+    try {
+      return encodeResponse(id, Status.OK, value, key);
+    } catch (err) {
+      this.#opts.logger.error({ err, serviceKey: key, plugin: entry.pluginName }, 'service result cannot be encoded as msgpack');
+      return encodeErrorResponse(id, Status.SERVER_ERROR, 'SB_ERR_SERVER', `service ${key} returned a value msgpack cannot encode`, key);
+    }
+  }
+
+  #failure(id: number, key: number, entry: ServiceEntry, err: unknown): Buffer {
+    if (err instanceof SwitchboardError) {
+      this.#opts.logger.debug({ code: err.code, serviceKey: key }, 'service failed');
+      return encodeErrorResponse(id, Status.SERVICE_ERROR, err.code, err.message, key);
+    }
+    this.#opts.logger.error({ err, serviceKey: key, plugin: entry.pluginName }, 'service handler threw');
+    const message = err instanceof Error ? err.message : String(err);
+    return encodeErrorResponse(id, Status.SERVICE_ERROR, 'SB_ERR_SERVICE', `${entry.pluginName}.${entry.method}() failed: ${message}`, key);
+  }
+
+  #wakeIdle(): void {
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+function minPositive(a: number, b: number): number {
+  if (a <= 0) return b;
+  if (b <= 0) return a;
+  return Math.min(a, b);
+}

@@ -1,0 +1,35 @@
+import { Status, SwitchboardError } from '../protocol/index.js';
+
+/** Thrown by plugin code to fail one request with its own stable code (status SERVICE_ERROR). */
+export class PluginError extends SwitchboardError {
+  constructor(code: string, message: string) {
+    super(code, message, Status.SERVICE_ERROR);
+  }
+}
+
+export class InvalidPluginError extends SwitchboardError {
+  constructor(message: string) {
+    super('SB_ERR_INVALID_PLUGIN', message, Status.SERVER_ERROR);
+  }
+}
+
+export class DuplicateServiceKeyError extends SwitchboardError {
+  readonly serviceKey: number;
+  constructor(serviceKey: number, first: string, second: string) {
+    super(
+      'SB_ERR_DUPLICATE_SERVICE_KEY',
+      `service key ${serviceKey} is claimed by both ${first} and ${second}; ` +
+        'give one of them another key or load them on different function servers',
+      Status.SERVER_ERROR,
+    );
+    this.serviceKey = serviceKey;
+  }
+}
+
+export class PluginLoadError extends SwitchboardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('SB_ERR_PLUGIN_LOAD', message, Status.SERVER_ERROR, options);
+  }
+}
+
+export const PLUGIN_ERROR_CODES = ['SB_ERR_INVALID_PLUGIN', 'SB_ERR_DUPLICATE_SERVICE_KEY', 'SB_ERR_PLUGIN_LOAD'] as const;

@@ -1,0 +1,7 @@
+import 'reflect-metadata';
+export * from './decorators.js';
+export * from './errors.js';
+export * from './plugin-explorer.js';
+export * from './service-table.js';
+export * from './plugin-loader.js';
+export { inject, injectable } from 'tsyringe';

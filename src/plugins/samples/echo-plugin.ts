@@ -1,0 +1,26 @@
+import { Plugin, Service } from '../decorators.js';
+import { PluginError } from '../errors.js';
+
+export const ECHO = 1;
+export const ECHO_DELAYED = 2;
+
+const MAX_DELAY_MS = 60_000;
+
+/** Answers with what it was sent; the delayed form waits first (for drain, timeout and chaos runs). */
+@Plugin({ name: 'echo' })
+export class EchoPlugin {
+  @Service(ECHO, { idempotent: true })
+  echo(body: unknown): unknown {
+    return body;
+  }
+
+  @Service(ECHO_DELAYED)
+  async delayed(body: { ms?: unknown; value?: unknown } | undefined): Promise<unknown> {
+    const ms = body?.ms;
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0 || ms > MAX_DELAY_MS) {
+      throw new PluginError('BAD_DELAY', `body.ms must be a number of milliseconds from 0 to ${MAX_DELAY_MS}`);
+    }
+    await new Promise((r) => setTimeout(r, ms));
+    return body?.value;
+  }
+}

@@ -1,0 +1,52 @@
+import { Plugin, Service } from '../decorators.js';
+import { PluginError } from '../errors.js';
+import { CityCatalog } from './city-catalog.js';
+import { ForecastModel, type DayForecast } from './forecast-model.js';
+
+export const WEATHER_FORECAST = 101;
+export const WEATHER_CITIES = 102;
+
+const MAX_DAYS = 14;
+
+export interface ForecastRequest {
+  city: string;
+  days?: number;
+  /** ISO date (YYYY-MM-DD) of the first day; today (UTC) when absent. */
+  from?: string;
+}
+
+export interface ForecastReply {
+  city: string;
+  country: string;
+  days: DayForecast[];
+}
+
+/** Weather forecasts computed per city and day; its catalogue and model come from its own container. */
+@Plugin({ name: 'weather' })
+export class WeatherPlugin {
+  constructor(
+    private readonly catalog: CityCatalog,
+    private readonly model: ForecastModel,
+  ) {}
+
+  @Service(WEATHER_FORECAST, { idempotent: true, timeoutMs: 2000 })
+  forecast(body: ForecastRequest | undefined): ForecastReply {
+    if (typeof body?.city !== 'string') {
+      throw new PluginError('BAD_CITY', 'body.city must be a city name; service 102 lists them');
+    }
+    const city = this.catalog.find(body.city);
+    if (!city) throw new PluginError('UNKNOWN_CITY', `no forecast for "${body.city}"; service 102 lists the cities known`);
+    const days = body.days ?? 3;
+    if (!Number.isInteger(days) || days < 1 || days > MAX_DAYS) {
+      throw new PluginError('BAD_DAYS', `body.days must be an integer from 1 to ${MAX_DAYS}`);
+    }
+    const from = body.from === undefined ? new Date() : new Date(`${body.from}T00:00:00Z`);
+    if (Number.isNaN(from.getTime())) throw new PluginError('BAD_DATE', 'body.from must be a date such as 2026-11-23');
+    return { city: city.name, country: city.country, days: this.model.forecast(city, from, days) };
+  }
+
+  @Service(WEATHER_CITIES, { idempotent: true })
+  cities(): { name: string; country: string; lat: number; lon: number }[] {
+    return this.catalog.all().map(({ name, country, lat, lon }) => ({ name, country, lat, lon }));
+  }
+}

@@ -1,0 +1,92 @@
+import { Packr } from 'msgpackr';
+import { BodyDecodeError } from './errors.js';
+import {
+  FLAG_EVENT,
+  FLAG_REQUEST,
+  FLAG_TWO_WAY,
+  HEADER_SIZE,
+  Serialization,
+  writeHeader,
+  bodyOf,
+  serializationOf,
+} from './header.js';
+import { Status } from './status.js';
+
+// Plain msgpack maps and arrays (no msgpackr records) so that any msgpack library can read our bodies.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+
+const EMPTY = Buffer.alloc(0);
+
+export function encodeBody(value: unknown): Buffer {
+  return value === undefined ? EMPTY : packr.pack(value);
+}
+
+/** Decodes a frame's body; an empty body decodes to undefined. Throws BodyDecodeError on bad bytes. */
+export function decodeBody(frame: Buffer): unknown {
+  const body = bodyOf(frame);
+  if (body.length === 0) return undefined;
+  if (serializationOf(frame) === Serialization.RAW) return body;
+  try {
+    return packr.unpack(body);
+  } catch (err) {
+    throw new BodyDecodeError(err);
+  }
+}
+
+export interface FrameFields {
+  flags: number;
+  status?: number;
+  eventKind?: number;
+  poolType?: number;
+  requestId: number;
+  serviceKey?: number;
+  budgetMs?: number;
+}
+
+/** One allocation for header and body together, so a frame is always written in one piece. */
+export function encodeFrameRaw(f: FrameFields, body: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(HEADER_SIZE + body.length);
+  writeHeader(frame, {
+    flags: f.flags,
+    status: f.status ?? 0,
+    eventKind: f.eventKind ?? 0,
+    poolType: f.poolType ?? 0,
+    requestId: f.requestId,
+    serviceKey: f.serviceKey ?? 0,
+    budgetMs: f.budgetMs ?? 0,
+    bodyLength: body.length,
+  });
+  body.copy(frame, HEADER_SIZE);
+  return frame;
+}
+
+export function encodeRequest(
+  requestId: number,
+  serviceKey: number,
+  body: unknown,
+  opts: { poolType?: number; budgetMs?: number; twoWay?: boolean } = {},
+): Buffer {
+  const flags = FLAG_REQUEST | (opts.twoWay === false ? 0 : FLAG_TWO_WAY) | Serialization.MSGPACK;
+  return encodeFrameRaw(
+    { flags, requestId, serviceKey, poolType: opts.poolType ?? 0, budgetMs: opts.budgetMs ?? 0 },
+    encodeBody(body),
+  );
+}
+
+export function encodeResponse(requestId: number, status: number, body: unknown, serviceKey = 0): Buffer {
+  return encodeFrameRaw({ flags: Serialization.MSGPACK, status, requestId, serviceKey }, encodeBody(body));
+}
+
+/** An error response: the status plus a small `{ code, message }` body. */
+export function encodeErrorResponse(requestId: number, status: number, code: string, message: string, serviceKey = 0): Buffer {
+  return encodeResponse(requestId, status, { code, message }, serviceKey);
+}
+
+export function encodeEventRequest(kind: number, requestId: number, body: unknown, twoWay: boolean): Buffer {
+  const flags = FLAG_REQUEST | FLAG_EVENT | (twoWay ? FLAG_TWO_WAY : 0) | Serialization.MSGPACK;
+  return encodeFrameRaw({ flags, eventKind: kind, requestId }, encodeBody(body));
+}
+
+export function encodeEventResponse(kind: number, requestId: number, body: unknown, status: number = Status.OK): Buffer {
+  return encodeFrameRaw({ flags: FLAG_EVENT | Serialization.MSGPACK, status, eventKind: kind, requestId }, encodeBody(body));
+}

@@ -1,0 +1,163 @@
+import { Status, statusName } from './status.js';
+
+/**
+ * Every error Switchboard raises carries a stable `code` (documented in docs/errors.md).
+ * Errors that travel on the wire also carry the response `status` they map to.
+ */
+export class SwitchboardError extends Error {
+  readonly code: string;
+  readonly status: number;
+
+  constructor(code: string, message: string, status: number = Status.SERVER_ERROR, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+  }
+}
+
+// ── Frame errors: the connection that sent the bytes is closed, nothing else. ──
+
+export class BadMagicError extends SwitchboardError {
+  constructor(got: number) {
+    super(
+      'SB_ERR_BAD_MAGIC',
+      `frame does not start with the Switchboard magic 0x5342 (got 0x${got.toString(16).padStart(4, '0')}); ` +
+        'the peer is not speaking the Switchboard protocol: check the host and port it dialled',
+      Status.BAD_REQUEST,
+    );
+  }
+}
+
+export class BadVersionError extends SwitchboardError {
+  constructor(got: number, expected: number) {
+    super(
+      'SB_ERR_BAD_VERSION',
+      `protocol version ${got} is not supported (this side speaks ${expected}); upgrade the older peer`,
+      Status.BAD_REQUEST,
+    );
+  }
+}
+
+export class FrameTooLargeError extends SwitchboardError {
+  constructor(length: number, max: number) {
+    super(
+      'SB_ERR_FRAME_TOO_LARGE',
+      `frame body of ${length} bytes exceeds the ${max}-byte cap; send smaller bodies or raise maxBodyBytes on both sides`,
+      Status.BAD_REQUEST,
+    );
+  }
+}
+
+export class BodyDecodeError extends SwitchboardError {
+  constructor(cause: unknown) {
+    super('SB_ERR_BAD_BODY', 'request body is not valid msgpack; encode it with a msgpack library', Status.BAD_REQUEST, {
+      cause,
+    });
+  }
+}
+
+// ── Status errors: one request fails, its connection carries on. ──
+
+export class BadRequestError extends SwitchboardError {
+  constructor(message = 'the request is malformed') {
+    super('SB_ERR_BAD_REQUEST', message, Status.BAD_REQUEST);
+  }
+}
+
+export class ServiceNotFoundError extends SwitchboardError {
+  constructor(message = 'no function server serves this service key') {
+    super('SB_ERR_SERVICE_NOT_FOUND', message, Status.SERVICE_NOT_FOUND);
+  }
+}
+
+export class UnavailableError extends SwitchboardError {
+  constructor(message = 'every function server for this service key is unavailable; retry later') {
+    super('SB_ERR_UNAVAILABLE', message, Status.UNAVAILABLE);
+  }
+}
+
+export class DeadlineExceededError extends SwitchboardError {
+  constructor(message = 'the request deadline passed before an answer came; raise timeoutMs or look for a slow plugin') {
+    super('SB_ERR_TIMEOUT', message, Status.TIMEOUT);
+  }
+}
+
+export class ServiceFailedError extends SwitchboardError {
+  /** The code the plugin's own error carried, when it had one. */
+  readonly serviceCode: string | undefined;
+  constructor(message: string, serviceCode?: string) {
+    super('SB_ERR_SERVICE', message, Status.SERVICE_ERROR);
+    this.serviceCode = serviceCode;
+  }
+}
+
+export class ServerError extends SwitchboardError {
+  constructor(message = 'the server failed while handling the request; see its log') {
+    super('SB_ERR_SERVER', message, Status.SERVER_ERROR);
+  }
+}
+
+export class ChannelClosedError extends SwitchboardError {
+  constructor(message = 'the connection closed before the answer came; the request may or may not have run') {
+    super('SB_ERR_CHANNEL_CLOSED', message, Status.CHANNEL_CLOSED);
+  }
+}
+
+export class OverloadedError extends SwitchboardError {
+  constructor(message = 'too many requests in flight; back off and retry') {
+    super('SB_ERR_OVERLOADED', message, Status.OVERLOADED);
+  }
+}
+
+// ── Set-up errors: raised at start-up, never on the wire. ──
+
+export class ConfigError extends SwitchboardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('SB_ERR_CONFIG', message, Status.SERVER_ERROR, options);
+  }
+}
+
+export class ConnectError extends SwitchboardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('SB_ERR_CONNECT', message, Status.UNAVAILABLE, options);
+  }
+}
+
+const BY_STATUS: Record<number, (message: string, code?: string) => SwitchboardError> = {
+  [Status.BAD_REQUEST]: (m) => new BadRequestError(m),
+  [Status.SERVICE_NOT_FOUND]: (m) => new ServiceNotFoundError(m),
+  [Status.UNAVAILABLE]: (m) => new UnavailableError(m),
+  [Status.TIMEOUT]: (m) => new DeadlineExceededError(m),
+  [Status.SERVICE_ERROR]: (m, c) => new ServiceFailedError(m, c),
+  [Status.SERVER_ERROR]: (m) => new ServerError(m),
+  [Status.CHANNEL_CLOSED]: (m) => new ChannelClosedError(m),
+  [Status.OVERLOADED]: (m) => new OverloadedError(m),
+};
+
+/** Turns a non-OK response (status plus its error body) back into the matching error class. */
+export function errorFromStatus(status: number, body: { code?: unknown; message?: unknown } | undefined): SwitchboardError {
+  const message = typeof body?.message === 'string' ? body.message : statusName(status);
+  const code = typeof body?.code === 'string' ? body.code : undefined;
+  const make = BY_STATUS[status];
+  return make ? make(message, code) : new SwitchboardError('SB_ERR_UNKNOWN_STATUS', `${statusName(status)}: ${message}`, status);
+}
+
+/** Every stable error code this module can raise; docs/errors.md must list each one. */
+export const ERROR_CODES = [
+  'SB_ERR_BAD_MAGIC',
+  'SB_ERR_BAD_VERSION',
+  'SB_ERR_FRAME_TOO_LARGE',
+  'SB_ERR_BAD_BODY',
+  'SB_ERR_BAD_REQUEST',
+  'SB_ERR_SERVICE_NOT_FOUND',
+  'SB_ERR_UNAVAILABLE',
+  'SB_ERR_TIMEOUT',
+  'SB_ERR_SERVICE',
+  'SB_ERR_SERVER',
+  'SB_ERR_CHANNEL_CLOSED',
+  'SB_ERR_OVERLOADED',
+  'SB_ERR_CONFIG',
+  'SB_ERR_CONNECT',
+  'SB_ERR_UNKNOWN_STATUS',
+] as const;

@@ -1,0 +1,208 @@
+import type { Socket } from 'node:net';
+import { encodeEventRequest, encodeEventResponse } from './codec.js';
+import type { SwitchboardError } from './errors.js';
+import { EventKind } from './events.js';
+import { FLAG_EVENT, FLAG_REQUEST, OFFSET, requestIdOf } from './header.js';
+import { FrameParser } from './frame-parser.js';
+
+export type CloseReason =
+  | 'local' // we closed it
+  | 'remote' // the peer closed it
+  | 'heartbeat' // nothing read for `deadAfterPeriods` heartbeat periods
+  | 'read-timeout' // a frame began and stalled
+  | 'protocol' // the peer sent bytes that are not a valid frame
+  | 'error'; // socket error
+
+export interface FrameConnectionOptions {
+  /** Requests and responses (not events). The buffer is only valid during the call unless copied or forwarded at once. */
+  onFrame: (frame: Buffer, conn: FrameConnection) => void;
+  /** Event frames other than heartbeats. */
+  onEvent?: (frame: Buffer, conn: FrameConnection) => void;
+  onClose?: (reason: CloseReason, err: Error | undefined, conn: FrameConnection) => void;
+  /** The socket's write buffer emptied after being full. */
+  onDrain?: (conn: FrameConnection) => void;
+  /** Heartbeat period in ms; 0 turns heartbeats off. */
+  heartbeatMs?: number;
+  /** Periods with nothing read after which the connection is dead (Dubbo's rule: 3). */
+  deadAfterPeriods?: number;
+  /** A frame begun but not finished for this long closes the connection; 0 turns it off. */
+  readTimeoutMs?: number;
+  maxBodyBytes?: number;
+}
+
+export const DEFAULT_HEARTBEAT_MS = 2000;
+
+/**
+ * A socket that speaks frames: parses what it reads, batches what it writes (one socket write per
+ * tick), answers heartbeats itself and declares the peer dead when it has been silent too long.
+ */
+export class FrameConnection {
+  readonly socket: Socket;
+  readonly #parser: FrameParser;
+  readonly #opts: FrameConnectionOptions;
+  #queue: Buffer[] = [];
+  #flushScheduled = false;
+  #blocked = false;
+  #closed = false;
+  #readSeen = false;
+  #wroteSeen = false;
+  #silentPeriods = 0;
+  #stalledMs = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #closeReason: CloseReason | undefined;
+  /** Free slot for the owner (the AS pool, the FS) to hang its per-connection state on. */
+  owner: unknown;
+
+  constructor(socket: Socket, opts: FrameConnectionOptions) {
+    this.socket = socket;
+    this.#opts = opts;
+    this.#parser = new FrameParser({
+      maxBodyBytes: opts.maxBodyBytes,
+      onFrame: (frame) => this.#dispatch(frame),
+      onError: (err) => this.#protocolError(err),
+    });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, Math.max(1000, opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS));
+    socket.on('data', (chunk: Buffer) => {
+      this.#readSeen = true;
+      this.#parser.push(chunk);
+    });
+    socket.on('drain', () => {
+      this.#blocked = false;
+      this.#opts.onDrain?.(this);
+    });
+    socket.on('error', (err) => this.#finish('error', err));
+    socket.on('close', () => this.#finish(this.#closeReason ?? 'remote', undefined));
+    const period = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    if (period > 0) {
+      this.#timer = setInterval(() => this.#tick(period), period);
+      this.#timer.unref();
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** True while the socket's write buffer is over its high-water mark: stop feeding it. */
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+
+  get remote(): string {
+    return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
+  }
+
+  /** Queues a whole frame; frames queued in one tick go out in one socket write. */
+  send(frame: Buffer): void {
+    if (this.#closed) return;
+    this.#queue.push(frame);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      process.nextTick(flush, this);
+    }
+  }
+
+  /** Writes what is queued now rather than at the end of the tick. */
+  flush(): void {
+    this.#flushScheduled = false;
+    const q = this.#queue;
+    if (q.length === 0 || this.#closed) return;
+    this.#queue = [];
+    const data = q.length === 1 ? q[0] : Buffer.concat(q);
+    this.#wroteSeen = true;
+    if (!this.socket.write(data)) this.#blocked = true;
+  }
+
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    if (!this.#closed) this.socket.resume();
+  }
+
+  /** Sends a heartbeat ping now. */
+  ping(): void {
+    this.send(encodeEventRequest(EventKind.HEARTBEAT, 0, undefined, true));
+  }
+
+  /** Closes after writing what is queued. */
+  close(reason: CloseReason = 'local', err?: Error): void {
+    if (this.#closed) return;
+    this.#closeReason = reason;
+    this.flush();
+    this.socket.end();
+    // A peer that never reads would hold the socket half-open forever.
+    const t = setTimeout(() => this.socket.destroy(), 1000);
+    t.unref();
+    this.#finish(reason, err);
+  }
+
+  /** Closes at once, dropping anything queued. */
+  destroy(reason: CloseReason = 'local', err?: Error): void {
+    if (this.#closed) return;
+    this.#closeReason = reason;
+    this.socket.destroy();
+    this.#finish(reason, err);
+  }
+
+  #dispatch(frame: Buffer): void {
+    const flags = frame[OFFSET.flags];
+    if ((flags & FLAG_EVENT) === 0) {
+      this.#opts.onFrame(frame, this);
+      return;
+    }
+    if (frame[OFFSET.eventKind] === EventKind.HEARTBEAT) {
+      if ((flags & FLAG_REQUEST) !== 0) this.send(encodeEventResponse(EventKind.HEARTBEAT, requestIdOf(frame), undefined));
+      return;
+    }
+    this.#opts.onEvent?.(frame, this);
+  }
+
+  #protocolError(err: SwitchboardError): void {
+    this.destroy('protocol', err);
+  }
+
+  #tick(period: number): void {
+    if (this.#closed) return;
+    if (this.#readSeen) {
+      this.#silentPeriods = 0;
+    } else {
+      this.#silentPeriods++;
+    }
+    if (this.#silentPeriods >= (this.#opts.deadAfterPeriods ?? 3)) {
+      this.destroy('heartbeat', new Error(`no bytes read for ${this.#silentPeriods} heartbeat periods of ${period} ms`));
+      return;
+    }
+    const readTimeout = this.#opts.readTimeoutMs ?? 0;
+    if (readTimeout > 0 && this.#parser.buffered > 0 && !this.#readSeen) {
+      this.#stalledMs += period;
+      if (this.#stalledMs >= readTimeout) {
+        this.destroy('read-timeout', new Error(`a frame was begun and not finished within ${readTimeout} ms`));
+        return;
+      }
+    } else {
+      this.#stalledMs = 0;
+    }
+    if (!this.#readSeen || !this.#wroteSeen) this.ping();
+    this.#readSeen = false;
+    this.#wroteSeen = false;
+  }
+
+  #finish(reason: CloseReason, err: Error | undefined): void {
+    if (this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeReason = reason;
+    this.#queue = [];
+    this.#opts.onClose?.(reason, err, this);
+  }
+}
+
+function flush(conn: FrameConnection): void {
+  conn.flush();
+}

@@ -1,0 +1,28 @@
+/** Response status codes (header byte 4). Values are part of the wire contract: never renumber. */
+export const Status = {
+  OK: 0,
+  BAD_REQUEST: 10,
+  SERVICE_NOT_FOUND: 20,
+  UNAVAILABLE: 30,
+  TIMEOUT: 40,
+  SERVICE_ERROR: 50,
+  SERVER_ERROR: 60,
+  CHANNEL_CLOSED: 70,
+  OVERLOADED: 80,
+} as const;
+
+export type StatusName = keyof typeof Status;
+export type StatusCode = (typeof Status)[StatusName];
+
+const NAMES = new Map<number, StatusName>(
+  (Object.entries(Status) as [StatusName, number][]).map(([name, code]) => [code, name]),
+);
+
+/** The status's name, or `STATUS_<n>` for a code this version does not know. */
+export function statusName(code: number): string {
+  return NAMES.get(code) ?? `STATUS_${code}`;
+}
+
+export function isKnownStatus(code: number): code is StatusCode {
+  return NAMES.has(code);
+}
