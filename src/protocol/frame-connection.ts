@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { encodeEventRequest, encodeEventResponse } from './codec.js';
+import { encodeErrorResponse, encodeEventRequest, encodeEventResponse } from './codec.js';
 import type { SwitchboardError } from './errors.js';
 import { EventKind } from './events.js';
 import { FLAG_EVENT, FLAG_REQUEST, OFFSET, requestIdOf } from './header.js';
@@ -160,8 +160,10 @@ export class FrameConnection {
     this.#opts.onEvent?.(frame, this);
   }
 
+  /** Tells the peer why (request id 0, the error's status and code), then closes this connection only. */
   #protocolError(err: SwitchboardError): void {
-    this.destroy('protocol', err);
+    this.#queue = [encodeErrorResponse(0, err.status, err.code, err.message)];
+    this.close('protocol', err);
   }
 
   #tick(period: number): void {

@@ -1,0 +1,201 @@
+import type { Logger } from '../common/logger.js';
+import {
+  FLAG_REQUEST,
+  FLAG_TWO_WAY,
+  OFFSET,
+  Status,
+  budgetOf,
+  encodeErrorResponse,
+  poolTypeOf,
+  requestIdOf,
+  serviceKeyOf,
+  setBudget,
+  setRequestId,
+  statusOf,
+} from '../protocol/index.js';
+import type { ClientSession } from './client-session.js';
+import type { FunctionServerEntry } from './function-server-entry.js';
+import type { FsManager, TrafficSink } from './fs-manager.js';
+import type { Pool } from './pool.js';
+import type { SchedulingContext, SchedulingStrategy } from './scheduler.js';
+import { PendingRequest, type ReplyTarget, type UpstreamConnection } from './upstream-connection.js';
+
+export interface DispatcherOptions {
+  strategy: SchedulingStrategy;
+  /** Deadline for a request whose header carries no budget. */
+  defaultTimeoutMs: number;
+  /** Requests in flight to one FS beyond which new ones are refused with OVERLOADED. */
+  maxInflightPerFs: number;
+  /** Times an idempotent request may be sent in all (first send included). */
+  maxAttempts: number;
+  /** How often pending requests are checked against their deadlines. */
+  sweepMs: number;
+  logger: Logger;
+  random?: () => number;
+}
+
+/**
+ * Takes a request frame from a client, asks the scheduler for an FS, rewrites the request id and
+ * the remaining budget in place, and forwards the same bytes; relays the answer back the same way.
+ * It never decodes a request body.
+ */
+export class Dispatcher implements TrafficSink {
+  readonly #o: DispatcherOptions;
+  readonly #ctx: SchedulingContext;
+  #manager: FsManager | undefined;
+  #sweeper: NodeJS.Timeout | undefined;
+  /** Requests answered by the AS itself, by status name: for the admin surface and tests. */
+  readonly localAnswers = new Map<number, number>();
+
+  constructor(opts: DispatcherOptions) {
+    this.#o = opts;
+    this.#ctx = { now: 0, random: opts.random ?? Math.random };
+  }
+
+  attach(manager: FsManager): void {
+    this.#manager = manager;
+    this.#sweeper = setInterval(() => this.sweep(Date.now()), this.#o.sweepMs);
+    this.#sweeper.unref();
+  }
+
+  close(): void {
+    clearInterval(this.#sweeper);
+  }
+
+  dispatch(session: ClientSession, frame: Buffer): void {
+    const flags = frame[OFFSET.flags];
+    const clientId = requestIdOf(frame);
+    if ((flags & FLAG_REQUEST) === 0) {
+      this.#answer(session, clientId, Status.BAD_REQUEST, 'SB_ERR_BAD_REQUEST', 'clients send requests, not responses; set the request flag');
+      return;
+    }
+    const serviceKey = serviceKeyOf(frame);
+    const poolType = poolTypeOf(frame);
+    const now = Date.now();
+    const budget = budgetOf(frame);
+    const deadlineAt = now + (budget > 0 ? budget : this.#o.defaultTimeoutMs);
+    if ((flags & FLAG_TWO_WAY) === 0) {
+      this.#forwardOneWay(frame, serviceKey, poolType, deadlineAt, now);
+      return;
+    }
+    if (session.inflight >= session.maxInflight) {
+      this.#answer(session, clientId, Status.OVERLOADED, 'SB_ERR_OVERLOADED', `this connection has ${session.inflight} requests in flight, the most allowed; wait for answers or open another connection`);
+      return;
+    }
+    session.inflight++;
+    this.#route(new PendingRequest(session, clientId, serviceKey, poolType, deadlineAt, null, 1), frame, now, undefined);
+  }
+
+  /** A response from an FS: un-pend it and relay it under the client's own request id. */
+  response(up: UpstreamConnection, frame: Buffer): void {
+    const id = requestIdOf(frame);
+    const p = up.pending.get(id);
+    if (p === undefined) return; // answered already (deadline passed) or not ours
+    up.pending.delete(id);
+    const fs = (up.conn.owner as Pool).owner as FunctionServerEntry;
+    fs.inflight--;
+    if (statusOf(frame) === Status.OK) fs.served++;
+    const t = p.target;
+    t.inflight--;
+    if (t.closed) return;
+    setRequestId(frame, p.clientId);
+    t.reply(frame);
+  }
+
+  /** Requests left pending on a connection that died: send the idempotent ones elsewhere, fail the rest now. */
+  orphaned(fs: FunctionServerEntry, orphans: PendingRequest[]): void {
+    const now = Date.now();
+    let resent = 0;
+    for (const p of orphans) {
+      fs.inflight--;
+      if (p.target.closed) {
+        p.target.inflight--;
+        continue;
+      }
+      if (p.frame !== null && p.attempts < this.#o.maxAttempts && now < p.deadlineAt) {
+        p.attempts++;
+        resent++;
+        this.#route(p, p.frame, now, fs);
+      } else {
+        this.#fail(p, Status.CHANNEL_CLOSED, 'SB_ERR_CHANNEL_CLOSED', `the connection to function server ${fs.id} closed before it answered; the request may or may not have run`);
+      }
+    }
+    this.#o.logger.info({ fs: fs.id, orphans: orphans.length, resent }, 'requests pending on a lost connection were re-sent or failed');
+  }
+
+  /** Answers TIMEOUT for every pending request whose deadline has passed. */
+  sweep(now: number): void {
+    const m = this.#manager;
+    if (!m) return;
+    for (const fs of m.entries()) {
+      for (const up of fs.pool.connections()) {
+        if (up.pending.size === 0) continue;
+        for (const [id, p] of up.pending) {
+          if (p.deadlineAt > now) continue;
+          up.pending.delete(id);
+          fs.inflight--;
+          this.#fail(p, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `function server ${fs.id} did not answer service ${p.serviceKey} before the deadline`);
+        }
+      }
+    }
+  }
+
+  #route(p: PendingRequest, frame: Buffer, now: number, exclude: FunctionServerEntry | undefined): void {
+    const m = this.#manager as FsManager;
+    const set = m.candidates(p.serviceKey, p.poolType);
+    let tier = set.active.length > 0 ? set.active : set.standby;
+    if (exclude !== undefined && tier.includes(exclude)) {
+      tier = tier.filter((e) => e !== exclude);
+      if (tier.length === 0 && set.active.length > 0) tier = set.standby.filter((e) => e !== exclude);
+    }
+    if (tier.length === 0) {
+      if (set.known) this.#fail(p, Status.UNAVAILABLE, 'SB_ERR_UNAVAILABLE', `no function server for service ${p.serviceKey} (pool type ${p.poolType}) is available now; retry later`);
+      else this.#fail(p, Status.SERVICE_NOT_FOUND, 'SB_ERR_SERVICE_NOT_FOUND', `no function server serves service ${p.serviceKey} in pool type ${p.poolType}; check the key, the pool type and that the plugin is loaded`);
+      return;
+    }
+    this.#ctx.now = now;
+    const fs = this.#o.strategy.pick(tier, this.#ctx) as FunctionServerEntry;
+    if (fs.inflight >= this.#o.maxInflightPerFs) {
+      this.#fail(p, Status.OVERLOADED, 'SB_ERR_OVERLOADED', `function server ${fs.id} has ${fs.inflight} requests in flight, the most allowed; back off and retry`);
+      return;
+    }
+    const up = fs.pool.rent();
+    if (up === undefined) {
+      this.#fail(p, Status.UNAVAILABLE, 'SB_ERR_UNAVAILABLE', `function server ${fs.id} has no open connection; retry later`);
+      return;
+    }
+    if (p.frame === null && fs.isIdempotent(p.serviceKey)) p.frame = frame;
+    const id = up.nextId();
+    p.upstreamId = id;
+    p.upstream = up;
+    p.fsId = fs.id;
+    up.pending.set(id, p);
+    fs.inflight++;
+    setRequestId(frame, id);
+    setBudget(frame, Math.max(1, p.deadlineAt - now));
+    up.conn.send(frame);
+  }
+
+  #forwardOneWay(frame: Buffer, serviceKey: number, poolType: number, deadlineAt: number, now: number): void {
+    const set = (this.#manager as FsManager).candidates(serviceKey, poolType);
+    const tier = set.active.length > 0 ? set.active : set.standby;
+    this.#ctx.now = now;
+    const fs = this.#o.strategy.pick(tier, this.#ctx);
+    const up = fs ? (fs as FunctionServerEntry).pool.rent() : undefined;
+    if (up === undefined) return; // one-way: nobody waits for an answer, so there is nobody to tell
+    setBudget(frame, Math.max(1, deadlineAt - now));
+    up.conn.send(frame);
+  }
+
+  #fail(p: PendingRequest, status: number, code: string, message: string): void {
+    const t = p.target;
+    t.inflight--;
+    this.localAnswers.set(status, (this.localAnswers.get(status) ?? 0) + 1);
+    if (!t.closed) t.reply(encodeErrorResponse(p.clientId, status, code, message, p.serviceKey));
+  }
+
+  #answer(t: ReplyTarget, clientId: number, status: number, code: string, message: string): void {
+    this.localAnswers.set(status, (this.localAnswers.get(status) ?? 0) + 1);
+    t.reply(encodeErrorResponse(clientId, status, code, message));
+  }
+}

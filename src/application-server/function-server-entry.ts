@@ -1,0 +1,104 @@
+import type { LoadReport, ServiceDescriptor } from '../protocol/index.js';
+import type { Pool } from './pool.js';
+import type { SchedulingCandidate } from './scheduler.js';
+
+/**
+ * connecting:  known, no connection has answered yet
+ * available:   chosen by the scheduler
+ * unavailable: lost its connections; probed on a timer until it answers again
+ * draining:    asked to stop; no new requests, in-flight ones finish
+ */
+export type FsState = 'connecting' | 'available' | 'unavailable' | 'draining';
+
+/** How the AS learned of the FS: its own HELLO, or addFunctionServer(). */
+export type FsSource = 'hello' | 'manual';
+
+/** A read-only view of one FS, as events and the admin surface show it. */
+export interface FunctionServerInfo {
+  id: string;
+  name: string;
+  host: string;
+  port: number;
+  poolType: number;
+  standby: boolean;
+  state: FsState;
+  source: FsSource;
+  serviceKeys: number[];
+  inflight: number;
+  loadScore: number;
+  load: LoadReport | undefined;
+  /** Age of the last LOAD report in ms at the time of the snapshot; undefined if none came. */
+  loadAgeMs: number | undefined;
+  served: number;
+}
+
+/** The FS manager's record of one FS. Mutable fields are written only by the manager and dispatcher. */
+export class FunctionServerEntry implements SchedulingCandidate {
+  state: FsState = 'connecting';
+  inflight = 0;
+  loadScore = 0;
+  loadReceivedAt = 0;
+  load: LoadReport | undefined;
+  /** Requests answered OK by this FS through the AS. */
+  served = 0;
+  services = new Map<number, ServiceDescriptor>();
+  poolType: number;
+  standby: boolean;
+  name: string;
+
+  constructor(
+    readonly id: string,
+    readonly source: FsSource,
+    readonly pool: Pool,
+    init: { name: string; poolType: number; standby: boolean; services?: readonly ServiceDescriptor[] },
+  ) {
+    this.name = init.name;
+    this.poolType = init.poolType;
+    this.standby = init.standby;
+    if (init.services) this.setServices(init.services);
+  }
+
+  get host(): string {
+    return this.pool.host;
+  }
+
+  get port(): number {
+    return this.pool.port;
+  }
+
+  hasService(serviceKey: number): boolean {
+    return this.services.has(serviceKey);
+  }
+
+  isIdempotent(serviceKey: number): boolean {
+    return this.services.get(serviceKey)?.idempotent === true;
+  }
+
+  setServices(list: readonly ServiceDescriptor[]): void {
+    this.services = new Map(list.map((s) => [s.key, s]));
+  }
+
+  info(now = Date.now()): FunctionServerInfo {
+    return {
+      id: this.id,
+      name: this.name,
+      host: this.host,
+      port: this.port,
+      poolType: this.poolType,
+      standby: this.standby,
+      state: this.state,
+      source: this.source,
+      serviceKeys: [...this.services.keys()].sort((a, b) => a - b),
+      inflight: this.inflight,
+      loadScore: this.loadScore,
+      load: this.load,
+      loadAgeMs: this.loadReceivedAt > 0 ? now - this.loadReceivedAt : undefined,
+      served: this.served,
+    };
+  }
+}
+
+/** One number for load: the larger of CPU (capped at one core) and event-loop use; memory only near its limit. */
+export function loadScoreOf(r: LoadReport): number {
+  return Math.max(r.elu, Math.min(1, r.cpu), r.memory > 0.85 ? r.memory : 0);
+}

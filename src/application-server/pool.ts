@@ -1,0 +1,191 @@
+import { connect } from 'node:net';
+import { backoffDelay, type BackoffOptions } from '../common/backoff.js';
+import { EventKind, FrameConnection, decodeBody, encodeEventRequest, eventKindOf, isRequest, type CloseReason } from '../protocol/index.js';
+import { UpstreamConnection, type PendingRequest } from './upstream-connection.js';
+
+export interface PoolHooks {
+  /** A response frame arrived on one of the pool's connections. */
+  response(up: UpstreamConnection, frame: Buffer): void;
+  /** An event frame (DRAIN) arrived on a ready connection. */
+  event(pool: Pool, up: UpstreamConnection, frame: Buffer): void;
+  /** A connection is ready: the FS answered DESCRIBE with `described` (its name, pool type, services). */
+  up(pool: Pool, up: UpstreamConnection, described: unknown): void;
+  /** A connection closed; `orphans` were pending on it and must be failed or re-sent now. */
+  down(pool: Pool, up: UpstreamConnection, reason: CloseReason, err: Error | undefined, orphans: PendingRequest[]): void;
+  /** A dial failed; `failures` counts consecutive failures. */
+  connectFailed(pool: Pool, err: Error, failures: number): void;
+}
+
+export interface PoolOptions {
+  host: string;
+  port: number;
+  /** Connections kept to the FS. One per FS per event loop is the fastest (fewer, fuller writes). */
+  size: number;
+  heartbeatMs: number;
+  connectTimeoutMs: number;
+  backoff: BackoffOptions;
+  maxBodyBytes: number;
+}
+
+/**
+ * The AS's connections to one FS. Dials in the background (one attempt in flight at a time,
+ * capped exponential backoff between failures, never on the request path), rents the least busy
+ * ready connection, and stops for good when closed.
+ */
+export class Pool {
+  readonly #o: PoolOptions;
+  readonly #hooks: PoolHooks;
+  readonly #ready: UpstreamConnection[] = [];
+  #dialing = false;
+  #failures = 0;
+  #retry: NodeJS.Timeout | undefined;
+  #closed = false;
+  /** Opaque owner slot (the FS entry). */
+  owner: unknown;
+
+  constructor(opts: PoolOptions, hooks: PoolHooks) {
+    this.#o = opts;
+    this.#hooks = hooks;
+  }
+
+  get host(): string {
+    return this.#o.host;
+  }
+
+  get port(): number {
+    return this.#o.port;
+  }
+
+  get readyCount(): number {
+    return this.#ready.length;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get consecutiveFailures(): number {
+    return this.#failures;
+  }
+
+  /** Requests pending on all of the pool's connections. */
+  get pendingCount(): number {
+    let n = 0;
+    for (const u of this.#ready) n += u.pending.size;
+    return n;
+  }
+
+  connections(): readonly UpstreamConnection[] {
+    return this.#ready;
+  }
+
+  /** The ready connection with the fewest pending requests, preferring one whose socket is not backed up. */
+  rent(): UpstreamConnection | undefined {
+    const r = this.#ready;
+    if (r.length === 1) return r[0];
+    let best: UpstreamConnection | undefined;
+    for (const u of r) {
+      if (best === undefined || (best.blocked && !u.blocked) || (best.blocked === u.blocked && u.pending.size < best.pending.size)) best = u;
+    }
+    return best;
+  }
+
+  /** Starts dialing until `size` connections are ready. Safe to call often. */
+  fill(): void {
+    if (this.#closed || this.#dialing || this.#retry !== undefined || this.#ready.length >= this.#o.size) return;
+    this.#dial();
+  }
+
+  /** Dials now, skipping any backoff wait (an FS said HELLO again). */
+  retryNow(): void {
+    if (this.#retry !== undefined) {
+      clearTimeout(this.#retry);
+      this.#retry = undefined;
+    }
+    this.#failures = 0;
+    this.fill();
+  }
+
+  /** Closes every connection and never dials again. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
+    for (const u of [...this.#ready]) u.conn.close('local');
+  }
+
+  /**
+   * A connection counts as ready only once the FS has answered DESCRIBE on it: a frozen process
+   * still completes the TCP handshake in the kernel, so "connected" alone proves nothing.
+   */
+  #dial(): void {
+    this.#dialing = true;
+    const socket = connect({ host: this.#o.host, port: this.#o.port });
+    let ready = false;
+    const handshake = setTimeout(
+      () => conn.destroy('error', new Error(`no DESCRIBE answer within ${this.#o.connectTimeoutMs} ms`)),
+      this.#o.connectTimeoutMs,
+    );
+    handshake.unref();
+    const conn: FrameConnection = new FrameConnection(socket, {
+      heartbeatMs: this.#o.heartbeatMs,
+      maxBodyBytes: this.#o.maxBodyBytes,
+      onFrame: (frame) => this.#hooks.response(up, frame),
+      onEvent: (frame) => {
+        if (!ready && eventKindOf(frame) === EventKind.DESCRIBE && !isRequest(frame)) {
+          clearTimeout(handshake);
+          this.#onReady(up, frame);
+          ready = true;
+          return;
+        }
+        this.#hooks.event(this, up, frame);
+      },
+      onClose: (reason, err) => {
+        clearTimeout(handshake);
+        if (!ready) {
+          this.#dialing = false;
+          this.#onDialFailed(err ?? new Error(`connection closed during the handshake (${reason})`));
+          return;
+        }
+        const i = this.#ready.indexOf(up);
+        if (i >= 0) this.#ready.splice(i, 1);
+        this.#hooks.down(this, up, reason, err, up.takeAllPending());
+        if (!this.#closed) this.fill();
+      },
+    });
+    const up = new UpstreamConnection(conn);
+    conn.owner = this;
+    socket.once('connect', () => conn.send(encodeEventRequest(EventKind.DESCRIBE, 1, undefined, true)));
+  }
+
+  #onReady(up: UpstreamConnection, frame: Buffer): void {
+    this.#dialing = false;
+    if (this.#closed) {
+      up.conn.close('local');
+      return;
+    }
+    let described: unknown;
+    try {
+      described = decodeBody(frame);
+    } catch {
+      described = undefined;
+    }
+    this.#failures = 0;
+    this.#ready.push(up);
+    this.#hooks.up(this, up, described);
+    this.fill();
+  }
+
+  #onDialFailed(err: Error): void {
+    if (this.#closed) return;
+    this.#failures++;
+    this.#hooks.connectFailed(this, err, this.#failures);
+    const delay = backoffDelay(this.#failures - 1, this.#o.backoff);
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      this.fill();
+    }, delay);
+    this.#retry.unref();
+  }
+}

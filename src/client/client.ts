@@ -1,0 +1,172 @@
+import { connect as netConnect } from 'node:net';
+import {
+  ChannelClosedError,
+  ConnectError,
+  DEFAULT_HEARTBEAT_MS,
+  DeadlineExceededError,
+  FrameConnection,
+  Status,
+  decodeBody,
+  encodeRequest,
+  errorFromStatus,
+  requestIdOf,
+  statusOf,
+  type SwitchboardError,
+} from '../protocol/index.js';
+
+export interface ClientOptions {
+  host?: string;
+  port: number;
+  /** Deadline for calls that name none. */
+  defaultTimeoutMs?: number;
+  heartbeatMs?: number;
+  connectTimeoutMs?: number;
+  maxBodyBytes?: number;
+}
+
+export interface CallOptions {
+  /** 0 (the default) means any pool. */
+  poolType?: number;
+  /** Sent as the request's deadline budget; the call fails with TIMEOUT once it passes. */
+  timeoutMs?: number;
+}
+
+interface PendingCall {
+  resolve: (v: unknown) => void;
+  reject: (e: SwitchboardError) => void;
+  deadlineAt: number;
+}
+
+/** Grace on top of the deadline: the AS answers TIMEOUT itself, this only guards against a silent AS. */
+const LOCAL_GRACE_MS = 1000;
+
+/**
+ * A pipelined client: many calls in flight on one connection, each answered by request id, each
+ * failure an error carrying the response status.
+ */
+export class Client {
+  readonly #conn: FrameConnection;
+  readonly #pending = new Map<number, PendingCall>();
+  readonly #defaultTimeoutMs: number;
+  readonly #sweeper: NodeJS.Timeout;
+  #nextId = 0;
+  #closeError: SwitchboardError | undefined;
+
+  private constructor(conn: FrameConnection, defaultTimeoutMs: number) {
+    this.#conn = conn;
+    this.#defaultTimeoutMs = defaultTimeoutMs;
+    this.#sweeper = setInterval(() => this.#sweep(), 50);
+    this.#sweeper.unref();
+  }
+
+  static connect(opts: ClientOptions): Promise<Client> {
+    const host = opts.host ?? '127.0.0.1';
+    return new Promise((resolve, reject) => {
+      const socket = netConnect({ host, port: opts.port });
+      let client: Client | undefined;
+      const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), opts.connectTimeoutMs ?? 5000);
+      const conn = new FrameConnection(socket, {
+        heartbeatMs: opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+        maxBodyBytes: opts.maxBodyBytes,
+        onFrame: (frame) => client?.onFrame(frame),
+        onClose: (reason, err) => {
+          clearTimeout(timer);
+          if (client) client.onClose(reason, err);
+          else reject(new ConnectError(`cannot connect to the application server at ${host}:${opts.port}: ${err?.message ?? reason}; is it running?`, { cause: err }));
+        },
+      });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        client = new Client(conn, opts.defaultTimeoutMs ?? 30_000);
+        resolve(client);
+      });
+    });
+  }
+
+  get inflight(): number {
+    return this.#pending.size;
+  }
+
+  get closed(): boolean {
+    return this.#conn.closed;
+  }
+
+  /** Calls one service and resolves with its decoded answer, or rejects with the status's error class. */
+  call<T = unknown>(serviceKey: number, body?: unknown, opts: CallOptions = {}): Promise<T> {
+    if (this.#conn.closed) return Promise.reject(this.#closeError ?? new ChannelClosedError('the client is closed'));
+    const timeoutMs = opts.timeoutMs ?? this.#defaultTimeoutMs;
+    const id = this.#id();
+    const frame = encodeRequest(id, serviceKey, body, { poolType: opts.poolType ?? 0, budgetMs: timeoutMs });
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, deadlineAt: Date.now() + timeoutMs + LOCAL_GRACE_MS });
+      this.#conn.send(frame);
+    });
+  }
+
+  /** Sends a one-way request: no answer, no error if it fails. */
+  send(serviceKey: number, body?: unknown, opts: CallOptions = {}): void {
+    this.#conn.send(encodeRequest(this.#id(), serviceKey, body, { poolType: opts.poolType ?? 0, budgetMs: opts.timeoutMs ?? 0, twoWay: false }));
+  }
+
+  close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    if (this.#conn.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#conn.socket.once('close', () => resolve());
+      this.#conn.close('local');
+    });
+  }
+
+  #id(): number {
+    this.#nextId = (this.#nextId + 1) >>> 0 || 1;
+    return this.#nextId;
+  }
+
+  private onFrame(frame: Buffer): void {
+    const id = requestIdOf(frame);
+    const status = statusOf(frame);
+    if (id === 0 && status !== Status.OK) {
+      // A connection-level refusal (too many connections, bad frame): it applies to every call.
+      this.#closeError = errorFromStatus(status, safeDecode(frame) as { code?: string; message?: string });
+      return;
+    }
+    const p = this.#pending.get(id);
+    if (!p) return;
+    this.#pending.delete(id);
+    let body: unknown;
+    try {
+      body = decodeBody(frame);
+    } catch (err) {
+      p.reject(err as SwitchboardError);
+      return;
+    }
+    if (status === Status.OK) p.resolve(body);
+    else p.reject(errorFromStatus(status, body as { code?: string; message?: string }));
+  }
+
+  private onClose(reason: string, err: Error | undefined): void {
+    clearInterval(this.#sweeper);
+    const e = this.#closeError ?? new ChannelClosedError(`the connection to the application server closed (${reason}${err ? `: ${err.message}` : ''})`);
+    this.#closeError = e;
+    for (const p of this.#pending.values()) p.reject(e);
+    this.#pending.clear();
+  }
+
+  #sweep(): void {
+    if (this.#pending.size === 0) return;
+    const now = Date.now();
+    for (const [id, p] of this.#pending) {
+      if (p.deadlineAt > now) continue;
+      this.#pending.delete(id);
+      p.reject(new DeadlineExceededError('no answer from the application server within the deadline and its grace; is it overloaded?'));
+    }
+  }
+}
+
+function safeDecode(frame: Buffer): unknown {
+  try {
+    return decodeBody(frame);
+  } catch {
+    return undefined;
+  }
+}

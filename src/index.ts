@@ -1,0 +1,7 @@
+import 'reflect-metadata';
+export * from './protocol/index.js';
+export * from './plugins/index.js';
+export * from './function-server/index.js';
+export * from './application-server/index.js';
+export * from './client/index.js';
+export { createLogger, silentLogger, type Logger } from './common/logger.js';
