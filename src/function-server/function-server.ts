@@ -16,7 +16,7 @@ import {
   type Hello,
 } from '../protocol/index.js';
 import { ControlLink } from './control-link.js';
-import { PerformanceMonitor } from './performance-monitor.js';
+import { PerformanceMonitor, type LoadSampler } from './performance-monitor.js';
 import { RequestHandler } from './request-handler.js';
 
 export interface FunctionServerOptions {
@@ -44,6 +44,8 @@ export interface FunctionServerOptions {
   reconnectBaseMs?: number;
   reconnectCapMs?: number;
   maxBodyBytes?: number;
+  /** Load sampler; the default measures this process. Replace it to simulate load in tests or to add metrics. */
+  monitor?: LoadSampler;
   /** Parent for each plugin's child container: put FS-wide providers here. */
   container?: DependencyContainer;
   logger?: Logger;
@@ -62,12 +64,12 @@ export interface FunctionServerEvents {
 export class FunctionServer extends EventEmitter<FunctionServerEvents> {
   readonly name: string;
   readonly table: ServiceTable;
-  readonly #o: Required<Omit<FunctionServerOptions, 'applicationServer' | 'advertiseHost' | 'container' | 'plugins'>> &
+  readonly #o: Required<Omit<FunctionServerOptions, 'applicationServer' | 'advertiseHost' | 'container' | 'plugins' | 'monitor'>> &
     Pick<FunctionServerOptions, 'applicationServer' | 'advertiseHost'>;
   readonly #server: Server;
   readonly #conns = new Set<FrameConnection>();
   readonly #handler: RequestHandler;
-  readonly #monitor = new PerformanceMonitor();
+  readonly #monitor: LoadSampler;
   #link: ControlLink | undefined;
   #draining = false;
   #stopping: Promise<void> | undefined;
@@ -98,6 +100,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       maxBodyBytes: opts.maxBodyBytes ?? 8 * 1024 * 1024,
       logger: opts.logger ?? silentLogger,
     };
+    this.#monitor = opts.monitor ?? new PerformanceMonitor();
     const parent = (opts.container ?? rootContainer).createChildContainer();
     this.table = new ServiceTable(opts.plugins, parent);
     this.#handler = new RequestHandler({

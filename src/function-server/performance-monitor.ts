@@ -2,11 +2,15 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import type { LoadReport } from '../protocol/index.js';
 
+export interface LoadSampler {
+  sample(inflight: number): LoadReport;
+}
+
 /**
  * Samples this process's load: CPU (fraction of one core over the last period), event-loop
  * utilisation, and memory. Each sample covers the time since the one before.
  */
-export class PerformanceMonitor {
+export class PerformanceMonitor implements LoadSampler {
   #lastCpu = process.cpuUsage();
   #lastAt = performance.now();
   #lastElu: EventLoopUtilization = performance.eventLoopUtilization();
