@@ -70,7 +70,11 @@ export function cost(c: SchedulingCandidate, now: number, o: LeastLoadedOptions)
  * number of FSs, and it never sends every request to the one global minimum at once.
  */
 export function leastLoaded(opts: Partial<LeastLoadedOptions> = {}): SchedulingStrategy {
-  const o: LeastLoadedOptions = { ...DEFAULT_LEAST_LOADED, ...opts };
+  const o: LeastLoadedOptions = {
+    staleAfterMs: opts.staleAfterMs ?? DEFAULT_LEAST_LOADED.staleAfterMs,
+    loadWeight: opts.loadWeight ?? DEFAULT_LEAST_LOADED.loadWeight,
+    unknownLoad: opts.unknownLoad ?? DEFAULT_LEAST_LOADED.unknownLoad,
+  };
   return {
     name: 'least-loaded',
     pick(candidates, ctx) {

@@ -1,0 +1,48 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../common/logger.js';
+import type { ApplicationServer } from './application-server.js';
+
+/**
+ * A small HTTP admin surface on loopback: GET /healthz, GET /functionservers (the FS manager's
+ * view as JSON). Read-only on purpose; registering FSs goes through HELLO or the API.
+ */
+export class AdminServer {
+  readonly #server: Server;
+  readonly #as: ApplicationServer;
+
+  constructor(as: ApplicationServer, logger: Logger) {
+    this.#as = as;
+    this.#server = createServer((req, res) => {
+      const send = (code: number, body: unknown): void => {
+        res.writeHead(code, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      if (req.method !== 'GET') return send(405, { error: 'the admin surface is read-only; use GET' });
+      switch (req.url) {
+        case '/healthz':
+          return send(200, { ok: true, functionServers: this.#as.listFunctionServers().length, clients: this.#as.clientConnections });
+        case '/functionservers':
+          return send(200, this.#as.listFunctionServers());
+        default:
+          return send(404, { error: `no such admin path ${req.url}; try /healthz or /functionservers` });
+      }
+    });
+    this.#server.on('error', (err) => logger.error({ err }, 'admin server error'));
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject);
+        resolve((this.#server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    this.#server.closeAllConnections();
+    return new Promise((r) => this.#server.close(() => r()));
+  }
+}

@@ -1,0 +1,65 @@
+import { Command } from 'commander';
+import { createLogger } from '../common/logger.js';
+import { FunctionServer } from '../function-server/index.js';
+import { loadPluginModules } from '../plugins/index.js';
+import { parseEndpoint, parseFraction, parseIntIn, parsePort } from './parse.js';
+
+/**
+ * Keeps the event loop busy for `fraction` of every 20 ms: a stand-in for a machine that has
+ * other work, so that its reported load (and its answers) are really slower.
+ */
+function burn(fraction: number): void {
+  const slice = 20;
+  const t = setInterval(() => {
+    const until = performance.now() + slice * fraction;
+    while (performance.now() < until) {
+      /* busy on purpose */
+    }
+  }, slice);
+  t.unref();
+}
+
+export function fsCommand(): Command {
+  return new Command('fs')
+    .description('start a function server that hosts plugins and registers with an application server')
+    .requiredOption('--plugins <module...>', 'plugin modules: paths to built .js files, package names, or the bundled echo and weather')
+    .option('--as <host:port>', "the application server's control endpoint to register with", parseEndpoint)
+    .option('--host <address>', 'address to bind', '127.0.0.1')
+    .option('--port <port>', 'data port the AS connects to (0 picks a free one)', parsePort, 7200)
+    .option('--name <name>', 'unique name; the AS uses it as the FS id', `fs-${process.pid}`)
+    .option('--pool-type <n>', 'pool type this FS belongs to (0 = default pool)', parseIntIn(0, 65535), 0)
+    .option('--standby', 'serve a key only while no active FS for it is available', false)
+    .option('--refresh-ms <ms>', 'LOAD report period', parseIntIn(10, 600_000), 1000)
+    .option('--heartbeat-ms <ms>', 'heartbeat period', parseIntIn(0, 600_000), 2000)
+    .option('--max-inflight <n>', 'requests in flight before OVERLOADED', parseIntIn(1, 1_000_000), 10_000)
+    .option('--drain-timeout-ms <ms>', 'longest wait for in-flight requests on SIGTERM', parseIntIn(0, 3_600_000), 30_000)
+    .option('--busy <fraction>', 'simulate a busier machine: keep the event loop busy this fraction of the time', parseFraction)
+    .option('--log-level <level>', 'pino level: trace, debug, info, warn, error, silent')
+    .action(async (o) => {
+      const logger = createLogger('function-server', o.logLevel);
+      const plugins = await loadPluginModules(o.plugins);
+      const fs = new FunctionServer({
+        name: o.name,
+        plugins,
+        host: o.host,
+        port: o.port,
+        poolType: o.poolType,
+        standby: o.standby,
+        applicationServer: o.as,
+        refreshMs: o.refreshMs,
+        heartbeatMs: o.heartbeatMs,
+        maxInflight: o.maxInflight,
+        drainTimeoutMs: o.drainTimeoutMs,
+        logger,
+      });
+      await fs.start();
+      if (o.busy) burn(o.busy);
+      const stop = async (signal: string): Promise<void> => {
+        logger.info({ signal }, 'stopping');
+        await fs.stop();
+        process.exit(0);
+      };
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+      process.once('SIGINT', () => void stop('SIGINT'));
+    });
+}

@@ -1,0 +1,28 @@
+import { InvalidArgumentError } from 'commander';
+
+/** Parses "host:port" (IPv4 or name); tells the user the expected form when it is wrong. */
+export function parseEndpoint(value: string): { host: string; port: number } {
+  const i = value.lastIndexOf(':');
+  const host = i > 0 ? value.slice(0, i) : '';
+  const port = Number(value.slice(i + 1));
+  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new InvalidArgumentError(`expected host:port, such as 127.0.0.1:7101, got "${value}"`);
+  }
+  return { host, port };
+}
+
+export function parseIntIn(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got "${value}"`);
+    return n;
+  };
+}
+
+export function parseFraction(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError(`expected a fraction from 0 to 0.99, got "${value}"`);
+  return n;
+}
+
+export const parsePort = parseIntIn(0, 65535);
