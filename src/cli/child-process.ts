@@ -22,9 +22,10 @@ export class RoleProcess {
   readonly #exit: Promise<number | null>;
   readonly lines: LogLine[] = [];
 
-  constructor(label: string, args: string[], opts: { echo?: boolean } = {}) {
+  /** `cliPath` overrides the entry point (tests run from src/ but start the built CLI). */
+  constructor(label: string, args: string[], opts: { echo?: boolean; cliPath?: string } = {}) {
     this.label = label;
-    this.child = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [opts.cliPath ?? CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#exit = new Promise((r) => this.child.once('exit', (code) => r(code)));
     const rl = createInterface({ input: this.child.stdout as NodeJS.ReadableStream });
     rl.on('line', (text) => {

@@ -1,0 +1,31 @@
+import eslint from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/results/'] },
+  eslint.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: {
+      globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly', performance: 'readonly', fetch: 'readonly', URL: 'readonly' },
+    },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  {
+    files: ['src/protocol/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: ['../application-server/*', '../function-server/*', '../plugins/*', '../client/*', '../cli/*'] }],
+    },
+  },
+  {
+    files: ['src/application-server/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['../function-server/*', '../plugins/*', '../cli/*'] }] },
+  },
+  {
+    files: ['src/function-server/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['../application-server/*', '../cli/*', '../client/*'] }] },
+  },
+);
