@@ -66,6 +66,7 @@ export class ClientIngress {
       readTimeoutMs: this.#o.readTimeoutMs,
       maxBodyBytes: this.#o.maxBodyBytes,
       onFrame: (frame) => dispatcher.dispatch(session as ClientSession, frame),
+      onDrain: () => session?.resume(session),
       onClose: (reason, err, c) => {
         if (session) this.#sessions.delete(session);
         const level = reason === 'protocol' || reason === 'read-timeout' ? 'warn' : 'debug';

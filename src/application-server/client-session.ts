@@ -4,6 +4,9 @@ import type { ReplyTarget } from './upstream-connection.js';
 /** The AS's record of one client connection. */
 export class ClientSession implements ReplyTarget {
   inflight = 0;
+  /** What this session's reading waits on: its own full socket, or a backed-up FS connection. */
+  readonly #pausedOn = new Set<object>();
+
   constructor(
     readonly conn: FrameConnection,
     readonly maxInflight: number,
@@ -13,7 +16,22 @@ export class ClientSession implements ReplyTarget {
     return this.conn.closed;
   }
 
+  get paused(): boolean {
+    return this.#pausedOn.size > 0;
+  }
+
   reply(frame: Buffer): void {
     this.conn.send(frame);
+  }
+
+  /** Stops reading this client's requests until `cause` is lifted. */
+  pause(cause: object): void {
+    if (this.#pausedOn.size === 0) this.conn.pauseReading();
+    this.#pausedOn.add(cause);
+  }
+
+  resume(cause: object): void {
+    if (!this.#pausedOn.delete(cause)) return;
+    if (this.#pausedOn.size === 0) this.conn.resumeReading();
   }
 }

@@ -63,6 +63,8 @@ export class Dispatcher implements TrafficSink {
   }
 
   dispatch(session: ClientSession, frame: Buffer): void {
+    // The client is not reading its answers: read no more of its requests until it does.
+    if (session.conn.blocked) session.pause(session);
     const flags = frame[OFFSET.flags];
     const clientId = requestIdOf(frame);
     if ((flags & FLAG_REQUEST) === 0) {
@@ -174,6 +176,20 @@ export class Dispatcher implements TrafficSink {
     setRequestId(frame, id);
     setBudget(frame, Math.max(1, p.deadlineAt - now));
     up.conn.send(frame);
+    if (up.conn.blocked) {
+      // The FS's socket is backed up: hold this client's reading rather than buffer without limit.
+      const s = p.target as ClientSession;
+      if (typeof s.pause === 'function' && !up.waiting.has(s)) {
+        s.pause(up);
+        up.waiting.add(s);
+      }
+    }
+  }
+
+  /** An FS connection's socket drained: let the clients held on it read again. */
+  drained(up: UpstreamConnection): void {
+    for (const s of up.waiting) s.resume(up);
+    up.waiting.clear();
   }
 
   #forwardOneWay(frame: Buffer, serviceKey: number, poolType: number, deadlineAt: number, now: number): void {

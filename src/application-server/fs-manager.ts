@@ -32,6 +32,7 @@ export interface FsManagerOptions {
 export interface TrafficSink {
   response(up: UpstreamConnection, frame: Buffer): void;
   orphaned(fs: FunctionServerEntry, orphans: PendingRequest[]): void;
+  drained(up: UpstreamConnection): void;
 }
 
 export interface AddFunctionServerOptions {
@@ -74,6 +75,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     this.#sink = sink;
     this.#hooks = {
       response: (up, frame) => this.#sink.response(up, frame),
+      drained: (up) => this.#sink.drained(up),
       event: (pool, _up, frame) => {
         if (eventKindOf(frame) === EventKind.DRAIN) this.markDraining(entryOf(pool).id);
       },

@@ -12,6 +12,8 @@ export interface PoolHooks {
   up(pool: Pool, up: UpstreamConnection, described: unknown): void;
   /** A connection closed; `orphans` were pending on it and must be failed or re-sent now. */
   down(pool: Pool, up: UpstreamConnection, reason: CloseReason, err: Error | undefined, orphans: PendingRequest[]): void;
+  /** A connection's socket, full before, has drained. */
+  drained(up: UpstreamConnection): void;
   /** A dial failed; `failures` counts consecutive failures. */
   connectFailed(pool: Pool, err: Error, failures: number): void;
 }
@@ -132,6 +134,7 @@ export class Pool {
       heartbeatMs: this.#o.heartbeatMs,
       maxBodyBytes: this.#o.maxBodyBytes,
       onFrame: (frame) => this.#hooks.response(up, frame),
+      onDrain: () => this.#hooks.drained(up),
       onEvent: (frame) => {
         if (!ready && eventKindOf(frame) === EventKind.DESCRIBE && !isRequest(frame)) {
           clearTimeout(handshake);
@@ -150,6 +153,7 @@ export class Pool {
         }
         const i = this.#ready.indexOf(up);
         if (i >= 0) this.#ready.splice(i, 1);
+        this.#hooks.drained(up); // release clients held on this connection
         this.#hooks.down(this, up, reason, err, up.takeAllPending());
         if (!this.#closed) this.fill();
       },

@@ -28,6 +28,8 @@ export class PendingRequest {
 export class UpstreamConnection {
   readonly conn: FrameConnection;
   readonly pending = new Map<number, PendingRequest>();
+  /** Client sessions whose reading is paused until this connection's socket drains. */
+  readonly waiting = new Set<{ resume(cause: object): void }>();
   #nextId = 0;
 
   constructor(conn: FrameConnection) {

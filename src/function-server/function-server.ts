@@ -193,6 +193,9 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
     this.#o.logger.info({ name: this.name, inflight: this.#handler.inflight }, 'draining');
     for (const c of this.#conns) c.send(encodeEventRequest(EventKind.DRAIN, 0, {}, false));
     if (this.#link) await this.#link.drain(Math.min(2000, this.#o.drainTimeoutMs));
+    // The AS has stopped choosing us; a ping answered on each pool connection proves that every
+    // request it sent before has been read here, so "idle" below really means nothing is coming.
+    await Promise.all([...this.#conns].map((c) => c.barrier(Math.min(2000, this.#o.drainTimeoutMs))));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       this.#handler.idle().then(() => false),
@@ -217,7 +220,10 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       maxBodyBytes: this.#o.maxBodyBytes,
       onFrame: (frame, c) => {
         if (isRequest(frame)) this.#handler.handle(frame, c);
+        // The AS is not reading our answers: stop reading its requests until it does.
+        if (c.blocked) c.pauseReading();
       },
+      onDrain: (c) => c.resumeReading(),
       onEvent: (frame, c) => this.#onEvent(frame, c),
       onClose: (reason, err, c) => {
         this.#conns.delete(c);

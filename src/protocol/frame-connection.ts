@@ -50,6 +50,8 @@ export class FrameConnection {
   #stalledMs = 0;
   #timer: NodeJS.Timeout | undefined;
   #closeReason: CloseReason | undefined;
+  #barrierId = 0;
+  readonly #barriers = new Map<number, () => void>();
   /** Free slot for the owner (the AS pool, the FS) to hang its per-connection state on. */
   owner: unknown;
 
@@ -127,6 +129,27 @@ export class FrameConnection {
     this.send(encodeEventRequest(EventKind.HEARTBEAT, 0, undefined, true));
   }
 
+  /**
+   * Resolves when the peer has answered a ping sent now. TCP keeps order on one connection, so by
+   * then every frame the peer wrote before it saw the ping has been read here. False on timeout or close.
+   */
+  barrier(timeoutMs: number): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    const id = (this.#barrierId = (this.#barrierId % 0x7fffffff) + 1);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.#barriers.delete(id);
+        resolve(false);
+      }, timeoutMs);
+      t.unref();
+      this.#barriers.set(id, () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+      this.send(encodeEventRequest(EventKind.HEARTBEAT, id, undefined, true));
+    });
+  }
+
   /** Closes after writing what is queued. */
   close(reason: CloseReason = 'local', err?: Error): void {
     if (this.#closed) return;
@@ -155,6 +178,13 @@ export class FrameConnection {
     }
     if (frame[OFFSET.eventKind] === EventKind.HEARTBEAT) {
       if ((flags & FLAG_REQUEST) !== 0) this.send(encodeEventResponse(EventKind.HEARTBEAT, requestIdOf(frame), undefined));
+      else if (this.#barriers.size > 0) {
+        const done = this.#barriers.get(requestIdOf(frame));
+        if (done) {
+          this.#barriers.delete(requestIdOf(frame));
+          done();
+        }
+      }
       return;
     }
     this.#opts.onEvent?.(frame, this);
@@ -201,6 +231,8 @@ export class FrameConnection {
     this.#closed = true;
     this.#closeReason = reason;
     this.#queue = [];
+    for (const done of this.#barriers.values()) done();
+    this.#barriers.clear();
     this.#opts.onClose?.(reason, err, this);
   }
 }
