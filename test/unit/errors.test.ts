@@ -47,7 +47,7 @@ const TABLE: [AnyErrorClass, () => SwitchboardError, string, number][] = [
 
 describe('error classes', () => {
   it('the table covers every error class src/protocol/errors.ts exports', () => {
-    const exported = Object.values(protocolErrors).filter(
+    const exported = (Object.values(protocolErrors) as unknown[]).filter(
       (v): v is AnyErrorClass => typeof v === 'function' && v.prototype instanceof SwitchboardError,
     );
     expect(new Set(exported)).toEqual(new Set(TABLE.map(([cls]) => cls)));

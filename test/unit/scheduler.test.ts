@@ -1,0 +1,302 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_LEAST_LOADED,
+  compatibleTiers,
+  cost,
+  createStrategy,
+  isCompatible,
+  leastLoaded,
+  roundRobin,
+  type SchedulingCandidate,
+  type SchedulingContext,
+} from '../../src/application-server/scheduler.js';
+
+/** mulberry32: a tiny seeded PRNG, so every run makes the same choices. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const NOW = 1_000_000;
+
+interface Spec {
+  id: string;
+  poolType?: number;
+  standby?: boolean;
+  inflight?: number;
+  loadScore?: number;
+  /** Age of the last report in ms; undefined means no report ever came. */
+  age?: number;
+  keys?: number[];
+}
+
+function candidate(s: Spec): SchedulingCandidate {
+  const keys = new Set(s.keys ?? [1]);
+  return {
+    id: s.id,
+    poolType: s.poolType ?? 0,
+    standby: s.standby ?? false,
+    inflight: s.inflight ?? 0,
+    loadScore: s.loadScore ?? 0,
+    loadReceivedAt: s.age === undefined ? 0 : NOW - s.age,
+    hasService: (k) => keys.has(k),
+  };
+}
+
+const ctx = (seed = 1): SchedulingContext => ({ now: NOW, random: mulberry32(seed) });
+
+function countPicks(pick: () => SchedulingCandidate | undefined, times: number): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (let i = 0; i < times; i++) {
+    const c = pick();
+    if (c) counts.set(c.id, (counts.get(c.id) ?? 0) + 1);
+  }
+  return counts;
+}
+
+describe('isCompatible', () => {
+  const fs = candidate({ id: 'a', poolType: 3, keys: [101, 102] });
+
+  it('pool type 0 in the request matches an FS of any pool type', () => {
+    expect(isCompatible(fs, 101, 0)).toBe(true);
+    expect(isCompatible(candidate({ id: 'z', poolType: 0, keys: [101] }), 101, 0)).toBe(true);
+  });
+
+  it('any other pool type must match exactly', () => {
+    expect(isCompatible(fs, 101, 3)).toBe(true);
+    expect(isCompatible(fs, 101, 4)).toBe(false);
+    // An FS of pool type 0 is not a wildcard for a request that names a pool type.
+    expect(isCompatible(candidate({ id: 'z', poolType: 0, keys: [101] }), 101, 3)).toBe(false);
+  });
+
+  it('the FS must serve the service key', () => {
+    expect(isCompatible(fs, 999, 0)).toBe(false);
+    expect(isCompatible(fs, 999, 3)).toBe(false);
+  });
+});
+
+describe('compatibleTiers', () => {
+  it('splits compatible candidates into active and standby, in order, dropping the rest', () => {
+    const all = [
+      candidate({ id: 'a1', poolType: 1, keys: [5] }),
+      candidate({ id: 's1', poolType: 1, keys: [5], standby: true }),
+      candidate({ id: 'other-pool', poolType: 2, keys: [5] }),
+      candidate({ id: 'other-key', poolType: 1, keys: [6] }),
+      candidate({ id: 'a2', poolType: 1, keys: [5, 6] }),
+      candidate({ id: 's2', poolType: 1, keys: [5], standby: true }),
+    ];
+    const { active, standby } = compatibleTiers(all, 5, 1);
+    expect(active.map((c) => c.id)).toEqual(['a1', 'a2']);
+    expect(standby.map((c) => c.id)).toEqual(['s1', 's2']);
+    const any = compatibleTiers(all, 5, 0);
+    expect(any.active.map((c) => c.id)).toEqual(['a1', 'other-pool', 'a2']);
+  });
+
+  it('accepts any iterable and returns empty tiers when nothing fits', () => {
+    const set = new Set([candidate({ id: 'a', keys: [1] })]);
+    expect(compatibleTiers(set, 2, 0)).toEqual({ active: [], standby: [] });
+  });
+});
+
+describe('cost', () => {
+  const o = DEFAULT_LEAST_LOADED;
+
+  it('uses a fresh report: (inflight + 1) * (1 + loadWeight * load)', () => {
+    expect(cost(candidate({ id: 'a', loadScore: 0.9, age: 0 }), NOW, o)).toBeCloseTo(1 * (1 + o.loadWeight * 0.9));
+    expect(cost(candidate({ id: 'a', inflight: 4, loadScore: 0.25, age: 100 }), NOW, o)).toBeCloseTo(5 * (1 + o.loadWeight * 0.25));
+  });
+
+  it('a report exactly staleAfterMs old still counts', () => {
+    const c = candidate({ id: 'a', loadScore: 0.9, age: o.staleAfterMs });
+    expect(cost(c, NOW, o)).toBeCloseTo(1 + o.loadWeight * 0.9);
+  });
+
+  it('ignores a report older than staleAfterMs and uses unknownLoad', () => {
+    const unknown = 1 + o.loadWeight * o.unknownLoad;
+    expect(cost(candidate({ id: 'a', loadScore: 0.9, age: o.staleAfterMs + 1 }), NOW, o)).toBeCloseTo(unknown);
+    expect(cost(candidate({ id: 'a', loadScore: 0.0, age: 60_000 }), NOW, o)).toBeCloseTo(unknown);
+  });
+
+  it('uses unknownLoad when no report ever came', () => {
+    expect(cost(candidate({ id: 'a', loadScore: 0.1 }), NOW, o)).toBeCloseTo(1 + o.loadWeight * o.unknownLoad);
+  });
+
+  it('honours custom options', () => {
+    const custom = { staleAfterMs: 10, loadWeight: 1, unknownLoad: 1 };
+    expect(cost(candidate({ id: 'a', loadScore: 0.5, age: 11 }), NOW, custom)).toBeCloseTo(2);
+    expect(cost(candidate({ id: 'a', loadScore: 0.5, age: 10 }), NOW, custom)).toBeCloseTo(1.5);
+  });
+});
+
+describe('leastLoaded (power of two choices)', () => {
+  it('returns undefined for no candidates and the only one for a single candidate', () => {
+    const s = leastLoaded();
+    expect(s.pick([], ctx())).toBeUndefined();
+    const only = candidate({ id: 'only', loadScore: 1, age: 0, inflight: 100 });
+    expect(s.pick([only], ctx())).toBe(only);
+  });
+
+  it('with two candidates always picks the cheaper, whatever their order', () => {
+    const s = leastLoaded();
+    const cheap = candidate({ id: 'cheap', loadScore: 0.2, age: 0 });
+    const dear = candidate({ id: 'dear', loadScore: 0.7, age: 0 });
+    const c = ctx(7);
+    for (let i = 0; i < 1000; i++) {
+      expect(s.pick([cheap, dear], c)).toBe(cheap);
+      expect(s.pick([dear, cheap], c)).toBe(cheap);
+    }
+  });
+
+  it('sends clearly fewer picks to a loaded FS among three', () => {
+    const s = leastLoaded();
+    const cands = [
+      candidate({ id: 'idle-1', loadScore: 0.1, age: 100 }),
+      candidate({ id: 'loaded', loadScore: 0.9, age: 100 }),
+      candidate({ id: 'idle-2', loadScore: 0.1, age: 100 }),
+    ];
+    const c = ctx(42);
+    const counts = countPicks(() => s.pick(cands, c), 10_000);
+    const loaded = counts.get('loaded') ?? 0;
+    const idle1 = counts.get('idle-1') ?? 0;
+    const idle2 = counts.get('idle-2') ?? 0;
+    expect(loaded + idle1 + idle2).toBe(10_000);
+    expect(loaded).toBeLessThan(idle1 / 3);
+    expect(loaded).toBeLessThan(idle2 / 3);
+    // Both idle ones share the traffic rather than one global minimum taking it all.
+    expect(Math.min(idle1, idle2)).toBeGreaterThan(10_000 * 0.3);
+  });
+
+  it('a candidate with many requests in flight loses to an idle one with the same load', () => {
+    const s = leastLoaded();
+    const busy = candidate({ id: 'busy', inflight: 20, loadScore: 0.1, age: 0 });
+    const idle = candidate({ id: 'idle', inflight: 0, loadScore: 0.1, age: 0 });
+    const c = ctx(3);
+    for (let i = 0; i < 200; i++) expect(s.pick([busy, idle], c)).toBe(idle);
+  });
+
+  it('in-flight count outweighs a stale low report (never schedule on stale reports alone)', () => {
+    const s = leastLoaded();
+    // Claims to be idle, but the report is stale and the AS already has 10 requests on it.
+    const liar = candidate({ id: 'liar', inflight: 10, loadScore: 0, age: 60_000 });
+    const honest = candidate({ id: 'honest', inflight: 1, loadScore: 0.5, age: 0 });
+    expect(s.pick([liar, honest], ctx())).toBe(honest);
+  });
+
+  it('treats a stale report on a loaded FS as unknown load', () => {
+    const s = leastLoaded();
+    const c = ctx(5);
+    const medium = candidate({ id: 'medium', loadScore: 0.6, age: 0 }); // cost 1 + 4*0.6 = 3.4
+    const freshLoaded = candidate({ id: 'loaded', loadScore: 0.9, age: 0 }); // cost 4.6
+    const staleLoaded = candidate({ id: 'loaded', loadScore: 0.9, age: DEFAULT_LEAST_LOADED.staleAfterMs + 1 }); // cost 3 (unknown 0.5)
+    expect(s.pick([freshLoaded, medium], c)).toBe(medium);
+    expect(s.pick([staleLoaded, medium], c)).toBe(staleLoaded);
+    // And a stale "idle" report does not win against a fresh modest one.
+    const staleIdle = candidate({ id: 'stale-idle', loadScore: 0, age: 10_000 }); // cost 3
+    const fresh = candidate({ id: 'fresh', loadScore: 0.3, age: 0 }); // cost 2.2
+    expect(s.pick([staleIdle, fresh], c)).toBe(fresh);
+  });
+
+  it('honours staleAfterMs given in its options', () => {
+    const s = leastLoaded({ staleAfterMs: 100 });
+    const oldLoaded = candidate({ id: 'old', loadScore: 0.9, age: 101 }); // unknown: 3
+    const medium = candidate({ id: 'medium', loadScore: 0.6, age: 0 }); // 3.4
+    expect(s.pick([oldLoaded, medium], ctx())).toBe(oldLoaded);
+  });
+
+  it('always compares two distinct candidates', () => {
+    /** Candidates that log which of them the strategy reads, to see the pair it compared. */
+    const read: string[] = [];
+    const spy = (id: string): SchedulingCandidate => {
+      const base = candidate({ id, loadScore: 0.5, age: 0 });
+      return {
+        ...base,
+        get inflight() {
+          read.push(id);
+          return 0;
+        },
+      };
+    };
+    const edgeRandoms = [0, 0.5, 0.999999999];
+    for (let n = 2; n <= 6; n++) {
+      const cands = Array.from({ length: n }, (_, k) => spy(`c${k}`));
+      const seeded = mulberry32(n);
+      const sources: (() => number)[] = [seeded];
+      for (const a of edgeRandoms) for (const b of edgeRandoms) {
+        let flip = false;
+        sources.push(() => ((flip = !flip) ? a : b));
+      }
+      for (const random of sources) {
+        const s = leastLoaded();
+        const rounds = random === seeded ? 500 : 1;
+        for (let r = 0; r < rounds; r++) {
+          read.length = 0;
+          const picked = s.pick(cands, { now: NOW, random });
+          expect(read).toHaveLength(2);
+          expect(read[0], `n=${n}`).not.toBe(read[1]);
+          expect(read).toContain(picked!.id);
+        }
+      }
+    }
+  });
+
+  it('reaches every candidate over many picks when all cost the same', () => {
+    const s = leastLoaded();
+    const cands = Array.from({ length: 5 }, (_, k) => candidate({ id: `c${k}`, loadScore: 0.2, age: 0 }));
+    const c = ctx(11);
+    const counts = countPicks(() => s.pick(cands, c), 5000);
+    expect(counts.size).toBe(5);
+    for (const n of counts.values()) expect(n).toBeGreaterThan(500);
+  });
+});
+
+describe('roundRobin', () => {
+  it('cycles through the candidates evenly, ignoring load', () => {
+    const s = roundRobin();
+    const cands = [
+      candidate({ id: 'a', loadScore: 1, age: 0, inflight: 50 }),
+      candidate({ id: 'b' }),
+      candidate({ id: 'c' }),
+    ];
+    const seq = Array.from({ length: 9 }, () => s.pick(cands, ctx())!.id);
+    for (let i = 0; i < 9; i += 3) expect(new Set(seq.slice(i, i + 3))).toEqual(new Set(['a', 'b', 'c']));
+    expect(seq.slice(3)).toEqual([...seq.slice(0, 3), ...seq.slice(0, 3)]);
+    const counts = countPicks(() => s.pick(cands, ctx()), 3000);
+    expect([...counts.values()]).toEqual([1000, 1000, 1000]);
+  });
+
+  it('returns undefined for no candidates, the only one for one', () => {
+    const s = roundRobin();
+    expect(s.pick([], ctx())).toBeUndefined();
+    const only = candidate({ id: 'only' });
+    expect(s.pick([only], ctx())).toBe(only);
+    expect(s.pick([only], ctx())).toBe(only);
+  });
+});
+
+describe('createStrategy', () => {
+  it('builds a strategy by name', () => {
+    expect(createStrategy('least-loaded').name).toBe('least-loaded');
+    expect(createStrategy('round-robin').name).toBe('round-robin');
+  });
+
+  it('passes options to least-loaded', () => {
+    const s = createStrategy('least-loaded', { staleAfterMs: 100 });
+    const oldLoaded = candidate({ id: 'old', loadScore: 0.9, age: 101 });
+    const medium = candidate({ id: 'medium', loadScore: 0.6, age: 0 });
+    expect(s.pick([oldLoaded, medium], ctx())).toBe(oldLoaded);
+    expect(createStrategy('least-loaded').pick([oldLoaded, medium], ctx())).toBe(medium);
+  });
+
+  it('gives each call its own round-robin cursor', () => {
+    const cands = [candidate({ id: 'a' }), candidate({ id: 'b' })];
+    const one = createStrategy('round-robin');
+    const two = createStrategy('round-robin');
+    expect(one.pick(cands, ctx())).toBe(two.pick(cands, ctx()));
+  });
+});
