@@ -1,0 +1,36 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { AdminServer, ApplicationServer, FunctionServer, silentLogger } from '../../src/index.js';
+import { EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
+
+const stops: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const s of stops.splice(0).reverse()) await s();
+});
+
+describe('admin surface', () => {
+  it('serves /healthz and /functionservers as JSON, refuses writes and unknown paths', async () => {
+    const as = new ApplicationServer();
+    const { controlPort } = await as.start();
+    stops.push(() => as.stop());
+    const admin = new AdminServer(as, silentLogger);
+    const port = await admin.listen(0, '127.0.0.1');
+    stops.push(() => admin.close());
+    const available = new Promise<void>((r) => as.on('fs-state', (i) => i.state === 'available' && r()));
+    const fs = new FunctionServer({ name: 'fs-admin', plugins: [EchoPlugin], applicationServer: { host: '127.0.0.1', port: controlPort } });
+    await fs.start();
+    stops.push(() => fs.stop());
+    await available;
+
+    const base = `http://127.0.0.1:${port}`;
+    const health = await fetch(`${base}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ ok: true, functionServers: 1 });
+
+    const list = (await (await fetch(`${base}/functionservers`)).json()) as { name: string; state: string; serviceKeys: number[] }[];
+    expect(list).toHaveLength(1);
+    expect(list[0]).toMatchObject({ name: 'fs-admin', state: 'available', serviceKeys: [1, 2] });
+
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+    expect((await fetch(`${base}/functionservers`, { method: 'POST' })).status).toBe(405);
+  });
+});
