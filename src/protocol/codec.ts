@@ -1,4 +1,4 @@
-import { Packr } from 'msgpackr';
+import { C1, Packr } from 'msgpackr';
 import { BodyDecodeError } from './errors.js';
 import {
   FLAG_EVENT,
@@ -26,11 +26,31 @@ export function decodeBody(frame: Buffer): unknown {
   const body = bodyOf(frame);
   if (body.length === 0) return undefined;
   if (serializationOf(frame) === Serialization.RAW) return body;
+  let value: unknown;
   try {
-    return packr.unpack(body);
+    value = packr.unpack(body);
   } catch (err) {
     throw new BodyDecodeError(err);
   }
+  // msgpackr yields a placeholder for the never-used byte 0xc1 instead of failing; the byte may
+  // also sit inside strings legitimately, so walk the value only when it appears at all.
+  if (body.indexOf(0xc1) !== -1 && containsC1(value)) throw new BodyDecodeError(new Error('0xc1 is not a msgpack type'));
+  return value;
+}
+
+function containsC1(root: unknown): boolean {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === C1) return true;
+    if (v === null || typeof v !== 'object' || Buffer.isBuffer(v) || ArrayBuffer.isView(v)) continue;
+    if (v instanceof Map) {
+      for (const [k, x] of v) stack.push(k, x);
+    } else {
+      for (const x of Object.values(v as object)) stack.push(x);
+    }
+  }
+  return false;
 }
 
 export interface FrameFields {

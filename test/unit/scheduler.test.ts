@@ -227,9 +227,11 @@ describe('leastLoaded (power of two choices)', () => {
       const cands = Array.from({ length: n }, (_, k) => spy(`c${k}`));
       const seeded = mulberry32(n);
       const sources: (() => number)[] = [seeded];
-      for (const a of edgeRandoms) for (const b of edgeRandoms) {
-        let flip = false;
-        sources.push(() => ((flip = !flip) ? a : b));
+      for (const a of edgeRandoms) {
+        for (const b of edgeRandoms) {
+          let calls = 0;
+          sources.push(() => (calls++ % 2 === 0 ? a : b));
+        }
       }
       for (const random of sources) {
         const s = leastLoaded();

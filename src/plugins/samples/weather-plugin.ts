@@ -40,8 +40,8 @@ export class WeatherPlugin {
     if (!Number.isInteger(days) || days < 1 || days > MAX_DAYS) {
       throw new PluginError('BAD_DAYS', `body.days must be an integer from 1 to ${MAX_DAYS}`);
     }
-    const from = body.from === undefined ? new Date() : new Date(`${body.from}T00:00:00Z`);
-    if (Number.isNaN(from.getTime())) throw new PluginError('BAD_DATE', 'body.from must be a date such as 2026-11-23');
+    const from = body.from === undefined ? new Date() : parseDay(body.from);
+    if (from === undefined) throw new PluginError('BAD_DATE', 'body.from must be a real calendar date written YYYY-MM-DD, such as 2026-11-23');
     return { city: city.name, country: city.country, days: this.model.forecast(city, from, days) };
   }
 
@@ -49,4 +49,11 @@ export class WeatherPlugin {
   cities(): { name: string; country: string; lat: number; lon: number }[] {
     return this.catalog.all().map(({ name, country, lat, lon }) => ({ name, country, lat, lon }));
   }
+}
+
+/** A YYYY-MM-DD date that exists (Date alone would roll 2026-02-30 over into March). */
+function parseDay(text: unknown): Date | undefined {
+  if (typeof text !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(text)) return undefined;
+  const d = new Date(`${text}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === text ? d : undefined;
 }
