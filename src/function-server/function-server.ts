@@ -12,6 +12,7 @@ import {
   encodeEventResponse,
   eventKindOf,
   isRequest,
+  isTwoWay,
   requestIdOf,
   type Hello,
 } from '../protocol/index.js';
@@ -237,15 +238,17 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
 
   #onEvent(frame: Buffer, conn: FrameConnection): void {
     if (!isRequest(frame)) return;
-    if (eventKindOf(frame) === EventKind.DESCRIBE) {
-      conn.send(
-        encodeEventResponse(EventKind.DESCRIBE, requestIdOf(frame), {
-          name: this.name,
-          poolType: this.#o.poolType,
-          standby: this.#o.standby,
-          services: this.table.descriptors(),
-        }),
-      );
+    if (eventKindOf(frame) !== EventKind.DESCRIBE) {
+      if (isTwoWay(frame)) conn.rejectEvent(frame);
+      return;
     }
+    conn.send(
+      encodeEventResponse(EventKind.DESCRIBE, requestIdOf(frame), {
+        name: this.name,
+        poolType: this.#o.poolType,
+        standby: this.#o.standby,
+        services: this.table.descriptors(),
+      }),
+    );
   }
 }

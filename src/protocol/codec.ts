@@ -25,7 +25,11 @@ export function encodeBody(value: unknown): Buffer {
 export function decodeBody(frame: Buffer): unknown {
   const body = bodyOf(frame);
   if (body.length === 0) return undefined;
-  if (serializationOf(frame) === Serialization.RAW) return body;
+  const serialization = serializationOf(frame);
+  if (serialization === Serialization.RAW) return body;
+  if (serialization !== Serialization.MSGPACK) {
+    throw new BodyDecodeError(undefined, `serialization id ${serialization} is not supported; send 0 (raw) or 1 (msgpack)`);
+  }
   let value: unknown;
   try {
     value = packr.unpack(body);

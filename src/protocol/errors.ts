@@ -50,36 +50,35 @@ export class FrameTooLargeError extends SwitchboardError {
 }
 
 export class BodyDecodeError extends SwitchboardError {
-  constructor(cause: unknown) {
-    super('SB_ERR_BAD_BODY', 'request body is not valid msgpack; encode it with a msgpack library', Status.BAD_REQUEST, {
-      cause,
-    });
+  constructor(cause: unknown, message = 'request body is not valid msgpack; encode it with a msgpack library') {
+    super('SB_ERR_BAD_BODY', message, Status.BAD_REQUEST, { cause });
   }
 }
 
 // ── Status errors: one request fails, its connection carries on. ──
 
 export class BadRequestError extends SwitchboardError {
-  constructor(message = 'the request is malformed') {
-    super('SB_ERR_BAD_REQUEST', message, Status.BAD_REQUEST);
+  /** `code` may name a narrower cause that travelled on the wire (e.g. SB_ERR_BAD_BODY under BAD_REQUEST). */
+  constructor(message = 'the request is malformed', code = 'SB_ERR_BAD_REQUEST') {
+    super(code, message, Status.BAD_REQUEST);
   }
 }
 
 export class ServiceNotFoundError extends SwitchboardError {
-  constructor(message = 'no function server serves this service key') {
-    super('SB_ERR_SERVICE_NOT_FOUND', message, Status.SERVICE_NOT_FOUND);
+  constructor(message = 'no function server serves this service key', code = 'SB_ERR_SERVICE_NOT_FOUND') {
+    super(code, message, Status.SERVICE_NOT_FOUND);
   }
 }
 
 export class UnavailableError extends SwitchboardError {
-  constructor(message = 'every function server for this service key is unavailable; retry later') {
-    super('SB_ERR_UNAVAILABLE', message, Status.UNAVAILABLE);
+  constructor(message = 'every function server for this service key is unavailable; retry later', code = 'SB_ERR_UNAVAILABLE') {
+    super(code, message, Status.UNAVAILABLE);
   }
 }
 
 export class DeadlineExceededError extends SwitchboardError {
-  constructor(message = 'the request deadline passed before an answer came; raise timeoutMs or look for a slow plugin') {
-    super('SB_ERR_TIMEOUT', message, Status.TIMEOUT);
+  constructor(message = 'the request deadline passed before an answer came; raise timeoutMs or look for a slow plugin', code = 'SB_ERR_TIMEOUT') {
+    super(code, message, Status.TIMEOUT);
   }
 }
 
@@ -93,20 +92,20 @@ export class ServiceFailedError extends SwitchboardError {
 }
 
 export class ServerError extends SwitchboardError {
-  constructor(message = 'the server failed while handling the request; see its log') {
-    super('SB_ERR_SERVER', message, Status.SERVER_ERROR);
+  constructor(message = 'the server failed while handling the request; see its log', code = 'SB_ERR_SERVER') {
+    super(code, message, Status.SERVER_ERROR);
   }
 }
 
 export class ChannelClosedError extends SwitchboardError {
-  constructor(message = 'the connection closed before the answer came; the request may or may not have run') {
-    super('SB_ERR_CHANNEL_CLOSED', message, Status.CHANNEL_CLOSED);
+  constructor(message = 'the connection closed before the answer came; the request may or may not have run', code = 'SB_ERR_CHANNEL_CLOSED') {
+    super(code, message, Status.CHANNEL_CLOSED);
   }
 }
 
 export class OverloadedError extends SwitchboardError {
-  constructor(message = 'too many requests in flight; back off and retry') {
-    super('SB_ERR_OVERLOADED', message, Status.OVERLOADED);
+  constructor(message = 'too many requests in flight; back off and retry', code = 'SB_ERR_OVERLOADED') {
+    super(code, message, Status.OVERLOADED);
   }
 }
 
@@ -124,15 +123,15 @@ export class ConnectError extends SwitchboardError {
   }
 }
 
-const BY_STATUS: Record<number, (message: string, code?: string) => SwitchboardError> = {
-  [Status.BAD_REQUEST]: (m) => new BadRequestError(m),
-  [Status.SERVICE_NOT_FOUND]: (m) => new ServiceNotFoundError(m),
-  [Status.UNAVAILABLE]: (m) => new UnavailableError(m),
-  [Status.TIMEOUT]: (m) => new DeadlineExceededError(m),
+const BY_STATUS: Record<number, (message: string, code: string | undefined) => SwitchboardError> = {
+  [Status.BAD_REQUEST]: (m, c) => new BadRequestError(m, c),
+  [Status.SERVICE_NOT_FOUND]: (m, c) => new ServiceNotFoundError(m, c),
+  [Status.UNAVAILABLE]: (m, c) => new UnavailableError(m, c),
+  [Status.TIMEOUT]: (m, c) => new DeadlineExceededError(m, c),
   [Status.SERVICE_ERROR]: (m, c) => new ServiceFailedError(m, c),
-  [Status.SERVER_ERROR]: (m) => new ServerError(m),
-  [Status.CHANNEL_CLOSED]: (m) => new ChannelClosedError(m),
-  [Status.OVERLOADED]: (m) => new OverloadedError(m),
+  [Status.SERVER_ERROR]: (m, c) => new ServerError(m, c),
+  [Status.CHANNEL_CLOSED]: (m, c) => new ChannelClosedError(m, c),
+  [Status.OVERLOADED]: (m, c) => new OverloadedError(m, c),
 };
 
 /** Turns a non-OK response (status plus its error body) back into the matching error class. */
@@ -140,7 +139,11 @@ export function errorFromStatus(status: number, body: { code?: unknown; message?
   const message = typeof body?.message === 'string' ? body.message : statusName(status);
   const code = typeof body?.code === 'string' ? body.code : undefined;
   const make = BY_STATUS[status];
-  return make ? make(message, code) : new SwitchboardError('SB_ERR_UNKNOWN_STATUS', `${statusName(status)}: ${message}`, status);
+  if (!make) return new SwitchboardError('SB_ERR_UNKNOWN_STATUS', `${statusName(status)}: ${message}`, status);
+  // Keep a Switchboard code from the wire (SB_ERR_BAD_BODY, SB_ERR_BAD_MAGIC...); a plugin's own
+  // code travels only under SERVICE_ERROR, as serviceCode.
+  if (status === Status.SERVICE_ERROR) return make(message, code);
+  return make(message, code !== undefined && code.startsWith('SB_ERR_') ? code : undefined);
 }
 
 /** Every stable error code this module can raise; docs/errors.md must list each one. */

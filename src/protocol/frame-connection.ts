@@ -2,7 +2,8 @@ import type { Socket } from 'node:net';
 import { encodeErrorResponse, encodeEventRequest, encodeEventResponse } from './codec.js';
 import type { SwitchboardError } from './errors.js';
 import { EventKind } from './events.js';
-import { FLAG_EVENT, FLAG_REQUEST, OFFSET, requestIdOf } from './header.js';
+import { FLAG_EVENT, FLAG_REQUEST, FLAG_TWO_WAY, OFFSET, requestIdOf } from './header.js';
+import { Status } from './status.js';
 import { FrameParser } from './frame-parser.js';
 
 export type CloseReason =
@@ -43,6 +44,7 @@ export class FrameConnection {
   #queue: Buffer[] = [];
   #flushScheduled = false;
   #blocked = false;
+  #paused = false;
   #closed = false;
   #readSeen = false;
   #wroteSeen = false;
@@ -116,11 +118,14 @@ export class FrameConnection {
     if (!this.socket.write(data)) this.#blocked = true;
   }
 
+  /** Stops reading. Silence while paused is ours, not the peer's: it does not count toward "dead". */
   pauseReading(): void {
+    this.#paused = true;
     this.socket.pause();
   }
 
   resumeReading(): void {
+    this.#paused = false;
     if (!this.#closed) this.socket.resume();
   }
 
@@ -187,18 +192,27 @@ export class FrameConnection {
       }
       return;
     }
-    this.#opts.onEvent?.(frame, this);
+    if (this.#opts.onEvent) this.#opts.onEvent(frame, this);
+    else if ((flags & (FLAG_REQUEST | FLAG_TWO_WAY)) === (FLAG_REQUEST | FLAG_TWO_WAY)) this.rejectEvent(frame);
+  }
+
+  /** Answers a two-way event this side does not take, so the sender is not left waiting. */
+  rejectEvent(frame: Buffer): void {
+    const kind = frame[OFFSET.eventKind];
+    this.send(
+      encodeEventResponse(kind, requestIdOf(frame), { code: 'SB_ERR_BAD_REQUEST', message: `event kind ${kind} is not accepted on this connection` }, Status.BAD_REQUEST),
+    );
   }
 
   /** Tells the peer why (request id 0, the error's status and code), then closes this connection only. */
   #protocolError(err: SwitchboardError): void {
-    this.#queue = [encodeErrorResponse(0, err.status, err.code, err.message)];
+    this.#queue.push(encodeErrorResponse(0, err.status, err.code, err.message));
     this.close('protocol', err);
   }
 
   #tick(period: number): void {
     if (this.#closed) return;
-    if (this.#readSeen) {
+    if (this.#readSeen || this.#paused) {
       this.#silentPeriods = 0;
     } else {
       this.#silentPeriods++;

@@ -143,3 +143,15 @@ describe('bodies are plain msgpack', () => {
     }
   });
 });
+
+describe('decodeBody and serialization ids', () => {
+  it('refuses a body whose serialization id is neither raw nor msgpack', () => {
+    const frame = encodeFrameRaw({ flags: FLAG_REQUEST | FLAG_TWO_WAY | 7, requestId: 1 }, Buffer.from([0x01]));
+    expect(() => decodeBody(frame)).toThrow(/serialization id 7 is not supported/);
+  });
+
+  it('hands a raw body back as bytes', () => {
+    const frame = encodeFrameRaw({ flags: FLAG_REQUEST | Serialization.RAW, requestId: 1 }, Buffer.from('abc'));
+    expect(Buffer.from(decodeBody(frame) as Buffer).toString()).toBe('abc');
+  });
+});

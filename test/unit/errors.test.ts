@@ -181,3 +181,17 @@ describe('code registry', () => {
     expect(new Set(all).size).toBe(all.length);
   });
 });
+
+describe('errorFromStatus keeps the wire code', () => {
+  it('keeps a Switchboard code that is narrower than its status (SB_ERR_BAD_BODY under BAD_REQUEST)', () => {
+    const e = protocolErrors.errorFromStatus(Status.BAD_REQUEST, { code: 'SB_ERR_BAD_BODY', message: 'bad msgpack' });
+    expect(e).toBeInstanceOf(protocolErrors.BadRequestError);
+    expect(e.code).toBe('SB_ERR_BAD_BODY');
+    expect(e.status).toBe(Status.BAD_REQUEST);
+  });
+
+  it('does not let a foreign code replace a status class code', () => {
+    const e = protocolErrors.errorFromStatus(Status.OVERLOADED, { code: 'MY_OWN', message: 'x' });
+    expect(e.code).toBe('SB_ERR_OVERLOADED');
+  });
+});
