@@ -160,7 +160,9 @@ export class Pool {
     });
     const up = new UpstreamConnection(conn);
     conn.owner = this;
-    socket.once('connect', () => conn.send(encodeEventRequest(EventKind.DESCRIBE, 1, undefined, true)));
+    // DESCRIBE carries our body cap, so the FS refuses an oversize answer itself (one request fails)
+    // instead of sending a frame that would close this shared connection.
+    socket.once('connect', () => conn.send(encodeEventRequest(EventKind.DESCRIBE, 1, { maxBodyBytes: this.#o.maxBodyBytes }, true)));
   }
 
   #onReady(up: UpstreamConnection, frame: Buffer): void {

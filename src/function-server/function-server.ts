@@ -11,6 +11,8 @@ import {
   encodeEventRequest,
   encodeEventResponse,
   eventKindOf,
+  decodeBody,
+  describeRequestSchema,
   isRequest,
   isTwoWay,
   requestIdOf,
@@ -109,6 +111,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       logger: this.#o.logger,
       maxInflight: this.#o.maxInflight,
       defaultTimeoutMs: this.#o.defaultTimeoutMs,
+      maxBodyBytes: this.#o.maxBodyBytes,
     });
     this.#server = createServer((socket) => this.#accept(socket));
   }
@@ -242,6 +245,14 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       if (isTwoWay(frame)) conn.rejectEvent(frame);
       return;
     }
+    let asked: unknown;
+    try {
+      asked = decodeBody(frame);
+    } catch {
+      asked = undefined;
+    }
+    const d = describeRequestSchema.safeParse(asked ?? {});
+    if (d.success && d.data.maxBodyBytes !== undefined) conn.peerMaxBodyBytes = d.data.maxBodyBytes;
     conn.send(
       encodeEventResponse(EventKind.DESCRIBE, requestIdOf(frame), {
         name: this.name,

@@ -1,5 +1,6 @@
 import {
   BodyDecodeError,
+  HEADER_SIZE,
   Status,
   SwitchboardError,
   budgetOf,
@@ -22,6 +23,8 @@ export interface RequestHandlerOptions {
   maxInflight: number;
   /** Deadline for a request that names none and whose service sets none; 0 means none. */
   defaultTimeoutMs: number;
+  /** Largest answer body; the peer's own announced cap may be smaller. */
+  maxBodyBytes: number;
 }
 
 interface Thenable {
@@ -87,7 +90,7 @@ export class RequestHandler {
       return;
     }
     if (!isThenable(result)) {
-      if (twoWay) conn.send(this.#success(id, key, entry, result));
+      if (twoWay) conn.send(this.#success(id, key, entry, result, conn));
       return;
     }
     this.#track(result, id, key, entry, twoWay ? conn : undefined, limit);
@@ -112,14 +115,24 @@ export class RequestHandler {
       timer.unref();
     }
     result.then(
-      (v) => settle(() => this.#success(id, key, entry, v)),
+      (v) => settle(() => this.#success(id, key, entry, v, conn as FrameConnection)),
       (e) => settle(() => this.#failure(id, key, entry, e)),
     );
   }
 
-  #success(id: number, key: number, entry: ServiceEntry, value: unknown): Buffer {
+  #success(id: number, key: number, entry: ServiceEntry, value: unknown, conn: FrameConnection): Buffer {
     try {
-      return encodeResponse(id, Status.OK, value, key);
+      const frame = encodeResponse(id, Status.OK, value, key);
+      const cap = Math.min(this.#opts.maxBodyBytes, conn.peerMaxBodyBytes);
+      if (frame.length - HEADER_SIZE <= cap) return frame;
+      this.#opts.logger.warn({ serviceKey: key, plugin: entry.pluginName, bytes: frame.length - HEADER_SIZE, cap }, 'answer exceeds the body cap');
+      return encodeErrorResponse(
+        id,
+        Status.SERVER_ERROR,
+        'SB_ERR_FRAME_TOO_LARGE',
+        `the answer of service ${key} is ${frame.length - HEADER_SIZE} bytes, over the ${cap}-byte cap; ask for less or raise maxBodyBytes on the AS and the client`,
+        key,
+      );
     } catch (err) {
       this.#opts.logger.error({ err, serviceKey: key, plugin: entry.pluginName }, 'service result cannot be encoded as msgpack');
       return encodeErrorResponse(id, Status.SERVER_ERROR, 'SB_ERR_SERVER', `service ${key} returned a value msgpack cannot encode`, key);

@@ -56,6 +56,11 @@ export const loadSchema = z.object({
 });
 export type LoadReport = z.infer<typeof loadSchema>;
 
+/** AS → FS: what the AS accepts on this connection. */
+export const describeRequestSchema = z.object({
+  maxBodyBytes: z.number().int().positive().optional(),
+});
+
 export const describeReplySchema = z.object({
   name: z.string().min(1),
   poolType: z.number().int().min(0).max(0xffff),

@@ -54,6 +54,8 @@ export class FrameConnection {
   #closeReason: CloseReason | undefined;
   #barrierId = 0;
   readonly #barriers = new Map<number, () => void>();
+  /** The largest body the peer said it accepts (DESCRIBE); senders check answers against it. */
+  peerMaxBodyBytes = Number.POSITIVE_INFINITY;
   /** Free slot for the owner (the AS pool, the FS) to hang its per-connection state on. */
   owner: unknown;
 

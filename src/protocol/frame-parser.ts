@@ -49,6 +49,7 @@ export class FrameParser {
     while (off < len && !this.#failed) {
       const remaining = len - off;
       if (remaining < HEADER_SIZE) {
+        if (!this.#checkPrefix(chunk, off, remaining)) return;
         chunk.copy(this.#headerScratch, 0, off, len);
         this.#partial = this.#headerScratch;
         this.#have = remaining;
@@ -79,7 +80,10 @@ export class FrameParser {
       chunk.copy(partial, this.#have, 0, take);
       this.#have += take;
       off = take;
-      if (this.#have < HEADER_SIZE) return -1;
+      if (this.#have < HEADER_SIZE) {
+        this.#checkPrefix(partial, 0, this.#have);
+        return -1;
+      }
       const total = this.#checkHeader(partial, 0);
       if (total < 0) return -1;
       const full = Buffer.allocUnsafe(total);
@@ -97,6 +101,21 @@ export class FrameParser {
     this.#have = 0;
     this.#onFrame(partial);
     return this.#failed ? -1 : off;
+  }
+
+  /**
+   * Checks what a partial header already shows (magic from 2 bytes, version from 3), so a short
+   * foreign request such as an 18-byte HTTP GET is refused at once instead of waiting for 24 bytes.
+   */
+  #checkPrefix(buf: Buffer, off: number, n: number): boolean {
+    if (n >= 2) {
+      const magic = buf.readUInt16BE(off);
+      if (magic !== MAGIC) return this.#fail(new BadMagicError(magic)) > 0;
+    } else if (n === 1 && buf[off] !== MAGIC >> 8) {
+      return this.#fail(new BadMagicError(buf[off] << 8)) > 0;
+    }
+    if (n >= 3 && buf[off + OFFSET.version] !== VERSION) return this.#fail(new BadVersionError(buf[off + OFFSET.version], VERSION)) > 0;
+    return true;
   }
 
   /** Validates the header at `off`; returns the whole frame's length, or -1 after reporting an error. */

@@ -148,14 +148,31 @@ describe('FrameParser: errors', () => {
     expect(parser.failed).toBe(true);
   });
 
-  it('rejects a bad magic that arrives split across chunks', () => {
+  it('rejects a bad magic as soon as its first byte arrives, not when the header is whole', () => {
     const { parser, frames, errors } = collect();
     const bad = withHeaderPatch(frameA, (f) => (f[0] = 0x00));
-    parser.push(bad.subarray(0, 3));
-    expect(errors).toHaveLength(0); // not decidable until the header is whole
-    parser.push(bad.subarray(3));
+    parser.push(bad.subarray(0, 1));
     expect(errors.map((e) => e.code)).toEqual(['SB_ERR_BAD_MAGIC']);
+    parser.push(bad.subarray(1));
+    expect(errors).toHaveLength(1);
     expect(frames).toHaveLength(0);
+  });
+
+  it('rejects a bad second magic byte and a bad version from a partial header, across chunks', () => {
+    const a = collect();
+    const badMagic = withHeaderPatch(frameA, (f) => (f[1] = 0x00));
+    a.parser.push(badMagic.subarray(0, 1));
+    expect(a.errors).toHaveLength(0); // 0x53 is a valid first byte
+    a.parser.push(badMagic.subarray(1, 2));
+    expect(a.errors.map((e) => e.code)).toEqual(['SB_ERR_BAD_MAGIC']);
+
+    const b = collect();
+    const badVersion = withHeaderPatch(frameA, (f) => (f[2] = 9));
+    b.parser.push(badVersion.subarray(0, 2));
+    expect(b.errors).toHaveLength(0);
+    b.parser.push(badVersion.subarray(2, 3));
+    expect(b.errors.map((e) => e.code)).toEqual(['SB_ERR_BAD_VERSION']);
+    expect(b.frames).toHaveLength(0);
   });
 
   it('rejects a bad version with BadVersionError', () => {
