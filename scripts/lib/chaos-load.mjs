@@ -1,0 +1,117 @@
+// The chaos scenario's load: a bounded number of calls in flight, paced to a bounded rate, mixing
+// an idempotent service (echo, key 1) and a non-idempotent one (delayed echo, key 2). Every call is
+// tracked from sent to answered, and every answer is checked against what was sent.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isDeepStrictEqual } from 'node:util';
+import { statusName } from '../../dist/protocol/index.js';
+import { now } from './chaos-roles.mjs';
+
+export const ECHO = 1;
+export const ECHO_DELAYED = 2;
+
+/** What the client's own sweeper says when the AS never answered (deadline plus grace passed). */
+const CLIENT_GAVE_UP = /no answer from the application server/;
+const CLIENT_CONN_LOST = /connection to the application server closed/;
+
+export class Tally {
+  sent = 0;
+  ok = 0;
+  /** Answers that came back OK but not equal to what was sent. */
+  wrong = [];
+  /** outcome name → { 1: count, 2: count, first: t, last: t } */
+  failures = new Map();
+  /** Calls the client itself gave up on (its deadline plus grace): the AS never answered them. */
+  clientGaveUp = [];
+  /** Calls still unsettled when the wait after the load ended ran out. */
+  unsettled = [];
+  /** Latencies of OK answers, ms. */
+  latencies = [];
+  /** Calls in flight: seq → { key, sentAt }. */
+  outstanding = new Map();
+
+  fail(outcome, key, t) {
+    let f = this.failures.get(outcome);
+    if (!f) this.failures.set(outcome, (f = { 1: 0, 2: 0, first: t, last: t }));
+    f[key]++;
+    f.last = t;
+  }
+
+  failedOfKey(key) {
+    let n = 0;
+    for (const f of this.failures.values()) n += f[key];
+    return n;
+  }
+
+  get neverAnswered() {
+    return this.unsettled.length + this.clientGaveUp.length;
+  }
+
+  get idempotentFailures() {
+    return this.failedOfKey(ECHO) + this.unsettled.filter((c) => c.key === ECHO).length;
+  }
+}
+
+/** The name a failure is counted under: the AS's status, or what went wrong on this side. */
+function outcomeOf(err, client) {
+  if (err?.code === 'SB_ERR_TIMEOUT' && CLIENT_GAVE_UP.test(err.message)) return 'CLIENT_GAVE_UP';
+  if (err?.code === 'SB_ERR_CHANNEL_CLOSED' && client.closed && CLIENT_CONN_LOST.test(err.message)) return 'CLIENT_CONNECTION_LOST';
+  if (typeof err?.status === 'number') return statusName(err.status);
+  return `LOCAL_ERROR (${err?.message ?? err})`;
+}
+
+/**
+ * Runs `concurrency` workers until `endAt` (a now() time); each issues one call at a time, no more
+ * often than `concurrency / rate` seconds apart. Resolves when every worker has stopped issuing;
+ * calls may still be outstanding (see settle()).
+ */
+export function startLoad(client, { concurrency, rate, deadlineMs, endAt, t0 }, tally = new Tally()) {
+  const interval = (concurrency / rate) * 1000;
+  let seq = 0;
+  const oneCall = async () => {
+    const id = ++seq;
+    const key = Math.random() < 0.5 ? ECHO : ECHO_DELAYED;
+    const body = key === ECHO ? { n: id, s: 'chaos' } : { ms: 5 + Math.floor(Math.random() * 16), value: id };
+    const expected = key === ECHO ? body : id;
+    const sentAt = now();
+    tally.sent++;
+    tally.outstanding.set(id, { key, sentAt });
+    try {
+      const got = await client.call(key, body, { timeoutMs: deadlineMs });
+      if (isDeepStrictEqual(got, expected)) {
+        tally.ok++;
+        tally.latencies.push(now() - sentAt);
+      } else if (tally.wrong.length < 1000) {
+        tally.wrong.push({ id, key, expected, got });
+      }
+    } catch (err) {
+      const outcome = outcomeOf(err, client);
+      if (outcome === 'CLIENT_GAVE_UP') tally.clientGaveUp.push({ id, key, sentAt: sentAt - t0 });
+      else tally.fail(outcome, key, now() - t0);
+    } finally {
+      tally.outstanding.delete(id);
+    }
+  };
+  const worker = async () => {
+    while (now() < endAt && !client.closed) {
+      const start = now();
+      await oneCall();
+      const wait = interval - (now() - start);
+      if (wait > 1) await sleep(wait);
+    }
+  };
+  // Stagger the workers over one interval so that the load is steady from the start.
+  const workers = Array.from({ length: concurrency }, (_, i) => sleep((interval * i) / concurrency).then(worker));
+  return { tally, done: Promise.all(workers) };
+}
+
+/** Waits for outstanding calls to settle, at most `timeoutMs`; what is left is "never answered". */
+export async function settle(tally, timeoutMs, t0) {
+  const end = now() + timeoutMs;
+  while (tally.outstanding.size > 0 && now() < end) await sleep(20);
+  for (const [id, c] of tally.outstanding) tally.unsettled.push({ id, key: c.key, sentAt: c.sentAt - t0 });
+}
+
+export function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
