@@ -102,7 +102,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
         heartbeatMs,
         readTimeoutMs: Math.max(1000, heartbeatMs * 3),
         maxConnections: opts.maxConnections ?? 10_000,
-        maxInflightPerClient: opts.maxInflightPerClient ?? 10_000,
+        maxInflightPerClient: opts.maxInflightPerClient ?? 1024,
         maxBodyBytes,
         logger,
       },

@@ -97,6 +97,7 @@ export class Dispatcher implements TrafficSink {
     const fs = (up.conn.owner as Pool).owner as FunctionServerEntry;
     fs.inflight--;
     if (statusOf(frame) === Status.OK) fs.served++;
+    if (fs.retired) this.#manager?.closeIfRetiredAndIdle(fs);
     const t = p.target;
     t.inflight--;
     if (t.closed) return;
@@ -129,7 +130,8 @@ export class Dispatcher implements TrafficSink {
   sweep(now: number): void {
     const m = this.#manager;
     if (!m) return;
-    for (const fs of m.entries()) {
+    let idleRetired: FunctionServerEntry[] | undefined;
+    for (const fs of m.withConnections()) {
       for (const up of fs.pool.connections()) {
         if (up.pending.size === 0) continue;
         for (const [id, p] of up.pending) {
@@ -139,7 +141,9 @@ export class Dispatcher implements TrafficSink {
           this.#fail(p, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `function server ${fs.id} did not answer service ${p.serviceKey} before the deadline`);
         }
       }
+      if (fs.retired && fs.inflight === 0) (idleRetired ??= []).push(fs);
     }
+    if (idleRetired) for (const fs of idleRetired) m.closeIfRetiredAndIdle(fs);
   }
 
   #route(p: PendingRequest, frame: Buffer, now: number, exclude: FunctionServerEntry | undefined): void {
@@ -156,10 +160,17 @@ export class Dispatcher implements TrafficSink {
       return;
     }
     this.#ctx.now = now;
-    const fs = this.#o.strategy.pick(tier, this.#ctx) as FunctionServerEntry;
+    let fs = this.#o.strategy.pick(tier, this.#ctx) as FunctionServerEntry;
     if (fs.inflight >= this.#o.maxInflightPerFs) {
-      this.#fail(p, Status.OVERLOADED, 'SB_ERR_OVERLOADED', `function server ${fs.id} has ${fs.inflight} requests in flight, the most allowed; back off and retry`);
-      return;
+      // The pick is full; choose again among those with room before refusing.
+      const max = this.#o.maxInflightPerFs;
+      const roomy = tier.filter((e) => e.inflight < max);
+      const again = roomy.length > 0 ? (this.#o.strategy.pick(roomy, this.#ctx) as FunctionServerEntry) : undefined;
+      if (again === undefined) {
+        this.#fail(p, Status.OVERLOADED, 'SB_ERR_OVERLOADED', `every function server for service ${p.serviceKey} has ${max} requests in flight, the most allowed; back off and retry`);
+        return;
+      }
+      fs = again;
     }
     const up = fs.pool.rent();
     if (up === undefined) {

@@ -67,6 +67,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   readonly #sink: TrafficSink;
   readonly #entries = new Map<string, FunctionServerEntry>();
   readonly #sets = new Map<number, CandidateSet>();
+  readonly #retired = new Set<FunctionServerEntry>();
   readonly #hooks: PoolHooks;
 
   constructor(opts: FsManagerOptions, sink: TrafficSink) {
@@ -120,7 +121,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   upsertFromHello(h: Hello): FunctionServerEntry {
     const prior = this.#entries.get(h.name);
     if (prior && (prior.host !== h.endpoint.host || prior.port !== h.endpoint.port)) {
-      this.removeFunctionServer(prior.id, 'replaced by a HELLO with a new endpoint');
+      this.#retire(prior);
     } else if (prior) {
       prior.poolType = h.poolType;
       prior.standby = h.standby;
@@ -133,6 +134,34 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
       return prior;
     }
     return this.#create(h.name, 'hello', h.endpoint.host, h.endpoint.port, h);
+  }
+
+  /**
+   * A newer process registered under this name elsewhere (it started before the old one exited).
+   * The old one leaves the registry at once but keeps its connections until what it has in flight
+   * is answered, so a rolling restart cuts nothing short.
+   */
+  #retire(e: FunctionServerEntry): void {
+    this.#entries.delete(e.id);
+    this.#sets.clear();
+    e.retired = true;
+    this.#o.logger.info({ fs: e.id, inflight: e.inflight }, 'function server replaced by a new registration; the old one finishes its in-flight requests');
+    this.emit('left', e.info(), 'replaced by a HELLO with a new endpoint');
+    this.#retired.add(e);
+    this.closeIfRetiredAndIdle(e);
+  }
+
+  /** Closes a retired FS's pool once nothing is pending on it. */
+  closeIfRetiredAndIdle(e: FunctionServerEntry): void {
+    if (!e.retired || e.inflight > 0) return;
+    this.#retired.delete(e);
+    e.pool.close();
+  }
+
+  /** Every FS with connections: the registry plus retired ones still finishing. */
+  *withConnections(): IterableIterator<FunctionServerEntry> {
+    yield* this.#entries.values();
+    yield* this.#retired;
   }
 
   removeFunctionServer(id: string, reason = 'removed'): boolean {
@@ -181,6 +210,8 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   /** Closes every pool and forgets every FS. */
   close(): void {
     for (const id of [...this.#entries.keys()]) this.removeFunctionServer(id, 'application server stopping');
+    for (const e of this.#retired) e.pool.close();
+    this.#retired.clear();
   }
 
   #create(id: string, source: 'hello' | 'manual', host: string, port: number, init: ConstructorParameters<typeof FunctionServerEntry>[3]): FunctionServerEntry {
@@ -225,7 +256,10 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   #onDown(e: FunctionServerEntry, reason: CloseReason, err: Error | undefined, orphans: PendingRequest[]): void {
     const log = reason === 'local' ? 'debug' : 'warn';
     this.#o.logger[log]({ fs: e.id, reason, err: err?.message, orphans: orphans.length }, 'pool connection to function server closed');
-    if (e.pool.readyCount === 0 && this.#entries.get(e.id) === e) {
+    if (e.retired && e.pool.readyCount === 0) {
+      this.#retired.delete(e);
+      e.pool.close();
+    } else if (e.pool.readyCount === 0 && this.#entries.get(e.id) === e) {
       if (e.state === 'draining' && e.source === 'hello') {
         // It will say HELLO again if it comes back; a manual FS is probed instead.
         this.removeFunctionServer(e.id, 'drained');

@@ -41,6 +41,8 @@ export class FunctionServerEntry implements SchedulingCandidate {
   load: LoadReport | undefined;
   /** Requests answered OK by this FS through the AS. */
   served = 0;
+  /** Replaced by a newer registration under the same name: never chosen, kept only until its in-flight requests are answered. */
+  retired = false;
   services = new Map<number, ServiceDescriptor>();
   poolType: number;
   standby: boolean;

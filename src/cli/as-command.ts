@@ -16,7 +16,7 @@ export function asCommand(): Command {
     .option('--reconnect-cap-ms <ms>', 'longest wait between probes of an unavailable FS', parseIntIn(10, 3_600_000), 5000)
     .option('--pool-size <n>', 'connections kept to each FS', parseIntIn(1, 64), 1)
     .option('--max-connections <n>', 'client connections accepted at once', parseIntIn(1, 1_000_000), 10_000)
-    .option('--max-inflight-per-client <n>', 'requests in flight per client connection', parseIntIn(1, 1_000_000), 10_000)
+    .option('--max-inflight-per-client <n>', 'requests in flight per client connection', parseIntIn(1, 1_000_000), 1024)
     .option('--max-inflight-per-fs <n>', 'requests in flight per FS', parseIntIn(1, 1_000_000), 10_000)
     .option('--load-refresh-ms <ms>', "the FSs' LOAD period; older than 3 periods is stale", parseIntIn(10, 600_000), 1000)
     .option('--log-level <level>', 'pino level: trace, debug, info, warn, error, silent')

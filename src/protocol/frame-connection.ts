@@ -11,6 +11,7 @@ export type CloseReason =
   | 'remote' // the peer closed it
   | 'heartbeat' // nothing read for `deadAfterPeriods` heartbeat periods
   | 'read-timeout' // a frame began and stalled
+  | 'write-stall' // the peer read nothing we wrote for `deadAfterPeriods` periods
   | 'protocol' // the peer sent bytes that are not a valid frame
   | 'error'; // socket error
 
@@ -49,8 +50,11 @@ export class FrameConnection {
   #readSeen = false;
   #wroteSeen = false;
   #silentPeriods = 0;
-  #stalledMs = 0;
+  #blockedPeriods = 0;
+  #frames = 0;
+  #partialSince = 0;
   #timer: NodeJS.Timeout | undefined;
+  #readTimer: NodeJS.Timeout | undefined;
   #closeReason: CloseReason | undefined;
   #barrierId = 0;
   readonly #barriers = new Map<number, () => void>();
@@ -71,7 +75,11 @@ export class FrameConnection {
     socket.setKeepAlive(true, Math.max(1000, opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS));
     socket.on('data', (chunk: Buffer) => {
       this.#readSeen = true;
+      const framesBefore = this.#frames;
       this.#parser.push(chunk);
+      // Time a partial frame from when it began, so bytes trickled in one by one cannot hold it open.
+      if (this.#parser.buffered === 0) this.#partialSince = 0;
+      else if (this.#partialSince === 0 || this.#frames !== framesBefore) this.#partialSince = Date.now();
     });
     socket.on('drain', () => {
       this.#blocked = false;
@@ -83,6 +91,11 @@ export class FrameConnection {
     if (period > 0) {
       this.#timer = setInterval(() => this.#tick(period), period);
       this.#timer.unref();
+    }
+    const readTimeout = opts.readTimeoutMs ?? 0;
+    if (readTimeout > 0) {
+      this.#readTimer = setInterval(() => this.#checkStall(readTimeout), Math.max(10, Math.floor(readTimeout / 4)));
+      this.#readTimer.unref();
     }
   }
 
@@ -178,6 +191,7 @@ export class FrameConnection {
   }
 
   #dispatch(frame: Buffer): void {
+    this.#frames++;
     const flags = frame[OFFSET.flags];
     if ((flags & FLAG_EVENT) === 0) {
       this.#opts.onFrame(frame, this);
@@ -223,26 +237,29 @@ export class FrameConnection {
       this.destroy('heartbeat', new Error(`no bytes read for ${this.#silentPeriods} heartbeat periods of ${period} ms`));
       return;
     }
-    const readTimeout = this.#opts.readTimeoutMs ?? 0;
-    if (readTimeout > 0 && this.#parser.buffered > 0 && !this.#readSeen) {
-      this.#stalledMs += period;
-      if (this.#stalledMs >= readTimeout) {
-        this.destroy('read-timeout', new Error(`a frame was begun and not finished within ${readTimeout} ms`));
-        return;
-      }
-    } else {
-      this.#stalledMs = 0;
+    // A peer that has not read what we wrote for as long as a silent one takes to be dead is gone too.
+    this.#blockedPeriods = this.#blocked ? this.#blockedPeriods + 1 : 0;
+    if (this.#blockedPeriods >= (this.#opts.deadAfterPeriods ?? 3)) {
+      this.destroy('write-stall', new Error(`the peer has read nothing we wrote for ${this.#blockedPeriods} heartbeat periods of ${period} ms`));
+      return;
     }
     if (!this.#readSeen || !this.#wroteSeen) this.ping();
     this.#readSeen = false;
     this.#wroteSeen = false;
   }
 
-  #finish(reason: CloseReason, err: Error | undefined): void {
-    if (this.#timer) {
-      clearInterval(this.#timer);
-      this.#timer = undefined;
+  #checkStall(readTimeout: number): void {
+    if (this.#closed || this.#partialSince === 0 || this.#paused) return;
+    if (Date.now() - this.#partialSince >= readTimeout) {
+      this.destroy('read-timeout', new Error(`a frame was begun and not finished within ${readTimeout} ms`));
     }
+  }
+
+  #finish(reason: CloseReason, err: Error | undefined): void {
+    clearInterval(this.#timer);
+    clearInterval(this.#readTimer);
+    this.#timer = undefined;
+    this.#readTimer = undefined;
     if (this.#closed) return;
     this.#closed = true;
     this.#closeReason = reason;

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { ECHO, ECHO_DELAYED } from '../../src/plugins/samples/echo-plugin.js';
+import type { FunctionServer } from '../../src/index.js';
+import { WHO, connectClient, fsInfo, settle, startAs, startFs, steadyLoad, useCleanup, waitFor, waitForLeft, waitForState } from './helpers.js';
+
+const HB = 200;
+const c = useCleanup();
+
+describe('graceful drain', () => {
+  it('FS.stop() under load: the AS stops choosing it at once, its in-flight calls finish OK, then it closes', async () => {
+    const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB });
+    const a = await startFs(c, 'fs-a', controlPort, { heartbeatMs: HB });
+    await waitForState(as, 'fs-a', 'available');
+    const client = await connectClient(c, port);
+    const inflight = Array.from({ length: 6 }, (_, i) => settle(client.call(ECHO_DELAYED, { ms: 300, value: i }, { timeoutMs: 5000 })));
+    await waitFor(() => a.inflight === 6, 'six calls running on fs-a');
+    await startFs(c, 'fs-b', controlPort, { heartbeatMs: HB });
+    await waitForState(as, 'fs-b', 'available');
+
+    const draining = waitForState(as, 'fs-a', 'draining', 1000);
+    const left = waitForLeft(as, 'fs-a', 3000);
+    const stopStarted = performance.now();
+    const stopped = a.stop();
+    await draining;
+    expect(performance.now() - stopStarted).toBeLessThan(100);
+    // From now on every new call goes elsewhere.
+    const after = await Promise.all(Array.from({ length: 20 }, () => client.call(WHO)));
+    expect(new Set(after)).toEqual(new Set(['fs-b']));
+    expect(a.inflight).toBe(6);
+
+    const results = await Promise.all(inflight);
+    expect(results.map((r) => (r.ok ? r.value : r.error.message))).toEqual([0, 1, 2, 3, 4, 5]);
+    await stopped;
+    expect(a.inflight).toBe(0);
+    expect(a.connectionCount).toBe(0);
+    expect(await left).toBe('drained');
+  });
+
+  it('rolling restart of three FSs under steady mixed load gives the client zero errors', async () => {
+    const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB });
+    const names = ['fs-0', 'fs-1', 'fs-2'];
+    const fss: FunctionServer[] = [];
+    for (const n of names) fss.push(await startFs(c, n, controlPort, { heartbeatMs: HB }));
+    await Promise.all(names.map((n) => waitForState(as, n, 'available')));
+    const client = await connectClient(c, port);
+    const load = steadyLoad(8, (i) =>
+      i % 2 === 0
+        ? client.call(ECHO, { i }, { timeoutMs: 5000 })
+        : client.call(ECHO_DELAYED, { ms: 5 + (i % 4) * 10, value: i }, { timeoutMs: 5000 }).then((v) => {
+            if (v !== i) throw new Error(`call ${i} answered ${String(v)}`);
+          }),
+    );
+    c.defer(() => load.stop());
+    await waitFor(() => load.ok() > 50, 'load to flow');
+
+    for (const [i, name] of names.entries()) {
+      const okBefore = load.ok();
+      await fss[i].stop();
+      fss[i] = await startFs(c, name, controlPort, { heartbeatMs: HB });
+      await waitForState(as, name, 'available', 3000);
+      await waitFor(() => load.ok() > okBefore + 100, `load to flow after restarting ${name}`);
+    }
+    const result = await load.stop();
+    expect(result.errors).toEqual([]);
+    expect(result.ok).toBeGreaterThan(300);
+    expect(names.map((n) => fsInfo(as, n)?.state)).toEqual(['available', 'available', 'available']);
+  });
+
+  it('a successor registering under the same name does not cut short the in-flight calls of the FS still draining', async () => {
+    const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB });
+    const old = await startFs(c, 'fs-r', controlPort, { heartbeatMs: HB });
+    await waitForState(as, 'fs-r', 'available');
+    const client = await connectClient(c, port);
+    const inflight = Array.from({ length: 3 }, (_, i) => settle(client.call(ECHO_DELAYED, { ms: 500, value: i }, { timeoutMs: 5000 })));
+    await waitFor(() => old.inflight === 3, 'three calls running on the old fs-r');
+    const stopped = old.stop();
+    await waitForState(as, 'fs-r', 'draining', 1000);
+    // The new process starts (on a new port) while the old one is still finishing its work.
+    await startFs(c, 'fs-r', controlPort, { heartbeatMs: HB });
+    await waitForState(as, 'fs-r', 'available', 3000);
+    const results = await Promise.all(inflight);
+    expect(results.map((r) => (r.ok ? r.value : `${r.error.constructor.name}: ${r.error.message}`))).toEqual([0, 1, 2]);
+    await stopped;
+  });
+});

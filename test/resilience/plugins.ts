@@ -1,0 +1,29 @@
+import 'reflect-metadata';
+import { Plugin, Service } from '../../src/index.js';
+
+// Test-only plugins and keys. In-process FSs use the classes below; child FSs load child-plugin.mjs,
+// which serves SLOW_IDEMPOTENT (3001) and WHO (3003) under the same keys.
+export const SLOW_IDEMPOTENT = 3001;
+export const BLOB = 3002;
+export const WHO = 3003;
+
+/** Answers with the name of the FS that served the call (in-process FSs). */
+export function whoPlugin(fsName: string): unknown {
+  @Plugin({ name: 'who' })
+  class Who {
+    @Service(WHO, { idempotent: true })
+    who(): string {
+      return fsName;
+    }
+  }
+  return Who;
+}
+
+/** A small request that asks for a large answer: the shape that makes write buffers grow. */
+@Plugin({ name: 'blob' })
+export class BlobPlugin {
+  @Service(BLOB, { idempotent: true })
+  blob(body: { bytes: number }): Buffer {
+    return Buffer.alloc(body.bytes, 0x61);
+  }
+}
