@@ -1,0 +1,44 @@
+/**
+ * Scenario 1's server: a hand-written echo server on the Switchboard header and msgpack, no
+ * framework. Decodes each request body and encodes the answer (the work an FS does), parses
+ * frames in a loop and answers everything read in one 'data' event with one socket write.
+ */
+import { createServer } from 'node:net';
+import { Packr } from 'msgpackr';
+import { onShutdown, ready, fail } from '../child-runtime.mjs';
+import { FLAG_REQUEST, FrameReader, FrameWriter, HEADER, MSGPACK } from '../raw-frames.mjs';
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+const sockets = new Set();
+
+const server = createServer((socket) => {
+  socket.setNoDelay(true);
+  sockets.add(socket);
+  const out = new FrameWriter();
+  const reader = new FrameReader((buf, off, total) => {
+    const flags = buf[off + 3];
+    if ((flags & FLAG_REQUEST) === 0) return;
+    const id = buf.readUInt32BE(off + 8);
+    const key = buf.readUInt32BE(off + 12);
+    const value = packr.unpack(buf.subarray(off + HEADER, off + total));
+    out.frame(MSGPACK, 0, id, key, packr.pack(value));
+  });
+  socket.on('data', (chunk) => {
+    try {
+      reader.push(chunk);
+    } catch (err) {
+      socket.destroy(err);
+      return;
+    }
+    if (out.pending > 0) socket.write(out.take());
+  });
+  socket.on('error', () => undefined);
+  socket.on('close', () => sockets.delete(socket));
+});
+
+server.listen(0, '127.0.0.1', () => ready({ port: server.address().port }));
+server.on('error', fail);
+onShutdown(async () => {
+  for (const s of sockets) s.destroy();
+  server.close();
+});
