@@ -66,6 +66,7 @@ export class ClientIngress {
       readTimeoutMs: this.#o.readTimeoutMs,
       maxBodyBytes: this.#o.maxBodyBytes,
       onFrame: (frame) => dispatcher.dispatch(session as ClientSession, frame),
+      onFrameAt: (buf, off, len) => dispatcher.dispatchAt(session as ClientSession, buf, off, len),
       onDrain: () => session?.resume(session),
       onClose: (reason, err, c) => {
         if (session) this.#sessions.delete(session);

@@ -24,6 +24,10 @@ export class ClientSession implements ReplyTarget {
     this.conn.send(frame);
   }
 
+  replyFrom(buf: Buffer, off: number, len: number): void {
+    this.conn.sendFrom(buf, off, len);
+  }
+
   /** Stops reading this client's requests until `cause` is lifted. */
   pause(cause: object): void {
     if (this.#pausedOn.size === 0) this.conn.pauseReading();

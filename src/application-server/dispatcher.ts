@@ -4,14 +4,7 @@ import {
   FLAG_TWO_WAY,
   OFFSET,
   Status,
-  budgetOf,
   encodeErrorResponse,
-  poolTypeOf,
-  requestIdOf,
-  serviceKeyOf,
-  setBudget,
-  setRequestId,
-  statusOf,
 } from '../protocol/index.js';
 import type { ClientSession } from './client-session.js';
 import type { FunctionServerEntry } from './function-server-entry.js';
@@ -63,21 +56,26 @@ export class Dispatcher implements TrafficSink {
   }
 
   dispatch(session: ClientSession, frame: Buffer): void {
+    this.dispatchAt(session, frame, 0, frame.length);
+  }
+
+  /** The request frame lies at buf[off, off + len): a chunk the ingress read, never reused. */
+  dispatchAt(session: ClientSession, buf: Buffer, off: number, len: number): void {
     // The client is not reading its answers: read no more of its requests until it does.
     if (session.conn.blocked) session.pause(session);
-    const flags = frame[OFFSET.flags];
-    const clientId = requestIdOf(frame);
+    const flags = buf[off + OFFSET.flags];
+    const clientId = buf.readUInt32BE(off + OFFSET.requestId);
     if ((flags & FLAG_REQUEST) === 0) {
       this.#answer(session, clientId, Status.BAD_REQUEST, 'SB_ERR_BAD_REQUEST', 'clients send requests, not responses; set the request flag');
       return;
     }
-    const serviceKey = serviceKeyOf(frame);
-    const poolType = poolTypeOf(frame);
+    const serviceKey = buf.readUInt32BE(off + OFFSET.serviceKey);
+    const poolType = buf.readUInt16BE(off + OFFSET.poolType);
     const now = Date.now();
-    const budget = budgetOf(frame);
+    const budget = buf.readUInt32BE(off + OFFSET.budget);
     const deadlineAt = now + (budget > 0 ? budget : this.#o.defaultTimeoutMs);
     if ((flags & FLAG_TWO_WAY) === 0) {
-      this.#forwardOneWay(frame, serviceKey, poolType, deadlineAt, now);
+      this.#forwardOneWay(buf, off, len, serviceKey, poolType, deadlineAt, now);
       return;
     }
     if (session.inflight >= session.maxInflight) {
@@ -85,24 +83,28 @@ export class Dispatcher implements TrafficSink {
       return;
     }
     session.inflight++;
-    this.#route(new PendingRequest(session, clientId, serviceKey, poolType, deadlineAt, null, 1), frame, now, undefined);
+    this.#route(new PendingRequest(session, clientId, serviceKey, poolType, deadlineAt, null, 1), buf, off, len, now, undefined);
   }
 
   /** A response from an FS: un-pend it and relay it under the client's own request id. */
   response(up: UpstreamConnection, frame: Buffer): void {
-    const id = requestIdOf(frame);
-    const p = up.pending.get(id);
+    this.responseAt(up, frame, 0, frame.length);
+  }
+
+  /** The response lies at buf[off, off + len), valid only during the call: it is copied out at once. */
+  responseAt(up: UpstreamConnection, buf: Buffer, off: number, len: number): void {
+    const id = buf.readUInt32BE(off + OFFSET.requestId);
+    const p = up.pending.take(id);
     if (p === undefined) return; // answered already (deadline passed) or not ours
-    up.pending.delete(id);
     const fs = (up.conn.owner as Pool).owner as FunctionServerEntry;
     fs.inflight--;
-    if (statusOf(frame) === Status.OK) fs.served++;
+    if (buf[off + OFFSET.status] === Status.OK) fs.served++;
     if (fs.retired) this.#manager?.closeIfRetiredAndIdle(fs);
     const t = p.target;
     t.inflight--;
     if (t.closed) return;
-    setRequestId(frame, p.clientId);
-    t.reply(frame);
+    buf.writeUInt32BE(p.clientId, off + OFFSET.requestId);
+    t.replyFrom(buf, off, len);
   }
 
   /** Requests left pending on a connection that died: send the idempotent ones elsewhere, fail the rest now. */
@@ -118,7 +120,7 @@ export class Dispatcher implements TrafficSink {
       if (p.frame !== null && p.attempts < this.#o.maxAttempts && now < p.deadlineAt) {
         p.attempts++;
         resent++;
-        this.#route(p, p.frame, now, fs);
+        this.#route(p, p.frame, 0, p.frame.length, now, fs);
       } else {
         this.#fail(p, Status.CHANNEL_CLOSED, 'SB_ERR_CHANNEL_CLOSED', `the connection to function server ${fs.id} closed before it answered; the request may or may not have run`);
       }
@@ -134,9 +136,7 @@ export class Dispatcher implements TrafficSink {
     for (const fs of m.withConnections()) {
       for (const up of fs.pool.connections()) {
         if (up.pending.size === 0) continue;
-        for (const [id, p] of up.pending) {
-          if (p.deadlineAt > now) continue;
-          up.pending.delete(id);
+        for (const p of up.pending.takeExpired(now)) {
           fs.inflight--;
           this.#fail(p, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `function server ${fs.id} did not answer service ${p.serviceKey} before the deadline`);
         }
@@ -146,7 +146,7 @@ export class Dispatcher implements TrafficSink {
     if (idleRetired) for (const fs of idleRetired) m.closeIfRetiredAndIdle(fs);
   }
 
-  #route(p: PendingRequest, frame: Buffer, now: number, exclude: FunctionServerEntry | undefined): void {
+  #route(p: PendingRequest, buf: Buffer, off: number, len: number, now: number, exclude: FunctionServerEntry | undefined): void {
     const m = this.#manager as FsManager;
     const set = m.candidates(p.serviceKey, p.poolType);
     let tier = set.active.length > 0 ? set.active : set.standby;
@@ -177,16 +177,16 @@ export class Dispatcher implements TrafficSink {
       this.#fail(p, Status.UNAVAILABLE, 'SB_ERR_UNAVAILABLE', `function server ${fs.id} has no open connection; retry later`);
       return;
     }
-    if (p.frame === null && fs.isIdempotent(p.serviceKey)) p.frame = frame;
-    const id = up.nextId();
+    // Kept (a view, not a copy) only while it may be sent again.
+    if (p.frame === null && fs.isIdempotent(p.serviceKey)) p.frame = buf.subarray(off, off + len);
+    const id = up.pending.add(p);
     p.upstreamId = id;
     p.upstream = up;
     p.fsId = fs.id;
-    up.pending.set(id, p);
     fs.inflight++;
-    setRequestId(frame, id);
-    setBudget(frame, Math.max(1, p.deadlineAt - now));
-    up.conn.send(frame);
+    buf.writeUInt32BE(id, off + OFFSET.requestId);
+    buf.writeUInt32BE(Math.max(1, p.deadlineAt - now), off + OFFSET.budget);
+    up.conn.sendFrom(buf, off, len);
     if (up.conn.blocked) {
       // The FS's socket is backed up: hold this client's reading rather than buffer without limit.
       const s = p.target as ClientSession;
@@ -203,15 +203,15 @@ export class Dispatcher implements TrafficSink {
     up.waiting.clear();
   }
 
-  #forwardOneWay(frame: Buffer, serviceKey: number, poolType: number, deadlineAt: number, now: number): void {
+  #forwardOneWay(buf: Buffer, off: number, len: number, serviceKey: number, poolType: number, deadlineAt: number, now: number): void {
     const set = (this.#manager as FsManager).candidates(serviceKey, poolType);
     const tier = set.active.length > 0 ? set.active : set.standby;
     this.#ctx.now = now;
     const fs = this.#o.strategy.pick(tier, this.#ctx);
     const up = fs ? (fs as FunctionServerEntry).pool.rent() : undefined;
     if (up === undefined) return; // one-way: nobody waits for an answer, so there is nobody to tell
-    setBudget(frame, Math.max(1, deadlineAt - now));
-    up.conn.send(frame);
+    buf.writeUInt32BE(Math.max(1, deadlineAt - now), off + OFFSET.budget);
+    up.conn.sendFrom(buf, off, len);
   }
 
   #fail(p: PendingRequest, status: number, code: string, message: string): void {

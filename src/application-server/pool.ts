@@ -6,6 +6,8 @@ import { UpstreamConnection, type PendingRequest } from './upstream-connection.j
 export interface PoolHooks {
   /** A response frame arrived on one of the pool's connections. */
   response(up: UpstreamConnection, frame: Buffer): void;
+  /** The same, as (buffer, offset, length), valid only during the call. */
+  responseAt(up: UpstreamConnection, buf: Buffer, off: number, len: number): void;
   /** An event frame (DRAIN) arrived on a ready connection. */
   event(pool: Pool, up: UpstreamConnection, frame: Buffer): void;
   /** A connection is ready: the FS answered DESCRIBE with `described` (its name, pool type, services). */
@@ -134,6 +136,7 @@ export class Pool {
       heartbeatMs: this.#o.heartbeatMs,
       maxBodyBytes: this.#o.maxBodyBytes,
       onFrame: (frame) => this.#hooks.response(up, frame),
+      onFrameAt: (buf, off, len) => this.#hooks.responseAt(up, buf, off, len),
       onDrain: () => this.#hooks.drained(up),
       onEvent: (frame) => {
         if (!ready && eventKindOf(frame) === EventKind.DESCRIBE && !isRequest(frame)) {

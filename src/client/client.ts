@@ -6,7 +6,11 @@ import {
   DeadlineExceededError,
   FrameConnection,
   Status,
+  FLAG_REQUEST,
+  FLAG_TWO_WAY,
+  Serialization,
   decodeBody,
+  encodeBody,
   encodeRequest,
   errorFromStatus,
   requestIdOf,
@@ -36,6 +40,8 @@ interface PendingCall {
   reject: (e: SwitchboardError) => void;
   deadlineAt: number;
 }
+
+const REQUEST_FLAGS = FLAG_REQUEST | FLAG_TWO_WAY | Serialization.MSGPACK;
 
 /** Grace on top of the deadline: the AS answers TIMEOUT itself, this only guards against a silent AS. */
 const LOCAL_GRACE_MS = 1000;
@@ -96,10 +102,10 @@ export class Client {
     if (this.#conn.closed) return Promise.reject(this.#closeError ?? new ChannelClosedError('the client is closed'));
     const timeoutMs = opts.timeoutMs ?? this.#defaultTimeoutMs;
     const id = this.#id();
-    const frame = encodeRequest(id, serviceKey, body, { poolType: opts.poolType ?? 0, budgetMs: timeoutMs });
+    const encoded = encodeBody(body);
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, deadlineAt: Date.now() + timeoutMs + LOCAL_GRACE_MS });
-      this.#conn.send(frame);
+      this.#conn.sendFrame(REQUEST_FLAGS, 0, id, serviceKey, opts.poolType ?? 0, timeoutMs, encoded);
     });
   }
 

@@ -1,12 +1,12 @@
 import {
   BodyDecodeError,
-  HEADER_SIZE,
+  Serialization,
   Status,
   SwitchboardError,
   budgetOf,
   decodeBody,
   encodeErrorResponse,
-  encodeResponse,
+  encodeBody,
   isTwoWay,
   poolTypeOf,
   requestIdOf,
@@ -90,7 +90,7 @@ export class RequestHandler {
       return;
     }
     if (!isThenable(result)) {
-      if (twoWay) conn.send(this.#success(id, key, entry, result, conn));
+      if (twoWay) this.#answer(conn, id, key, entry, result);
       return;
     }
     this.#track(result, id, key, entry, twoWay ? conn : undefined, limit);
@@ -100,43 +100,51 @@ export class RequestHandler {
     this.#inflight++;
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
-    const settle = (frame: () => Buffer): void => {
+    const settle = (answer: (c: FrameConnection) => void): void => {
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
-      if (conn) conn.send(frame());
+      if (conn) answer(conn);
       if (--this.#inflight === 0) this.#wakeIdle();
     };
     if (limit > 0) {
       timer = setTimeout(() => {
         this.#opts.logger.warn({ serviceKey: key, plugin: entry.pluginName, limitMs: limit }, 'service handler timed out');
-        settle(() => encodeErrorResponse(id, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `service ${key} did not answer within ${limit} ms`, key));
+        settle((c) => c.send(encodeErrorResponse(id, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `service ${key} did not answer within ${limit} ms`, key)));
       }, limit);
       timer.unref();
     }
     result.then(
-      (v) => settle(() => this.#success(id, key, entry, v, conn as FrameConnection)),
-      (e) => settle(() => this.#failure(id, key, entry, e)),
+      (v) => settle((c) => this.#answer(c, id, key, entry, v)),
+      (e) => settle((c) => c.send(this.#failure(id, key, entry, e))),
     );
   }
 
-  #success(id: number, key: number, entry: ServiceEntry, value: unknown, conn: FrameConnection): Buffer {
+  /** Encodes the value and sends it, or a clear error when it cannot be encoded or is over the cap. */
+  #answer(conn: FrameConnection, id: number, key: number, entry: ServiceEntry, value: unknown): void {
+    let body: Buffer;
     try {
-      const frame = encodeResponse(id, Status.OK, value, key);
-      const cap = Math.min(this.#opts.maxBodyBytes, conn.peerMaxBodyBytes);
-      if (frame.length - HEADER_SIZE <= cap) return frame;
-      this.#opts.logger.warn({ serviceKey: key, plugin: entry.pluginName, bytes: frame.length - HEADER_SIZE, cap }, 'answer exceeds the body cap');
-      return encodeErrorResponse(
+      body = encodeBody(value);
+    } catch (err) {
+      this.#opts.logger.error({ err, serviceKey: key, plugin: entry.pluginName }, 'service result cannot be encoded as msgpack');
+      conn.send(encodeErrorResponse(id, Status.SERVER_ERROR, 'SB_ERR_SERVER', `service ${key} returned a value msgpack cannot encode`, key));
+      return;
+    }
+    const cap = Math.min(this.#opts.maxBodyBytes, conn.peerMaxBodyBytes);
+    if (body.length <= cap) {
+      conn.sendFrame(Serialization.MSGPACK, Status.OK, id, key, 0, 0, body);
+      return;
+    }
+    this.#opts.logger.warn({ serviceKey: key, plugin: entry.pluginName, bytes: body.length, cap }, 'answer exceeds the body cap');
+    conn.send(
+      encodeErrorResponse(
         id,
         Status.SERVER_ERROR,
         'SB_ERR_FRAME_TOO_LARGE',
-        `the answer of service ${key} is ${frame.length - HEADER_SIZE} bytes, over the ${cap}-byte cap; ask for less or raise maxBodyBytes on the AS and the client`,
+        `the answer of service ${key} is ${body.length} bytes, over the ${cap}-byte cap; ask for less or raise maxBodyBytes on the AS and the client`,
         key,
-      );
-    } catch (err) {
-      this.#opts.logger.error({ err, serviceKey: key, plugin: entry.pluginName }, 'service result cannot be encoded as msgpack');
-      return encodeErrorResponse(id, Status.SERVER_ERROR, 'SB_ERR_SERVER', `service ${key} returned a value msgpack cannot encode`, key);
-    }
+      ),
+    );
   }
 
   #failure(id: number, key: number, entry: ServiceEntry, err: unknown): Buffer {

@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
-import { encodeErrorResponse, encodeEventRequest, encodeEventResponse } from './codec.js';
+import { encodeErrorResponse, encodeEventRequest, encodeEventResponse, encodeFrameRaw } from './codec.js';
 import type { SwitchboardError } from './errors.js';
 import { EventKind } from './events.js';
-import { FLAG_EVENT, FLAG_REQUEST, FLAG_TWO_WAY, OFFSET, requestIdOf } from './header.js';
+import { FLAG_EVENT, FLAG_REQUEST, FLAG_TWO_WAY, HEADER_SIZE, OFFSET, requestIdOf, writeHeaderFields } from './header.js';
 import { Status } from './status.js';
 import { FrameParser } from './frame-parser.js';
 
@@ -18,6 +18,11 @@ export type CloseReason =
 export interface FrameConnectionOptions {
   /** Requests and responses (not events). The buffer is only valid during the call unless copied or forwarded at once. */
   onFrame: (frame: Buffer, conn: FrameConnection) => void;
+  /**
+   * When given, requests and responses go here as (buffer, offset, length) instead of to onFrame,
+   * sparing a view per frame on forwarding paths. Valid only during the call.
+   */
+  onFrameAt?: (buf: Buffer, offset: number, length: number, conn: FrameConnection) => void;
   /** Event frames other than heartbeats. */
   onEvent?: (frame: Buffer, conn: FrameConnection) => void;
   onClose?: (reason: CloseReason, err: Error | undefined, conn: FrameConnection) => void;
@@ -33,6 +38,9 @@ export interface FrameConnectionOptions {
 }
 
 export const DEFAULT_HEARTBEAT_MS = 2000;
+const SLAB_BYTES = 64 * 1024;
+/** Frames above this are queued by reference rather than copied into the slab. */
+const BIG_FRAME_BYTES = 16 * 1024;
 
 /**
  * A socket that speaks frames: parses what it reads, batches what it writes (one socket write per
@@ -42,6 +50,11 @@ export class FrameConnection {
   readonly socket: Socket;
   readonly #parser: FrameParser;
   readonly #opts: FrameConnectionOptions;
+  /** Frames are copied into a slab and leave as one view of it per flush: no allocation per batch. */
+  #slab: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
+  #slabStart = 0;
+  #slabPos = 0;
+  /** Views ready to write, in order, when a flush holds more than the current slab (big frames, a full slab). */
   #queue: Buffer[] = [];
   #flushScheduled = false;
   #blocked = false;
@@ -69,6 +82,7 @@ export class FrameConnection {
     this.#parser = new FrameParser({
       maxBodyBytes: opts.maxBodyBytes,
       onFrame: (frame) => this.#dispatch(frame),
+      onFrameAt: opts.onFrameAt === undefined ? undefined : (buf, off, len) => this.#dispatchAt(buf, off, len),
       onError: (err) => this.#protocolError(err),
     });
     socket.setNoDelay(true);
@@ -115,22 +129,92 @@ export class FrameConnection {
   /** Queues a whole frame; frames queued in one tick go out in one socket write. */
   send(frame: Buffer): void {
     if (this.#closed) return;
-    this.#queue.push(frame);
+    const n = frame.length;
+    if (n > BIG_FRAME_BYTES) {
+      this.#takeSlab();
+      this.#queue.push(frame);
+    } else {
+      this.#reserve(n);
+      frame.copy(this.#slab, this.#slabPos);
+      this.#slabPos += n;
+    }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       process.nextTick(flush, this);
     }
   }
 
+  /** Copies a frame that lies at buf[off, off + len) into the outgoing slab. */
+  sendFrom(buf: Buffer, off: number, len: number): void {
+    if (this.#closed) return;
+    if (len > BIG_FRAME_BYTES) {
+      this.send(Buffer.from(buf.subarray(off, off + len)));
+      return;
+    }
+    this.#reserve(len);
+    buf.copy(this.#slab, this.#slabPos, off, off + len);
+    this.#slabPos += len;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      process.nextTick(flush, this);
+    }
+  }
+
+  /**
+   * Writes a header and an encoded body straight into the outgoing slab: one copy and no frame
+   * allocation, for the per-request paths (client calls, FS answers).
+   */
+  sendFrame(flags: number, status: number, requestId: number, serviceKey: number, poolType: number, budgetMs: number, body: Buffer): void {
+    if (this.#closed) return;
+    const n = HEADER_SIZE + body.length;
+    if (n > BIG_FRAME_BYTES) {
+      this.send(encodeFrameRaw({ flags, status, requestId, serviceKey, poolType, budgetMs }, body));
+      return;
+    }
+    this.#reserve(n);
+    const o = this.#slabPos;
+    writeHeaderFields(this.#slab, o, flags, status, 0, poolType, requestId, serviceKey, budgetMs, body.length);
+    body.copy(this.#slab, o + HEADER_SIZE);
+    this.#slabPos = o + n;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      process.nextTick(flush, this);
+    }
+  }
+
+  #reserve(n: number): void {
+    if (this.#slabPos + n <= this.#slab.length) return;
+    this.#takeSlab();
+    this.#slab = Buffer.allocUnsafe(SLAB_BYTES);
+    this.#slabStart = 0;
+    this.#slabPos = 0;
+  }
+
   /** Writes what is queued now rather than at the end of the tick. */
   flush(): void {
     this.#flushScheduled = false;
-    const q = this.#queue;
-    if (q.length === 0 || this.#closed) return;
-    this.#queue = [];
-    const data = q.length === 1 ? q[0] : Buffer.concat(q);
+    if (this.#closed) return;
+    let data: Buffer;
+    if (this.#queue.length === 0) {
+      if (this.#slabPos === this.#slabStart) return;
+      // The socket may hold this view until it is written; the slab never writes over it again.
+      data = this.#slab.subarray(this.#slabStart, this.#slabPos);
+      this.#slabStart = this.#slabPos;
+    } else {
+      this.#takeSlab();
+      const q = this.#queue;
+      this.#queue = [];
+      data = q.length === 1 ? q[0] : Buffer.concat(q);
+    }
     this.#wroteSeen = true;
     if (!this.socket.write(data)) this.#blocked = true;
+  }
+
+  /** Moves the slab's unwritten bytes to the queue, keeping order with what follows. */
+  #takeSlab(): void {
+    if (this.#slabPos === this.#slabStart) return;
+    this.#queue.push(this.#slab.subarray(this.#slabStart, this.#slabPos));
+    this.#slabStart = this.#slabPos;
   }
 
   /** Stops reading. Silence while paused is ours, not the peer's: it does not count toward "dead". */
@@ -190,6 +274,15 @@ export class FrameConnection {
     this.#finish(reason, err);
   }
 
+  #dispatchAt(buf: Buffer, off: number, len: number): void {
+    if ((buf[off + OFFSET.flags] & FLAG_EVENT) === 0) {
+      this.#frames++;
+      (this.#opts.onFrameAt as NonNullable<FrameConnectionOptions['onFrameAt']>)(buf, off, len, this);
+    } else {
+      this.#dispatch(buf.subarray(off, off + len));
+    }
+  }
+
   #dispatch(frame: Buffer): void {
     this.#frames++;
     const flags = frame[OFFSET.flags];
@@ -222,7 +315,7 @@ export class FrameConnection {
 
   /** Tells the peer why (request id 0, the error's status and code), then closes this connection only. */
   #protocolError(err: SwitchboardError): void {
-    this.#queue.push(encodeErrorResponse(0, err.status, err.code, err.message));
+    this.send(encodeErrorResponse(0, err.status, err.code, err.message));
     this.close('protocol', err);
   }
 
@@ -264,6 +357,7 @@ export class FrameConnection {
     this.#closed = true;
     this.#closeReason = reason;
     this.#queue = [];
+    this.#slabStart = this.#slabPos;
     for (const done of this.#barriers.values()) done();
     this.#barriers.clear();
     this.#opts.onClose?.(reason, err, this);

@@ -5,6 +5,11 @@ export interface FrameParserOptions {
   /** Largest body accepted; a longer declared length is an error before any body byte is buffered. */
   maxBodyBytes?: number;
   onFrame: (frame: Buffer) => void;
+  /**
+   * When given, whole frames go here as (buffer, offset, length) instead of to onFrame: no view is
+   * made per frame. The bytes are only valid during the call.
+   */
+  onFrameAt?: (buf: Buffer, offset: number, length: number) => void;
   /** Called once; the parser ignores every chunk after an error. */
   onError: (err: SwitchboardError) => void;
 }
@@ -17,6 +22,7 @@ export interface FrameParserOptions {
 export class FrameParser {
   readonly #maxBody: number;
   readonly #onFrame: (frame: Buffer) => void;
+  readonly #onFrameAt: ((buf: Buffer, offset: number, length: number) => void) | undefined;
   readonly #onError: (err: SwitchboardError) => void;
   #partial: Buffer | null = null;
   #have = 0;
@@ -26,6 +32,7 @@ export class FrameParser {
   constructor(opts: FrameParserOptions) {
     this.#maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.#onFrame = opts.onFrame;
+    this.#onFrameAt = opts.onFrameAt;
     this.#onError = opts.onError;
   }
 
@@ -58,9 +65,10 @@ export class FrameParser {
       const total = this.#checkHeader(chunk, off);
       if (total < 0) return;
       if (remaining >= total) {
-        const frame = chunk.subarray(off, off + total);
+        const at = off;
         off += total;
-        this.#onFrame(frame);
+        if (this.#onFrameAt !== undefined) this.#onFrameAt(chunk, at, total);
+        else this.#onFrame(chunk.subarray(at, at + total));
       } else {
         const buf = Buffer.allocUnsafe(total);
         chunk.copy(buf, 0, off, len);
@@ -99,7 +107,8 @@ export class FrameParser {
     if (this.#have < partial.length) return -1;
     this.#partial = null;
     this.#have = 0;
-    this.#onFrame(partial);
+    if (this.#onFrameAt !== undefined) this.#onFrameAt(partial, 0, partial.length);
+    else this.#onFrame(partial);
     return this.#failed ? -1 : off;
   }
 

@@ -68,6 +68,31 @@ export function writeHeader(buf: Buffer, h: FrameHeader, offset = 0): void {
   buf.writeUInt32BE(h.bodyLength >>> 0, offset + OFFSET.bodyLength);
 }
 
+/** writeHeader without the object, for paths that run once per request. */
+export function writeHeaderFields(
+  buf: Buffer,
+  o: number,
+  flags: number,
+  status: number,
+  eventKind: number,
+  poolType: number,
+  requestId: number,
+  serviceKey: number,
+  budgetMs: number,
+  bodyLength: number,
+): void {
+  buf.writeUInt16BE(MAGIC, o);
+  buf[o + OFFSET.version] = VERSION;
+  buf[o + OFFSET.flags] = flags;
+  buf[o + OFFSET.status] = status;
+  buf[o + OFFSET.eventKind] = eventKind;
+  buf.writeUInt16BE(poolType, o + OFFSET.poolType);
+  buf.writeUInt32BE(requestId >>> 0, o + OFFSET.requestId);
+  buf.writeUInt32BE(serviceKey >>> 0, o + OFFSET.serviceKey);
+  buf.writeUInt32BE(budgetMs >>> 0, o + OFFSET.budget);
+  buf.writeUInt32BE(bodyLength >>> 0, o + OFFSET.bodyLength);
+}
+
 export function decodeHeader(frame: Buffer): FrameHeader {
   return {
     flags: frame[OFFSET.flags],
