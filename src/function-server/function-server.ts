@@ -7,7 +7,9 @@ import {
   ConfigError,
   DEFAULT_HEARTBEAT_MS,
   EventKind,
+  FLAG_REQUEST,
   FrameConnection,
+  OFFSET,
   encodeEventRequest,
   encodeEventResponse,
   eventKindOf,
@@ -53,6 +55,9 @@ export interface FunctionServerOptions {
   container?: DependencyContainer;
   logger?: Logger;
 }
+
+/** Answers leave in pieces of about this size while a long batch is still being served (see FrameConnection). */
+const EARLY_FLUSH_BYTES = 8192;
 
 export interface FunctionServerEvents {
   registered: [];
@@ -222,8 +227,13 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       heartbeatMs: this.#o.heartbeatMs,
       readTimeoutMs: this.#o.heartbeatMs * 3,
       maxBodyBytes: this.#o.maxBodyBytes,
+      earlyFlushBytes: EARLY_FLUSH_BYTES,
       onFrame: (frame, c) => {
         if (isRequest(frame)) this.#handler.handle(frame, c);
+        if (c.blocked) c.pauseReading();
+      },
+      onFrameAt: (buf, off, len, c) => {
+        if ((buf[off + OFFSET.flags] & FLAG_REQUEST) !== 0) this.#handler.handleAt(buf, off, len, c);
         // The AS is not reading our answers: stop reading its requests until it does.
         if (c.blocked) c.pauseReading();
       },

@@ -1,16 +1,13 @@
 import {
   BodyDecodeError,
+  FLAG_TWO_WAY,
+  OFFSET,
   Serialization,
   Status,
   SwitchboardError,
-  budgetOf,
-  decodeBody,
-  encodeErrorResponse,
+  decodeBodyAt,
   encodeBody,
-  isTwoWay,
-  poolTypeOf,
-  requestIdOf,
-  serviceKeyOf,
+  encodeErrorResponse,
   type FrameConnection,
 } from '../protocol/index.js';
 import type { ServiceContext, ServiceEntry, ServiceTable } from '../plugins/index.js';
@@ -53,9 +50,14 @@ export class RequestHandler {
   }
 
   handle(frame: Buffer, conn: FrameConnection): void {
-    const id = requestIdOf(frame);
-    const key = serviceKeyOf(frame);
-    const twoWay = isTwoWay(frame);
+    this.handleAt(frame, 0, frame.length, conn);
+  }
+
+  /** The request lies at buf[off, off + len). */
+  handleAt(buf: Buffer, off: number, len: number, conn: FrameConnection): void {
+    const id = buf.readUInt32BE(off + OFFSET.requestId);
+    const key = buf.readUInt32BE(off + OFFSET.serviceKey);
+    const twoWay = (buf[off + OFFSET.flags] & FLAG_TWO_WAY) !== 0;
     const entry = this.#opts.table.get(key);
     if (entry === undefined) {
       if (twoWay) conn.send(encodeErrorResponse(id, Status.SERVICE_NOT_FOUND, 'SB_ERR_SERVICE_NOT_FOUND', `this function server has no service ${key}`, key));
@@ -67,17 +69,17 @@ export class RequestHandler {
     }
     let body: unknown;
     try {
-      body = decodeBody(frame);
+      body = decodeBodyAt(buf, off, len);
     } catch (err) {
       const e = err as BodyDecodeError;
       if (twoWay) conn.send(encodeErrorResponse(id, Status.BAD_REQUEST, e.code, e.message, key));
       return;
     }
-    const budget = budgetOf(frame);
+    const budget = buf.readUInt32BE(off + OFFSET.budget);
     const limit = minPositive(budget, entry.timeoutMs ?? 0) || this.#opts.defaultTimeoutMs;
     const ctx: ServiceContext = {
       serviceKey: key,
-      poolType: poolTypeOf(frame),
+      poolType: buf.readUInt16BE(off + OFFSET.poolType),
       requestId: id,
       deadlineAt: limit > 0 ? Date.now() + limit : Number.POSITIVE_INFINITY,
       pluginName: entry.pluginName,

@@ -1,15 +1,6 @@
 import { C1, Packr } from 'msgpackr';
 import { BodyDecodeError } from './errors.js';
-import {
-  FLAG_EVENT,
-  FLAG_REQUEST,
-  FLAG_TWO_WAY,
-  HEADER_SIZE,
-  Serialization,
-  writeHeader,
-  bodyOf,
-  serializationOf,
-} from './header.js';
+import { FLAG_EVENT, FLAG_REQUEST, FLAG_TWO_WAY, HEADER_SIZE, OFFSET, SERIALIZATION_MASK, Serialization, writeHeader } from './header.js';
 import { Status } from './status.js';
 
 // Plain msgpack maps and arrays (no msgpackr records) so that any msgpack library can read our bodies.
@@ -23,23 +14,37 @@ export function encodeBody(value: unknown): Buffer {
 
 /** Decodes a frame's body; an empty body decodes to undefined. Throws BodyDecodeError on bad bytes. */
 export function decodeBody(frame: Buffer): unknown {
-  const body = bodyOf(frame);
-  if (body.length === 0) return undefined;
-  const serialization = serializationOf(frame);
-  if (serialization === Serialization.RAW) return body;
+  return decodeBodyAt(frame, 0, frame.length);
+}
+
+/**
+ * decodeBody for a frame at buf[off, off + len). Decoding in place matters: msgpackr caches a
+ * DataView on the buffer it reads, so one chunk read many frames pays for it once.
+ */
+export function decodeBodyAt(buf: Buffer, off: number, len: number): unknown {
+  const start = off + HEADER_SIZE;
+  const end = off + len;
+  if (end <= start) return undefined;
+  const serialization = buf[off + OFFSET.flags] & SERIALIZATION_MASK;
+  if (serialization === Serialization.RAW) return buf.subarray(start, end);
   if (serialization !== Serialization.MSGPACK) {
     throw new BodyDecodeError(undefined, `serialization id ${serialization} is not supported; send 0 (raw) or 1 (msgpack)`);
   }
   let value: unknown;
   try {
-    value = packr.unpack(body);
+    value = packr.unpack(buf, { start, end });
   } catch (err) {
     throw new BodyDecodeError(err);
   }
   // msgpackr yields a placeholder for the never-used byte 0xc1 instead of failing; the byte may
   // also sit inside strings legitimately, so walk the value only when it appears at all.
-  if (body.indexOf(0xc1) !== -1 && containsC1(value)) throw new BodyDecodeError(new Error('0xc1 is not a msgpack type'));
+  if (hasByte(buf, 0xc1, start, end) && containsC1(value)) throw new BodyDecodeError(new Error('0xc1 is not a msgpack type'));
   return value;
+}
+
+function hasByte(buf: Buffer, byte: number, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (buf[i] === byte) return true;
+  return false;
 }
 
 function containsC1(root: unknown): boolean {
