@@ -146,6 +146,15 @@ export class FrameConnection {
       frame.copy(this.#slab, this.#slabPos);
       this.#slabPos += n;
     }
+    this.#queued();
+  }
+
+  /** After bytes were queued: write now if enough are waiting, else once at the end of the tick. */
+  #queued(): void {
+    if (this.#earlyFlush > 0 && this.#slabPos - this.#slabStart >= this.#earlyFlush) {
+      this.flush();
+      return;
+    }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       process.nextTick(flush, this);
@@ -162,14 +171,7 @@ export class FrameConnection {
     this.#reserve(len);
     buf.copy(this.#slab, this.#slabPos, off, off + len);
     this.#slabPos += len;
-    if (this.#earlyFlush > 0 && this.#slabPos - this.#slabStart >= this.#earlyFlush) {
-      this.flush();
-      return;
-    }
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      process.nextTick(flush, this);
-    }
+    this.#queued();
   }
 
   /**
@@ -188,14 +190,7 @@ export class FrameConnection {
     writeHeaderFields(this.#slab, o, flags, status, 0, poolType, requestId, serviceKey, budgetMs, body.length);
     body.copy(this.#slab, o + HEADER_SIZE);
     this.#slabPos = o + n;
-    if (this.#earlyFlush > 0 && this.#slabPos - this.#slabStart >= this.#earlyFlush) {
-      this.flush();
-      return;
-    }
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      process.nextTick(flush, this);
-    }
+    this.#queued();
   }
 
   #reserve(n: number): void {

@@ -88,4 +88,24 @@ describe('FrameConnection', () => {
     expect(decodeBody(frames[0])).toBe('pong');
     expect(decodeBody(frames[1])).toMatchObject({ code: 'SB_ERR_BAD_MAGIC' });
   });
+
+  it('writes once per tick by default, and early once earlyFlushBytes are queued', async () => {
+    const { server: lazy } = await pair((s) => new FrameConnection(s, { heartbeatMs: 0, onFrame: () => undefined }));
+    const { server: eager } = await pair((s) => new FrameConnection(s, { heartbeatMs: 0, earlyFlushBytes: 100, onFrame: () => undefined }));
+    const counts = new Map<FrameConnection, number>();
+    for (const c of [lazy, eager]) {
+      const write = c.socket.write.bind(c.socket);
+      counts.set(c, 0);
+      c.socket.write = ((data: Buffer) => {
+        counts.set(c, (counts.get(c) ?? 0) + 1);
+        return write(data);
+      }) as typeof c.socket.write;
+      for (let i = 1; i <= 4; i++) c.send(encodeResponse(i, Status.OK, 'x'.repeat(30))); // about 56 bytes each
+    }
+    expect(counts.get(lazy)).toBe(0); // nothing before the tick ends
+    expect(counts.get(eager)).toBe(2); // after the 2nd and the 4th frame
+    await new Promise((r) => process.nextTick(r));
+    expect(counts.get(lazy)).toBe(1);
+    expect(counts.get(eager)).toBe(2);
+  });
 });
