@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOn } from '../common/listen.js';
 import type { Logger } from '../common/logger.js';
 import type { ApplicationServer } from './application-server.js';
 
@@ -32,13 +32,7 @@ export class AdminServer {
   }
 
   listen(port: number, host: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject);
-        resolve((this.#server.address() as AddressInfo).port);
-      });
-    });
+    return listenOn(this.#server, port, host);
   }
 
   close(): Promise<void> {

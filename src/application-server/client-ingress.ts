@@ -1,4 +1,5 @@
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { listenOn } from '../common/listen.js';
 import type { Logger } from '../common/logger.js';
 import { FrameConnection, Status, encodeErrorResponse } from '../protocol/index.js';
 import { ClientSession } from './client-session.js';
@@ -34,15 +35,8 @@ export class ClientIngress {
     return this.#sessions.size;
   }
 
-  async listen(): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.#o.port, this.#o.host, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
-    return (this.#server.address() as AddressInfo).port;
+  listen(): Promise<number> {
+    return listenOn(this.#server, this.#o.port, this.#o.host);
   }
 
   close(): void {

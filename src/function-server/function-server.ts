@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { listenOn } from '../common/listen.js';
 import { silentLogger, type Logger } from '../common/logger.js';
 import { ServiceTable } from '../plugins/index.js';
 import {
@@ -141,13 +142,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
 
   /** Listens, then registers with the AS when one is configured (without waiting for it to answer). */
   async start(): Promise<{ host: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.#o.port, this.#o.host, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(this.#server, this.#o.port, this.#o.host);
     const addr = this.address();
     this.#o.logger.info({ name: this.name, ...addr, services: this.table.keys(), poolType: this.#o.poolType, standby: this.#o.standby }, 'function server listening');
     const as = this.#o.applicationServer;

@@ -34,3 +34,14 @@ describe('admin surface', () => {
     expect((await fetch(`${base}/functionservers`, { method: 'POST' })).status).toBe(405);
   });
 });
+
+describe('listening on a port that is taken', () => {
+  it('fails start() with SB_ERR_CONFIG and a message that says what to do', async () => {
+    const first = new ApplicationServer();
+    const { port } = await first.start();
+    stops.push(() => first.stop());
+    const second = new ApplicationServer({ port });
+    await expect(second.start()).rejects.toMatchObject({ code: 'SB_ERR_CONFIG', message: expect.stringMatching(/EADDRINUSE.*pick another port/) });
+    await second.stop();
+  });
+});
