@@ -93,6 +93,11 @@ export class Dispatcher implements TrafficSink {
 
   /** The response lies at buf[off, off + len), valid only during the call: it is copied out at once. */
   responseAt(up: UpstreamConnection, buf: Buffer, off: number, len: number): void {
+    if ((buf[off + OFFSET.flags] & FLAG_REQUEST) !== 0) {
+      // An FS never sends requests on a pool connection: it is confused, so is this connection.
+      (up.conn.owner as Pool).markDamaged(up, 'the function server sent a request on a pool connection');
+      return;
+    }
     const id = buf.readUInt32BE(off + OFFSET.requestId);
     const p = up.pending.take(id);
     if (p === undefined) return; // answered already (deadline passed) or not ours

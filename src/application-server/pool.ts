@@ -94,6 +94,14 @@ export class Pool {
     return best;
   }
 
+  /**
+   * Takes a connection out of use because it misbehaved: closes it now, so what was pending on it
+   * is re-sent or failed at once (the down hook) and the pool dials a fresh one.
+   */
+  markDamaged(up: UpstreamConnection, why: string): void {
+    if (this.#ready.includes(up)) up.conn.destroy('error', new Error(`marked damaged: ${why}`));
+  }
+
   /** Starts dialing until `size` connections are ready. Safe to call often. */
   fill(): void {
     if (this.#closed || this.#dialing || this.#retry !== undefined || this.#ready.length >= this.#o.size) return;
