@@ -120,6 +120,11 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     return this.#ingress.connectionCount;
   }
 
+  /** Client connections refused at maxConnections since start. */
+  get refusedConnections(): number {
+    return this.#ingress.refused;
+  }
+
   async start(): Promise<{ port: number; controlPort: number }> {
     const port = await this.#ingress.listen();
     const controlPort = await this.#control.listen();

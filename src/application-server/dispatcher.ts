@@ -37,8 +37,10 @@ export class Dispatcher implements TrafficSink {
   readonly #ctx: SchedulingContext;
   #manager: FsManager | undefined;
   #sweeper: NodeJS.Timeout | undefined;
-  /** Requests answered by the AS itself, by status name: for the admin surface and tests. */
+  /** Requests the AS answered itself (no FS, overload, deadline, lost connection), by status code. */
   readonly localAnswers = new Map<number, number>();
+  /** Answers relayed from FSs, indexed by status code. */
+  readonly relayedAnswers = new Float64Array(256);
 
   constructor(opts: DispatcherOptions) {
     this.#o = opts;
@@ -103,7 +105,9 @@ export class Dispatcher implements TrafficSink {
     if (p === undefined) return; // answered already (deadline passed) or not ours
     const fs = (up.conn.owner as Pool).owner as FunctionServerEntry;
     fs.inflight--;
-    if (buf[off + OFFSET.status] === Status.OK) fs.served++;
+    const status = buf[off + OFFSET.status];
+    this.relayedAnswers[status]++;
+    if (status === Status.OK) fs.served++;
     if (fs.retired) this.#manager?.closeIfRetiredAndIdle(fs);
     const t = p.target;
     t.inflight--;

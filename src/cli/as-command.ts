@@ -9,7 +9,7 @@ export function asCommand(): Command {
     .option('--host <address>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'client port (0 picks a free one)', parsePort, 7100)
     .option('--control-port <port>', 'port function servers register on', parsePort, 7101)
-    .option('--admin-port <port>', 'HTTP admin port for /healthz and /functionservers (off when absent)', parsePort)
+    .option('--admin-port <port>', 'HTTP admin port for /healthz, /functionservers and /metrics (off when absent)', parsePort)
     .addOption(new Option('--strategy <name>', 'how to choose an FS').choices(['least-loaded', 'round-robin']).default('least-loaded'))
     .option('--heartbeat-ms <ms>', 'heartbeat period; a peer silent for 3 periods is dead', parseIntIn(0, 600_000), 2000)
     .option('--timeout-ms <ms>', 'deadline for requests that carry none', parseIntIn(1, 3_600_000), 30_000)
@@ -40,7 +40,7 @@ export function asCommand(): Command {
       await as.start();
       let admin: AdminServer | undefined;
       if (o.adminPort !== undefined) {
-        admin = new AdminServer(as, logger);
+        admin = new AdminServer(as, logger, { processMetrics: true });
         const adminPort = await admin.listen(o.adminPort, o.host);
         logger.info({ adminPort }, 'admin surface listening');
       }
