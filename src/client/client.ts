@@ -1,4 +1,5 @@
 import { connect as netConnect } from 'node:net';
+import { CallTable } from './call-table.js';
 import {
   ChannelClosedError,
   ConnectError,
@@ -35,13 +36,8 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
-interface PendingCall {
-  resolve: (v: unknown) => void;
-  reject: (e: SwitchboardError) => void;
-  deadlineAt: number;
-}
-
 const REQUEST_FLAGS = FLAG_REQUEST | FLAG_TWO_WAY | Serialization.MSGPACK;
+const SWEEP_MS = 50;
 
 /** Grace on top of the deadline: the AS answers TIMEOUT itself, this only guards against a silent AS. */
 const LOCAL_GRACE_MS = 1000;
@@ -52,16 +48,24 @@ const LOCAL_GRACE_MS = 1000;
  */
 export class Client {
   readonly #conn: FrameConnection;
-  readonly #pending = new Map<number, PendingCall>();
+  readonly #calls = new CallTable();
   readonly #defaultTimeoutMs: number;
   readonly #sweeper: NodeJS.Timeout;
-  #nextId = 0;
   #closeError: SwitchboardError | undefined;
+  /** Coarse clock (the sweeper's), enough for a deadline that has a second of grace. */
+  #now = Date.now();
+  // One executor for every call, so a call allocates no closure of its own.
+  #lastResolve: (v: unknown) => void = () => undefined;
+  #lastReject: (e: SwitchboardError) => void = () => undefined;
+  readonly #executor = (resolve: (v: unknown) => void, reject: (e: SwitchboardError) => void): void => {
+    this.#lastResolve = resolve;
+    this.#lastReject = reject;
+  };
 
   private constructor(conn: FrameConnection, defaultTimeoutMs: number) {
     this.#conn = conn;
     this.#defaultTimeoutMs = defaultTimeoutMs;
-    this.#sweeper = setInterval(() => this.#sweep(), 50);
+    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS);
     this.#sweeper.unref();
   }
 
@@ -93,7 +97,7 @@ export class Client {
   }
 
   get inflight(): number {
-    return this.#pending.size;
+    return this.#calls.size;
   }
 
   get closed(): boolean {
@@ -101,20 +105,20 @@ export class Client {
   }
 
   /** Calls one service and resolves with its decoded answer, or rejects with the status's error class. */
-  call<T = unknown>(serviceKey: number, body?: unknown, opts: CallOptions = {}): Promise<T> {
+  call<T = unknown>(serviceKey: number, body?: unknown, opts?: CallOptions): Promise<T> {
     if (this.#conn.closed) return Promise.reject(this.#closeError ?? new ChannelClosedError('the client is closed'));
-    const timeoutMs = opts.timeoutMs ?? this.#defaultTimeoutMs;
-    const id = this.#id();
+    const timeoutMs = opts?.timeoutMs ?? this.#defaultTimeoutMs;
     const encoded = encodeBody(body);
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, deadlineAt: Date.now() + timeoutMs + LOCAL_GRACE_MS });
-      this.#conn.sendFrame(REQUEST_FLAGS, 0, id, serviceKey, opts.poolType ?? 0, timeoutMs, encoded);
-    });
+    const promise = new Promise<T>(this.#executor as (resolve: (v: T) => void, reject: (e: unknown) => void) => void);
+    const id = this.#calls.add(this.#lastResolve, this.#lastReject, this.#now + timeoutMs + LOCAL_GRACE_MS + SWEEP_MS);
+    this.#conn.sendFrame(REQUEST_FLAGS, 0, id, serviceKey, opts?.poolType ?? 0, timeoutMs, encoded);
+    return promise;
   }
 
   /** Sends a one-way request: no answer, no error if it fails. */
   send(serviceKey: number, body?: unknown, opts: CallOptions = {}): void {
-    this.#conn.send(encodeRequest(this.#id(), serviceKey, body, { poolType: opts.poolType ?? 0, budgetMs: opts.timeoutMs ?? 0, twoWay: false }));
+    // One-way requests need no slot: id 0 is never answered.
+    this.#conn.send(encodeRequest(0, serviceKey, body, { poolType: opts.poolType ?? 0, budgetMs: opts.timeoutMs ?? 0, twoWay: false }));
   }
 
   close(): Promise<void> {
@@ -126,11 +130,6 @@ export class Client {
     });
   }
 
-  #id(): number {
-    this.#nextId = (this.#nextId + 1) >>> 0 || 1;
-    return this.#nextId;
-  }
-
   private onFrameAt(buf: Buffer, off: number, len: number): void {
     const id = buf.readUInt32BE(off + OFFSET.requestId);
     const status = buf[off + OFFSET.status];
@@ -139,36 +138,28 @@ export class Client {
       this.#closeError = errorFromStatus(status, safeDecode(buf.subarray(off, off + len)) as { code?: string; message?: string });
       return;
     }
-    const p = this.#pending.get(id);
-    if (!p) return;
-    this.#pending.delete(id);
     let body: unknown;
     try {
       body = decodeBodyAt(buf, off, len);
     } catch (err) {
-      p.reject(err as SwitchboardError);
+      this.#calls.reject(id, err as SwitchboardError);
       return;
     }
-    if (status === Status.OK) p.resolve(body);
-    else p.reject(errorFromStatus(status, body as { code?: string; message?: string }));
+    if (status === Status.OK) this.#calls.resolve(id, body);
+    else this.#calls.reject(id, errorFromStatus(status, body as { code?: string; message?: string }));
   }
 
   private onClose(reason: string, err: Error | undefined): void {
     clearInterval(this.#sweeper);
     const e = this.#closeError ?? new ChannelClosedError(`the connection to the application server closed (${reason}${err ? `: ${err.message}` : ''})`);
     this.#closeError = e;
-    for (const p of this.#pending.values()) p.reject(e);
-    this.#pending.clear();
+    this.#calls.rejectAll(e);
   }
 
   #sweep(): void {
-    if (this.#pending.size === 0) return;
-    const now = Date.now();
-    for (const [id, p] of this.#pending) {
-      if (p.deadlineAt > now) continue;
-      this.#pending.delete(id);
-      p.reject(new DeadlineExceededError('no answer from the application server within the deadline and its grace; is it overloaded?'));
-    }
+    this.#now = Date.now();
+    if (this.#calls.size === 0) return;
+    this.#calls.expire(this.#now, () => new DeadlineExceededError('no answer from the application server within the deadline and its grace; is it overloaded?'));
   }
 }
 
