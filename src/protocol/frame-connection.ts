@@ -36,9 +36,10 @@ export interface FrameConnectionOptions {
   readTimeoutMs?: number;
   maxBodyBytes?: number;
   /**
-   * Write as soon as this many bytes are queued rather than at the end of the tick; 0 waits for
-   * the tick. An end of a chain that produces a long batch (a client, an FS) lets the next hop start
-   * on the first part while it makes the rest, so the hops work in parallel on two cores.
+   * Write the first this-many bytes queued in a tick at once rather than at the end of the tick
+   * (later pieces of the same tick at 8 times that); 0 waits for the tick. An end of a chain that
+   * produces a long batch (a client, an FS) lets the next hop start on the first part while it makes
+   * the rest, so the hops work in parallel on two cores.
    */
   earlyFlushBytes?: number;
 }
@@ -47,6 +48,8 @@ export const DEFAULT_HEARTBEAT_MS = 2000;
 const SLAB_BYTES = 64 * 1024;
 /** Frames above this are queued by reference rather than copied into the slab. */
 const BIG_FRAME_BYTES = 16 * 1024;
+/** After the first early piece of a tick, wait for this many times earlyFlushBytes. */
+const LATER_PIECE_FACTOR = 8;
 
 /**
  * A socket that speaks frames: parses what it reads, batches what it writes (one socket write per
@@ -64,6 +67,7 @@ export class FrameConnection {
   #queue: Buffer[] = [];
   #flushScheduled = false;
   readonly #earlyFlush: number;
+  #earlyPieces = 0;
   #blocked = false;
   #paused = false;
   #closed = false;
@@ -151,14 +155,26 @@ export class FrameConnection {
 
   /** After bytes were queued: write now if enough are waiting, else once at the end of the tick. */
   #queued(): void {
-    if (this.#earlyFlush > 0 && this.#slabPos - this.#slabStart >= this.#earlyFlush) {
-      this.flush();
-      return;
-    }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      process.nextTick(flush, this);
+      process.nextTick(endOfTick, this);
     }
+    if (this.#earlyFlush > 0) {
+      // The first piece of a tick is small so the next hop starts at once; later ones are larger,
+      // so a long batch costs few writes.
+      const limit = this.#earlyPieces === 0 ? this.#earlyFlush : this.#earlyFlush * LATER_PIECE_FACTOR;
+      if (this.#slabPos - this.#slabStart >= limit) {
+        this.#earlyPieces++;
+        this.flush();
+      }
+    }
+  }
+
+  /** The tick is over: write the rest and start counting pieces afresh. */
+  endTick(): void {
+    this.#flushScheduled = false;
+    this.#earlyPieces = 0;
+    this.flush();
   }
 
   /** Copies a frame that lies at buf[off, off + len) into the outgoing slab. */
@@ -203,7 +219,6 @@ export class FrameConnection {
 
   /** Writes what is queued now rather than at the end of the tick. */
   flush(): void {
-    this.#flushScheduled = false;
     if (this.#closed) return;
     let data: Buffer;
     if (this.#queue.length === 0) {
@@ -375,6 +390,6 @@ export class FrameConnection {
   }
 }
 
-function flush(conn: FrameConnection): void {
-  conn.flush();
+function endOfTick(conn: FrameConnection): void {
+  conn.endTick();
 }

@@ -89,7 +89,7 @@ describe('FrameConnection', () => {
     expect(decodeBody(frames[1])).toMatchObject({ code: 'SB_ERR_BAD_MAGIC' });
   });
 
-  it('writes once per tick by default, and early once earlyFlushBytes are queued', async () => {
+  it('writes once per tick by default; early once earlyFlushBytes are queued, then at 8 times that', async () => {
     const { server: lazy } = await pair((s) => new FrameConnection(s, { heartbeatMs: 0, onFrame: () => undefined }));
     const { server: eager } = await pair((s) => new FrameConnection(s, { heartbeatMs: 0, earlyFlushBytes: 100, onFrame: () => undefined }));
     const counts = new Map<FrameConnection, number>();
@@ -100,12 +100,16 @@ describe('FrameConnection', () => {
         counts.set(c, (counts.get(c) ?? 0) + 1);
         return write(data);
       }) as typeof c.socket.write;
-      for (let i = 1; i <= 4; i++) c.send(encodeResponse(i, Status.OK, 'x'.repeat(30))); // about 56 bytes each
+      for (let i = 1; i <= 20; i++) c.send(encodeResponse(i, Status.OK, 'x'.repeat(30))); // 56 bytes each
     }
     expect(counts.get(lazy)).toBe(0); // nothing before the tick ends
-    expect(counts.get(eager)).toBe(2); // after the 2nd and the 4th frame
+    // The 2nd frame passes 100 bytes: a first, small piece; the next piece waits for 800 bytes (the 16th).
+    expect(counts.get(eager)).toBe(2);
     await new Promise((r) => process.nextTick(r));
     expect(counts.get(lazy)).toBe(1);
-    expect(counts.get(eager)).toBe(2);
+    expect(counts.get(eager)).toBe(3); // the rest at the end of the tick
+    // A new tick starts with a small piece again.
+    for (let i = 1; i <= 2; i++) eager.send(encodeResponse(i, Status.OK, 'x'.repeat(30)));
+    expect(counts.get(eager)).toBe(4);
   });
 });
