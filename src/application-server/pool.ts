@@ -3,6 +3,8 @@ import { backoffDelay, type BackoffOptions } from '../common/backoff.js';
 import { EventKind, FrameConnection, decodeBody, encodeEventRequest, eventKindOf, isRequest, type CloseReason } from '../protocol/index.js';
 import { UpstreamConnection, type PendingRequest } from './upstream-connection.js';
 
+const READ_BUFFER_BYTES = 64 * 1024;
+
 export interface PoolHooks {
   /** A response frame arrived on one of the pool's connections. */
   response(up: UpstreamConnection, frame: Buffer): void;
@@ -133,7 +135,20 @@ export class Pool {
    */
   #dial(): void {
     this.#dialing = true;
-    const socket = connect({ host: this.#o.host, port: this.#o.port });
+    // One read buffer per connection, reused for every read (no allocation per read): safe because
+    // answers are copied to their client and events decoded before ingest() returns.
+    const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    const socket = connect({
+      host: this.#o.host,
+      port: this.#o.port,
+      onread: {
+        buffer: readBuffer,
+        callback: (n) => {
+          conn.ingest(readBuffer.subarray(0, n)); // only called once connected, when conn exists
+          return true;
+        },
+      },
+    });
     let ready = false;
     const handshake = setTimeout(
       () => conn.destroy('error', new Error(`no DESCRIBE answer within ${this.#o.connectTimeoutMs} ms`)),
@@ -141,6 +156,7 @@ export class Pool {
     );
     handshake.unref();
     const conn: FrameConnection = new FrameConnection(socket, {
+      externalReads: true,
       heartbeatMs: this.#o.heartbeatMs,
       maxBodyBytes: this.#o.maxBodyBytes,
       onFrame: (frame) => this.#hooks.response(up, frame),

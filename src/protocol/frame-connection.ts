@@ -42,6 +42,8 @@ export interface FrameConnectionOptions {
    * the rest, so the hops work in parallel on two cores.
    */
   earlyFlushBytes?: number;
+  /** The socket was made with `onread`; its owner passes what it reads to ingest(). */
+  externalReads?: boolean;
 }
 
 export const DEFAULT_HEARTBEAT_MS = 2000;
@@ -99,14 +101,7 @@ export class FrameConnection {
     });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, Math.max(1000, opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS));
-    socket.on('data', (chunk: Buffer) => {
-      this.#readSeen = true;
-      const framesBefore = this.#frames;
-      this.#parser.push(chunk);
-      // Time a partial frame from when it began, so bytes trickled in one by one cannot hold it open.
-      if (this.#parser.buffered === 0) this.#partialSince = 0;
-      else if (this.#partialSince === 0 || this.#frames !== framesBefore) this.#partialSince = Date.now();
-    });
+    if (!opts.externalReads) socket.on('data', (chunk: Buffer) => this.ingest(chunk));
     socket.on('drain', () => {
       this.#blocked = false;
       this.#opts.onDrain?.(this);
@@ -127,6 +122,20 @@ export class FrameConnection {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Bytes read from the socket. Called by the 'data' listener, or by the owner of a socket created
+   * with `onread` (a reused read buffer): frames are handled before this returns, and nothing of
+   * `chunk` is kept afterwards except what the parser copies.
+   */
+  ingest(chunk: Buffer): void {
+    this.#readSeen = true;
+    const framesBefore = this.#frames;
+    this.#parser.push(chunk);
+    // Time a partial frame from when it began, so bytes trickled in one by one cannot hold it open.
+    if (this.#parser.buffered === 0) this.#partialSince = 0;
+    else if (this.#partialSince === 0 || this.#frames !== framesBefore) this.#partialSince = Date.now();
   }
 
   /** True while the socket's write buffer is over its high-water mark: stop feeding it. */
