@@ -5,6 +5,7 @@ import { listenOn } from '../common/listen.js';
 import { silentLogger, type Logger } from '../common/logger.js';
 import { ServiceTable } from '../plugins/index.js';
 import {
+  ChannelClosedError,
   ConfigError,
   DEFAULT_HEARTBEAT_MS,
   EventKind,
@@ -208,7 +209,10 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       }),
     ]);
     clearTimeout(timer);
-    if (timedOut) this.#o.logger.warn({ inflight: this.#handler.inflight }, 'drain timed out; closing with requests in flight');
+    if (timedOut) {
+      this.#o.logger.warn({ inflight: this.#handler.inflight }, 'drain timed out; closing with requests in flight');
+      this.#handler.abortAll(new ChannelClosedError('the function server stopped before this request finished'));
+    }
     this.#link?.stop();
     this.#server.close();
     for (const c of this.#conns) c.close('local');

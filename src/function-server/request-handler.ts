@@ -1,5 +1,6 @@
 import {
   BodyDecodeError,
+  DeadlineExceededError,
   FLAG_TWO_WAY,
   OFFSET,
   Serialization,
@@ -10,7 +11,7 @@ import {
   encodeErrorResponse,
   type FrameConnection,
 } from '../protocol/index.js';
-import type { ServiceContext, ServiceEntry, ServiceTable } from '../plugins/index.js';
+import { RequestContext, type ServiceEntry, type ServiceTable } from '../plugins/index.js';
 import type { Logger } from '../common/logger.js';
 
 export interface RequestHandlerOptions {
@@ -33,6 +34,7 @@ const isThenable = (v: unknown): v is Thenable => typeof (v as Thenable | null)?
 export class RequestHandler {
   readonly #opts: RequestHandlerOptions;
   #inflight = 0;
+  readonly #active = new Set<RequestContext>();
   #idleWaiters: (() => void)[] = [];
 
   constructor(opts: RequestHandlerOptions) {
@@ -77,13 +79,13 @@ export class RequestHandler {
     }
     const budget = buf.readUInt32BE(off + OFFSET.budget);
     const limit = minPositive(budget, entry.timeoutMs ?? 0) || this.#opts.defaultTimeoutMs;
-    const ctx: ServiceContext = {
-      serviceKey: key,
-      poolType: buf.readUInt16BE(off + OFFSET.poolType),
-      requestId: id,
-      deadlineAt: limit > 0 ? Date.now() + limit : Number.POSITIVE_INFINITY,
-      pluginName: entry.pluginName,
-    };
+    const ctx = new RequestContext(
+      key,
+      buf.readUInt16BE(off + OFFSET.poolType),
+      id,
+      limit > 0 ? Date.now() + limit : Number.POSITIVE_INFINITY,
+      entry.pluginName,
+    );
     let result: unknown;
     try {
       result = entry.handler(body, ctx);
@@ -95,16 +97,20 @@ export class RequestHandler {
       if (twoWay) this.#answer(conn, id, key, entry, result);
       return;
     }
-    this.#track(result, id, key, entry, twoWay ? conn : undefined, limit);
+    this.#track(result, ctx, entry, twoWay ? conn : undefined, limit);
   }
 
-  #track(result: Thenable, id: number, key: number, entry: ServiceEntry, conn: FrameConnection | undefined, limit: number): void {
+  #track(result: Thenable, ctx: RequestContext, entry: ServiceEntry, conn: FrameConnection | undefined, limit: number): void {
+    const id = ctx.requestId;
+    const key = ctx.serviceKey;
     this.#inflight++;
+    this.#active.add(ctx);
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
     const settle = (answer: (c: FrameConnection) => void): void => {
       if (settled) return;
       settled = true;
+      this.#active.delete(ctx);
       if (timer) clearTimeout(timer);
       if (conn) answer(conn);
       if (--this.#inflight === 0) this.#wakeIdle();
@@ -113,6 +119,7 @@ export class RequestHandler {
       timer = setTimeout(() => {
         this.#opts.logger.warn({ serviceKey: key, plugin: entry.pluginName, limitMs: limit }, 'service handler timed out');
         settle((c) => c.send(encodeErrorResponse(id, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `service ${key} did not answer within ${limit} ms`, key)));
+        ctx.abort(new DeadlineExceededError(`service ${key} did not answer within ${limit} ms; its answer is no longer wanted`));
       }, limit);
       timer.unref();
     }
@@ -120,6 +127,11 @@ export class RequestHandler {
       (v) => settle((c) => this.#answer(c, id, key, entry, v)),
       (e) => settle((c) => c.send(this.#failure(id, key, entry, e))),
     );
+  }
+
+  /** Aborts the signal of every request still running (the FS is closing without them). */
+  abortAll(reason: Error): void {
+    for (const ctx of this.#active) ctx.abort(reason);
   }
 
   /** Encodes the value and sends it, or a clear error when it cannot be encoded or is over the cap. */

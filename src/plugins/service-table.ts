@@ -7,12 +7,39 @@ import { explorePlugin } from './plugin-explorer.js';
 
 /** What a handler gets besides its decoded body. */
 export interface ServiceContext {
-  serviceKey: number;
-  poolType: number;
-  requestId: number;
+  readonly serviceKey: number;
+  readonly poolType: number;
+  readonly requestId: number;
   /** Epoch ms after which nobody waits for the answer any more. */
-  deadlineAt: number;
-  pluginName: string;
+  readonly deadlineAt: number;
+  readonly pluginName: string;
+  /**
+   * Aborted when the answer is no longer wanted (the deadline passed and TIMEOUT was sent, or the
+   * FS stopped before the handler finished). Pass it on to fetch, timers or your own loops.
+   */
+  readonly signal: AbortSignal;
+}
+
+/** The FS's ServiceContext: the AbortController is made only if a handler reads `signal`. */
+export class RequestContext implements ServiceContext {
+  #controller: AbortController | undefined;
+  constructor(
+    readonly serviceKey: number,
+    readonly poolType: number,
+    readonly requestId: number,
+    readonly deadlineAt: number,
+    readonly pluginName: string,
+  ) {}
+
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController();
+    return this.#controller.signal;
+  }
+
+  /** Aborts the signal, if anyone asked for it. */
+  abort(reason: Error): void {
+    this.#controller?.abort(reason);
+  }
 }
 
 export type ServiceHandler = (body: unknown, ctx: ServiceContext) => unknown;

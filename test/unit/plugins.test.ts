@@ -7,7 +7,7 @@ import { DuplicateServiceKeyError, InvalidPluginError, PluginLoadError } from '.
 import { PLUGIN_METADATA, SERVICES_METADATA } from '../../src/plugins/metadata-keys.js';
 import { explorePlugin, isPluginClass } from '../../src/plugins/plugin-explorer.js';
 import { bundledPluginNames, loadPluginModules } from '../../src/plugins/plugin-loader.js';
-import { PLUGIN_NAME, ServiceTable, type ServiceContext } from '../../src/plugins/service-table.js';
+import { PLUGIN_NAME, RequestContext, ServiceTable, type ServiceContext } from '../../src/plugins/service-table.js';
 import { EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
 import { WeatherPlugin } from '../../src/plugins/samples/weather-plugin.js';
 
@@ -168,7 +168,7 @@ describe('ServiceTable', () => {
     expect(entry).toBeDefined();
     expect(entry!.pluginName).toBe('greeter');
     expect(entry!.method).toBe('greet');
-    const ctx: ServiceContext = { serviceKey: 1, poolType: 0, requestId: 1, deadlineAt: 0, pluginName: 'greeter' };
+    const ctx: ServiceContext = new RequestContext(1, 0, 1, 0, 'greeter');
     expect(await entry!.handler({ who: 'Ada' }, ctx)).toBe('hello Ada at 1234');
   });
 

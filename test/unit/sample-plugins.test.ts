@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PluginError } from '../../src/plugins/errors.js';
-import { ServiceTable, type ServiceContext } from '../../src/plugins/service-table.js';
+import { RequestContext, ServiceTable, type ServiceContext } from '../../src/plugins/service-table.js';
 import { ECHO, ECHO_DELAYED, EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
 import { WEATHER_CITIES, WEATHER_FORECAST, WeatherPlugin, type ForecastReply, type ForecastRequest } from '../../src/plugins/samples/weather-plugin.js';
 import { Status } from '../../src/protocol/status.js';
 
-const ctx = (serviceKey: number): ServiceContext => ({ serviceKey, poolType: 0, requestId: 1, deadlineAt: 0, pluginName: 'test' });
+const ctx = (serviceKey: number): ServiceContext => new RequestContext(serviceKey, 0, 1, 0, 'test');
 
 /** Built through ServiceTable, so the weather plugin's catalogue and model come from DI. */
 const table = new ServiceTable([EchoPlugin, WeatherPlugin]);
