@@ -34,7 +34,11 @@ const isThenable = (v: unknown): v is Thenable => typeof (v as Thenable | null)?
 export class RequestHandler {
   readonly #opts: RequestHandlerOptions;
   #inflight = 0;
+  /** Requests whose handler holds their AbortSignal: the only ones a drain timeout must abort. */
   readonly #active = new Set<RequestContext>();
+  readonly #watch = (ctx: RequestContext): void => {
+    this.#active.add(ctx);
+  };
   #idleWaiters: (() => void)[] = [];
 
   constructor(opts: RequestHandlerOptions) {
@@ -85,15 +89,18 @@ export class RequestHandler {
       id,
       limit > 0 ? Date.now() + limit : Number.POSITIVE_INFINITY,
       entry.pluginName,
+      this.#watch,
     );
     let result: unknown;
     try {
       result = entry.handler(body, ctx);
     } catch (err) {
+      this.#active.delete(ctx);
       if (twoWay) conn.send(this.#failure(id, key, entry, err));
       return;
     }
     if (!isThenable(result)) {
+      this.#active.delete(ctx); // a synchronous handler that looked at its signal is done with it
       if (twoWay) this.#answer(conn, id, key, entry, result);
       return;
     }
@@ -104,7 +111,6 @@ export class RequestHandler {
     const id = ctx.requestId;
     const key = ctx.serviceKey;
     this.#inflight++;
-    this.#active.add(ctx);
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
     const settle = (answer: (c: FrameConnection) => void): void => {

@@ -29,10 +29,15 @@ export class RequestContext implements ServiceContext {
     readonly requestId: number,
     readonly deadlineAt: number,
     readonly pluginName: string,
+    /** Told when a handler first asks for the signal, so only those requests need tracking. */
+    private readonly onWatch?: (ctx: RequestContext) => void,
   ) {}
 
   get signal(): AbortSignal {
-    this.#controller ??= new AbortController();
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      this.onWatch?.(this);
+    }
     return this.#controller.signal;
   }
 
