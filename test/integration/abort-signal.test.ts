@@ -1,11 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { ApplicationServer, Client, FunctionServer, Plugin, Service, type ServiceContext } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { Plugin, Service, type ServiceContext } from '../../src/index.js';
+import { useHarness } from '../fixtures/cluster.js';
 
-const stops: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const s of stops.splice(0).reverse()) await s();
-});
-
+const h = useHarness();
 const seen: { aborted: boolean; reason: unknown }[] = [];
 
 @Plugin({ name: 'patient' })
@@ -24,16 +21,8 @@ class PatientPlugin {
 
 describe('the handler AbortSignal', () => {
   it('is aborted with a TIMEOUT error when the service deadline passes, after the caller got TIMEOUT', async () => {
-    const as = new ApplicationServer();
-    const { port, controlPort } = await as.start();
-    stops.push(() => as.stop());
-    const up = new Promise<void>((r) => as.on('fs-state', (i) => i.state === 'available' && r()));
-    const fs = new FunctionServer({ name: 'fs-abort', plugins: [PatientPlugin], applicationServer: { host: '127.0.0.1', port: controlPort } });
-    await fs.start();
-    stops.push(() => fs.stop());
-    await up;
-    const client = await Client.connect({ port });
-    stops.push(() => client.close());
+    const [fs] = await h.cluster({}, [{ name: 'fs-abort', plugins: [PatientPlugin] }]);
+    const client = await h.client();
     await expect(client.call(7001, {})).rejects.toMatchObject({ code: 'SB_ERR_TIMEOUT' });
     expect(seen).toHaveLength(1);
     expect(seen[0].aborted).toBe(true);

@@ -1,24 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { ApplicationServer, Client, FunctionServer } from '../../src/index.js';
-import { ECHO, EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
+import { describe, expect, it } from 'vitest';
+import { ECHO } from '../../src/plugins/samples/echo-plugin.js';
+import { useHarness } from '../fixtures/cluster.js';
 
-const stops: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const s of stops.splice(0).reverse()) await s();
-});
+const h = useHarness();
 
 describe('frames larger than a read', () => {
   it('relays many concurrent answers bigger than the AS read buffer, each intact and to its own caller', async () => {
-    const as = new ApplicationServer();
-    const { port, controlPort } = await as.start();
-    stops.push(() => as.stop());
-    const up = new Promise<void>((r) => as.on('fs-state', (i) => i.state === 'available' && r()));
-    const fs = new FunctionServer({ name: 'fs-big', plugins: [EchoPlugin], applicationServer: { host: '127.0.0.1', port: controlPort } });
-    await fs.start();
-    stops.push(() => fs.stop());
-    await up;
-    const client = await Client.connect({ port });
-    stops.push(() => client.close());
+    await h.cluster({}, [{ name: 'fs-big' }]);
+    const client = await h.client();
     // 100 KiB each (the AS reads FS answers into one reused 64 KiB buffer), binary and text.
     const bodies = Array.from({ length: 40 }, (_, i) => ({
       i,
