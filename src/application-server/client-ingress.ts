@@ -59,8 +59,7 @@ export class ClientIngress {
       heartbeatMs: this.#o.heartbeatMs,
       readTimeoutMs: this.#o.readTimeoutMs,
       maxBodyBytes: this.#o.maxBodyBytes,
-      onFrame: (frame) => dispatcher.dispatch(session as ClientSession, frame),
-      onFrameAt: (buf, off, len) => dispatcher.dispatchAt(session as ClientSession, buf, off, len),
+      onFrameAt: (buf, off, len) => dispatcher.dispatch(session as ClientSession, buf, off, len),
       onDrain: () => session?.resume(session),
       onClose: (reason, err, c) => {
         if (session) this.#sessions.delete(session);

@@ -57,12 +57,8 @@ export class Dispatcher implements TrafficSink {
     clearInterval(this.#sweeper);
   }
 
-  dispatch(session: ClientSession, frame: Buffer): void {
-    this.dispatchAt(session, frame, 0, frame.length);
-  }
-
   /** The request frame lies at buf[off, off + len): a chunk the ingress read, never reused. */
-  dispatchAt(session: ClientSession, buf: Buffer, off: number, len: number): void {
+  dispatch(session: ClientSession, buf: Buffer, off: number, len: number): void {
     // The client is not reading its answers: read no more of its requests until it does.
     if (session.conn.blocked) session.pause(session);
     const flags = buf[off + OFFSET.flags];
@@ -88,13 +84,11 @@ export class Dispatcher implements TrafficSink {
     this.#route(new PendingRequest(session, clientId, serviceKey, poolType, deadlineAt, null, 1), buf, off, len, now, undefined);
   }
 
-  /** A response from an FS: un-pend it and relay it under the client's own request id. */
-  response(up: UpstreamConnection, frame: Buffer): void {
-    this.responseAt(up, frame, 0, frame.length);
-  }
-
-  /** The response lies at buf[off, off + len), valid only during the call: it is copied out at once. */
-  responseAt(up: UpstreamConnection, buf: Buffer, off: number, len: number): void {
+  /**
+   * A response from an FS: un-pend it and relay it under the client's own request id. It lies at
+   * buf[off, off + len), valid only during the call: it is copied out at once.
+   */
+  response(up: UpstreamConnection, buf: Buffer, off: number, len: number): void {
     if ((buf[off + OFFSET.flags] & FLAG_REQUEST) !== 0) {
       // An FS never sends requests on a pool connection: it is confused, so is this connection.
       (up.conn.owner as Pool).markDamaged(up, 'the function server sent a request on a pool connection');
@@ -189,20 +183,14 @@ export class Dispatcher implements TrafficSink {
     // Kept (a view, not a copy) only while it may be sent again.
     if (p.frame === null && fs.isIdempotent(p.serviceKey)) p.frame = buf.subarray(off, off + len);
     const id = up.pending.add(p);
-    p.upstreamId = id;
-    p.upstream = up;
-    p.fsId = fs.id;
     fs.inflight++;
     buf.writeUInt32BE(id, off + OFFSET.requestId);
     buf.writeUInt32BE(Math.max(1, p.deadlineAt - now), off + OFFSET.budget);
     up.conn.sendFrom(buf, off, len);
-    if (up.conn.blocked) {
+    if (up.conn.blocked && !up.waiting.has(p.target)) {
       // The FS's socket is backed up: hold this client's reading rather than buffer without limit.
-      const s = p.target as ClientSession;
-      if (typeof s.pause === 'function' && !up.waiting.has(s)) {
-        s.pause(up);
-        up.waiting.add(s);
-      }
+      p.target.pause(up);
+      up.waiting.add(p.target);
     }
   }
 
@@ -223,15 +211,14 @@ export class Dispatcher implements TrafficSink {
     up.conn.sendFrom(buf, off, len);
   }
 
+  /** Ends a pending request with an answer from the AS itself. */
   #fail(p: PendingRequest, status: number, code: string, message: string): void {
-    const t = p.target;
-    t.inflight--;
-    this.localAnswers.set(status, (this.localAnswers.get(status) ?? 0) + 1);
-    if (!t.closed) t.reply(encodeErrorResponse(p.clientId, status, code, message, p.serviceKey));
+    p.target.inflight--;
+    this.#answer(p.target, p.clientId, status, code, message, p.serviceKey);
   }
 
-  #answer(t: ReplyTarget, clientId: number, status: number, code: string, message: string): void {
+  #answer(t: ReplyTarget, clientId: number, status: number, code: string, message: string, serviceKey = 0): void {
     this.localAnswers.set(status, (this.localAnswers.get(status) ?? 0) + 1);
-    t.reply(encodeErrorResponse(clientId, status, code, message));
+    if (!t.closed) t.reply(encodeErrorResponse(clientId, status, code, message, serviceKey));
   }
 }

@@ -30,8 +30,7 @@ export interface FsManagerOptions {
 
 /** Where responses and orphaned requests go: the dispatcher. */
 export interface TrafficSink {
-  response(up: UpstreamConnection, frame: Buffer): void;
-  responseAt(up: UpstreamConnection, buf: Buffer, off: number, len: number): void;
+  response(up: UpstreamConnection, buf: Buffer, off: number, len: number): void;
   orphaned(fs: FunctionServerEntry, orphans: PendingRequest[]): void;
   drained(up: UpstreamConnection): void;
 }
@@ -76,8 +75,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     this.#o = opts;
     this.#sink = sink;
     this.#hooks = {
-      response: (up, frame) => this.#sink.response(up, frame),
-      responseAt: (up, buf, off, len) => this.#sink.responseAt(up, buf, off, len),
+      response: (up, buf, off, len) => this.#sink.response(up, buf, off, len),
       drained: (up) => this.#sink.drained(up),
       event: (pool, _up, frame) => {
         if (eventKindOf(frame) === EventKind.DRAIN) this.markDraining(entryOf(pool).id);

@@ -1,15 +1,13 @@
 import { connect } from 'node:net';
 import { backoffDelay, type BackoffOptions } from '../common/backoff.js';
-import { EventKind, FrameConnection, decodeBody, encodeEventRequest, eventKindOf, isRequest, type CloseReason } from '../protocol/index.js';
+import { EventKind, FrameConnection, encodeEventRequest, tryDecodeBody, eventKindOf, isRequest, type CloseReason } from '../protocol/index.js';
 import { UpstreamConnection, type PendingRequest } from './upstream-connection.js';
 
 const READ_BUFFER_BYTES = 64 * 1024;
 
 export interface PoolHooks {
-  /** A response frame arrived on one of the pool's connections. */
-  response(up: UpstreamConnection, frame: Buffer): void;
-  /** The same, as (buffer, offset, length), valid only during the call. */
-  responseAt(up: UpstreamConnection, buf: Buffer, off: number, len: number): void;
+  /** A response frame arrived on one of the pool's connections, at buf[off, off + len), valid only during the call. */
+  response(up: UpstreamConnection, buf: Buffer, off: number, len: number): void;
   /** An event frame (DRAIN) arrived on a ready connection. */
   event(pool: Pool, up: UpstreamConnection, frame: Buffer): void;
   /** A connection is ready: the FS answered DESCRIBE with `described` (its name, pool type, services). */
@@ -159,8 +157,7 @@ export class Pool {
       externalReads: true,
       heartbeatMs: this.#o.heartbeatMs,
       maxBodyBytes: this.#o.maxBodyBytes,
-      onFrame: (frame) => this.#hooks.response(up, frame),
-      onFrameAt: (buf, off, len) => this.#hooks.responseAt(up, buf, off, len),
+      onFrameAt: (buf, off, len) => this.#hooks.response(up, buf, off, len),
       onDrain: () => this.#hooks.drained(up),
       onEvent: (frame) => {
         if (!ready && eventKindOf(frame) === EventKind.DESCRIBE && !isRequest(frame)) {
@@ -198,15 +195,9 @@ export class Pool {
       up.conn.close('local');
       return;
     }
-    let described: unknown;
-    try {
-      described = decodeBody(frame);
-    } catch {
-      described = undefined;
-    }
     this.#failures = 0;
     this.#ready.push(up);
-    this.#hooks.up(this, up, described);
+    this.#hooks.up(this, up, tryDecodeBody(frame));
     this.fill();
   }
 

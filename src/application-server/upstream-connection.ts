@@ -7,13 +7,13 @@ export interface ReplyTarget {
   reply(frame: Buffer): void;
   /** Copies the frame at buf[off, off + len) out to the client. */
   replyFrom(buf: Buffer, off: number, len: number): void;
+  /** Stops reading the client's requests until resume(cause) with the same cause. */
+  pause(cause: object): void;
+  resume(cause: object): void;
 }
 
 /** One forwarded request waiting for its answer. Kept small: one is made per request. */
 export class PendingRequest {
-  upstreamId = 0;
-  upstream: UpstreamConnection | null = null;
-  fsId = '';
   constructor(
     readonly target: ReplyTarget,
     readonly clientId: number,
@@ -99,7 +99,7 @@ export class UpstreamConnection {
   readonly conn: FrameConnection;
   readonly pending = new PendingTable();
   /** Client sessions whose reading is paused until this connection's socket drains. */
-  readonly waiting = new Set<{ resume(cause: object): void }>();
+  readonly waiting = new Set<ReplyTarget>();
 
   constructor(conn: FrameConnection) {
     this.conn = conn;

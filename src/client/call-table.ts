@@ -39,18 +39,16 @@ export class CallTable {
 
   /** Settles call `id` with an answer; false if no call waits on that id (late or unknown). */
   resolve(id: number, value: unknown): boolean {
-    const r = this.#take(id);
-    if (r < 0) return false;
-    const fn = this.#resolves[id];
+    const fn = this.#take(id) ? this.#resolves[id] : undefined;
+    if (fn === undefined) return false;
     this.#clear(id);
     fn(value);
     return true;
   }
 
   reject(id: number, err: SwitchboardError): boolean {
-    const r = this.#take(id);
-    if (r < 0) return false;
-    const fn = this.#rejects[id];
+    const fn = this.#take(id) ? this.#rejects[id] : undefined;
+    if (fn === undefined) return false;
     this.#clear(id);
     fn(err);
     return true;
@@ -83,16 +81,16 @@ export class CallTable {
     for (let id = 1; id < n; id++) if (states[id] === LIVE) rejects[id](err);
   }
 
-  /** -1 if nothing waits on `id`; frees an owed slot on its late answer. */
-  #take(id: number): number {
-    if (id <= 0 || id >= this.#next) return -1;
+  /** Frees slot `id`; true if a live call waited there (an owed slot is freed by its late answer). */
+  #take(id: number): boolean {
+    if (id <= 0 || id >= this.#next) return false;
     const s = this.#states[id];
-    if (s === FREE) return -1;
+    if (s === FREE) return false;
     this.#states[id] = FREE;
     this.#free.push(id);
-    if (s === OWED) return -1;
+    if (s === OWED) return false;
     this.#live--;
-    return id;
+    return true;
   }
 
   #clear(id: number): void {

@@ -11,11 +11,11 @@ import {
   FLAG_TWO_WAY,
   Serialization,
   OFFSET,
-  decodeBody,
   decodeBodyAt,
   encodeBody,
   encodeRequest,
   errorFromStatus,
+  tryDecodeBody,
   type SwitchboardError,
 } from '../protocol/index.js';
 
@@ -80,7 +80,6 @@ export class Client {
         maxBodyBytes: opts.maxBodyBytes,
         // Many calls made in one tick leave in pieces, so the AS starts on the first while we encode the rest.
         earlyFlushBytes: 8192,
-        onFrame: (frame) => client?.onFrameAt(frame, 0, frame.length),
         onFrameAt: (buf, off, len) => client?.onFrameAt(buf, off, len),
         onClose: (reason, err) => {
           clearTimeout(timer);
@@ -135,7 +134,7 @@ export class Client {
     const status = buf[off + OFFSET.status];
     if (id === 0 && status !== Status.OK) {
       // A connection-level refusal (too many connections, bad frame): it applies to every call.
-      this.#closeError = errorFromStatus(status, safeDecode(buf.subarray(off, off + len)) as { code?: string; message?: string });
+      this.#closeError = errorFromStatus(status, tryDecodeBody(buf.subarray(off, off + len)) as { code?: string; message?: string });
       return;
     }
     let body: unknown;
@@ -160,13 +159,5 @@ export class Client {
     this.#now = Date.now();
     if (this.#calls.size === 0) return;
     this.#calls.expire(this.#now, () => new DeadlineExceededError('no answer from the application server within the deadline and its grace; is it overloaded?'));
-  }
-}
-
-function safeDecode(frame: Buffer): unknown {
-  try {
-    return decodeBody(frame);
-  } catch {
-    return undefined;
   }
 }

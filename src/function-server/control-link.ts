@@ -5,7 +5,7 @@ import {
   EventKind,
   FrameConnection,
   Status,
-  decodeBody,
+  tryDecodeBody,
   encodeEventRequest,
   eventKindOf,
   helloReplySchema,
@@ -89,7 +89,6 @@ export class ControlLink {
     const socket = connect({ host: this.#o.host, port: this.#o.port });
     const conn = new FrameConnection(socket, {
       heartbeatMs: this.#o.heartbeatMs,
-      onFrame: () => undefined, // the AS sends no requests on this link
       onEvent: (frame) => this.#onEvent(frame),
       onClose: (reason, err) => this.#onClose(reason, err),
     });
@@ -141,13 +140,13 @@ export class ControlLink {
     this.#waiters.delete(requestIdOf(frame));
     clearTimeout(w.timer);
     if (statusOf(frame) !== Status.OK) {
-      const body = safeDecode(frame) as { message?: string } | undefined;
+      const body = tryDecodeBody(frame) as { message?: string } | undefined;
       this.#o.logger.error({ status: statusOf(frame), reason: body?.message }, 'application server refused the control event');
       w.resolve(false);
       return;
     }
     if (eventKindOf(frame) === EventKind.HELLO) {
-      const parsed = helloReplySchema.safeParse(safeDecode(frame));
+      const parsed = helloReplySchema.safeParse(tryDecodeBody(frame));
       if (parsed.success) this.fsId = parsed.data.fsId;
     }
     w.resolve(true);
@@ -168,13 +167,5 @@ export class ControlLink {
     log({ reason, err: err?.message, retryInMs: delay }, 'control link to the application server lost; will register again');
     this.#retryTimer = setTimeout(() => this.#dial(), delay);
     this.#retryTimer.unref();
-  }
-}
-
-function safeDecode(frame: Buffer): unknown {
-  try {
-    return decodeBody(frame);
-  } catch {
-    return undefined;
   }
 }

@@ -15,11 +15,11 @@ import {
   encodeEventRequest,
   encodeEventResponse,
   eventKindOf,
-  decodeBody,
   describeRequestSchema,
   isRequest,
   isTwoWay,
   requestIdOf,
+  tryDecodeBody,
   type Hello,
 } from '../protocol/index.js';
 import { ControlLink } from './control-link.js';
@@ -227,12 +227,8 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       readTimeoutMs: this.#o.heartbeatMs * 3,
       maxBodyBytes: this.#o.maxBodyBytes,
       earlyFlushBytes: EARLY_FLUSH_BYTES,
-      onFrame: (frame, c) => {
-        if (isRequest(frame)) this.#handler.handle(frame, c);
-        if (c.blocked) c.pauseReading();
-      },
       onFrameAt: (buf, off, len, c) => {
-        if ((buf[off + OFFSET.flags] & FLAG_REQUEST) !== 0) this.#handler.handleAt(buf, off, len, c);
+        if ((buf[off + OFFSET.flags] & FLAG_REQUEST) !== 0) this.#handler.handle(buf, off, len, c);
         // The AS is not reading our answers: stop reading its requests until it does.
         if (c.blocked) c.pauseReading();
       },
@@ -254,13 +250,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       if (isTwoWay(frame)) conn.rejectEvent(frame);
       return;
     }
-    let asked: unknown;
-    try {
-      asked = decodeBody(frame);
-    } catch {
-      asked = undefined;
-    }
-    const d = describeRequestSchema.safeParse(asked ?? {});
+    const d = describeRequestSchema.safeParse(tryDecodeBody(frame) ?? {});
     if (d.success && d.data.maxBodyBytes !== undefined) conn.peerMaxBodyBytes = d.data.maxBodyBytes;
     conn.send(
       encodeEventResponse(EventKind.DESCRIBE, requestIdOf(frame), {

@@ -55,12 +55,8 @@ export class RequestHandler {
     return new Promise((r) => this.#idleWaiters.push(r));
   }
 
-  handle(frame: Buffer, conn: FrameConnection): void {
-    this.handleAt(frame, 0, frame.length, conn);
-  }
-
   /** The request lies at buf[off, off + len). */
-  handleAt(buf: Buffer, off: number, len: number, conn: FrameConnection): void {
+  handle(buf: Buffer, off: number, len: number, conn: FrameConnection): void {
     const id = buf.readUInt32BE(off + OFFSET.requestId);
     const key = buf.readUInt32BE(off + OFFSET.serviceKey);
     const twoWay = (buf[off + OFFSET.flags] & FLAG_TWO_WAY) !== 0;

@@ -17,6 +17,15 @@ export function decodeBody(frame: Buffer): unknown {
   return decodeBodyAt(frame, 0, frame.length);
 }
 
+/** decodeBody for control paths that only want the value if there is a good one: undefined otherwise. */
+export function tryDecodeBody(frame: Buffer): unknown {
+  try {
+    return decodeBody(frame);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * decodeBody for a frame at buf[off, off + len). Decoding in place matters: msgpackr caches a
  * DataView on the buffer it reads, so one chunk read many frames pays for it once.

@@ -16,11 +16,11 @@ export type CloseReason =
   | 'error'; // socket error
 
 export interface FrameConnectionOptions {
-  /** Requests and responses (not events). The buffer is only valid during the call unless copied or forwarded at once. */
-  onFrame: (frame: Buffer, conn: FrameConnection) => void;
+  /** Requests and responses (not events); none given means they are ignored. The buffer is only valid during the call. */
+  onFrame?: (frame: Buffer, conn: FrameConnection) => void;
   /**
-   * When given, requests and responses go here as (buffer, offset, length) instead of to onFrame,
-   * sparing a view per frame on forwarding paths. Valid only during the call.
+   * Instead of onFrame: requests and responses as (buffer, offset, length), sparing a view per
+   * frame on the per-request paths. Valid only during the call.
    */
   onFrameAt?: (buf: Buffer, offset: number, length: number, conn: FrameConnection) => void;
   /** Event frames other than heartbeats. */
@@ -150,15 +150,12 @@ export class FrameConnection {
   /** Queues a whole frame; frames queued in one tick go out in one socket write. */
   send(frame: Buffer): void {
     if (this.#closed) return;
-    const n = frame.length;
-    if (n > BIG_FRAME_BYTES) {
-      this.#takeSlab();
-      this.#queue.push(frame);
-    } else {
-      this.#reserve(n);
-      frame.copy(this.#slab, this.#slabPos);
-      this.#slabPos += n;
+    if (frame.length <= BIG_FRAME_BYTES) {
+      this.sendFrom(frame, 0, frame.length);
+      return;
     }
+    this.#takeSlab();
+    this.#queue.push(frame); // big: queued by reference, the caller owns it
     this.#queued();
   }
 
@@ -186,11 +183,11 @@ export class FrameConnection {
     this.flush();
   }
 
-  /** Copies a frame that lies at buf[off, off + len) into the outgoing slab. */
+  /** Copies a frame that lies at buf[off, off + len) into the outgoing slab; the caller may reuse buf. */
   sendFrom(buf: Buffer, off: number, len: number): void {
     if (this.#closed) return;
     if (len > BIG_FRAME_BYTES) {
-      this.send(Buffer.from(buf.subarray(off, off + len)));
+      this.send(Buffer.from(buf.subarray(off, off + len))); // a copy: buf may be a reused read buffer
       return;
     }
     this.#reserve(len);
@@ -322,7 +319,7 @@ export class FrameConnection {
     this.#frames++;
     const flags = frame[OFFSET.flags];
     if ((flags & FLAG_EVENT) === 0) {
-      this.#opts.onFrame(frame, this);
+      this.#opts.onFrame?.(frame, this);
       return;
     }
     if (frame[OFFSET.eventKind] === EventKind.HEARTBEAT) {

@@ -56,16 +56,7 @@ export interface FrameHeader {
 }
 
 export function writeHeader(buf: Buffer, h: FrameHeader, offset = 0): void {
-  buf.writeUInt16BE(MAGIC, offset);
-  buf[offset + OFFSET.version] = VERSION;
-  buf[offset + OFFSET.flags] = h.flags;
-  buf[offset + OFFSET.status] = h.status;
-  buf[offset + OFFSET.eventKind] = h.eventKind;
-  buf.writeUInt16BE(h.poolType, offset + OFFSET.poolType);
-  buf.writeUInt32BE(h.requestId >>> 0, offset + OFFSET.requestId);
-  buf.writeUInt32BE(h.serviceKey >>> 0, offset + OFFSET.serviceKey);
-  buf.writeUInt32BE(h.budgetMs >>> 0, offset + OFFSET.budget);
-  buf.writeUInt32BE(h.bodyLength >>> 0, offset + OFFSET.bodyLength);
+  writeHeaderFields(buf, offset, h.flags, h.status, h.eventKind, h.poolType, h.requestId, h.serviceKey, h.budgetMs, h.bodyLength);
 }
 
 /** writeHeader without the object, for paths that run once per request. */

@@ -18,6 +18,7 @@ import {
 } from '../../src/index.js';
 import { EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
 import { whoPlugin } from './plugins.js';
+import { waitFor, withTimeout } from '../fixtures/wait.js';
 
 export * from './plugins.js';
 
@@ -54,22 +55,7 @@ export function useCleanup(): Cleanup {
   return c;
 }
 
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const fail = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([p, fail]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `cond` until it holds; fails after `timeoutMs`. */
-export async function waitFor(cond: () => boolean, what: string, timeoutMs = 3000, stepMs = 10): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
+export { waitFor, withTimeout };
 
 export function fsInfo(as: ApplicationServer, id: string): FunctionServerInfo | undefined {
   return as.listFunctionServers().find((f) => f.id === id);
