@@ -55,6 +55,25 @@ describe('bad input on the FS data port', () => {
   });
 });
 
+describe('events an FS data port does not take', () => {
+  it('answers a two-way event of another kind with BAD_REQUEST and keeps the connection', async () => {
+    const { fs, bg } = await setup();
+    const raw = await h.raw(fs.address().port);
+    raw.write(encodeEventRequest(EventKind.HELLO, 9, {}, true));
+    const refused = await raw.nextFrame();
+    expect(isEvent(refused) && !isRequest(refused)).toBe(true);
+    expect(eventKindOf(refused)).toBe(EventKind.HELLO);
+    expect(requestIdOf(refused)).toBe(9);
+    expect(statusOf(refused)).toBe(Status.BAD_REQUEST);
+    expect(decodeBody(refused)).toMatchObject({ code: 'SB_ERR_BAD_REQUEST' });
+    raw.write(encodeEventRequest(EventKind.DESCRIBE, 10, {}, true)); // the same connection still works
+    const described = await raw.nextFrame();
+    expect(statusOf(described)).toBe(Status.OK);
+    expect(decodeBody(described)).toMatchObject({ name: 'fs-1' });
+    await expectTrafficUnharmed(bg);
+  });
+});
+
 describe('bad input on the AS control port', () => {
   it('closes only the connection that sent garbage; registered FSs are untouched', async () => {
     const { bg } = await setup();
