@@ -1,10 +1,14 @@
 import type { Socket } from 'node:net';
-import { encodeErrorResponse, encodeEventRequest, encodeEventResponse, encodeFrameRaw } from './codec.js';
+import { encodeErrorResponse, encodeEventRequest, encodeEventResponse } from './codec.js';
 import type { SwitchboardError } from './errors.js';
 import { EventKind } from './events.js';
-import { FLAG_EVENT, FLAG_REQUEST, FLAG_TWO_WAY, HEADER_SIZE, OFFSET, requestIdOf, writeHeaderFields } from './header.js';
-import { Status } from './status.js';
+import { FrameDeadline } from './frame-deadline.js';
 import { FrameParser } from './frame-parser.js';
+import { FLAG_EVENT, FLAG_REQUEST, FLAG_TWO_WAY, OFFSET, requestIdOf } from './header.js';
+import { KeepaliveManager } from './keepalive.js';
+import { SlabWriter } from './slab-writer.js';
+import { Status } from './status.js';
+import { nodeTimers, type Timers } from './timers.js';
 
 export type CloseReason =
   | 'local' // we closed it
@@ -12,10 +16,27 @@ export type CloseReason =
   | 'heartbeat' // nothing read for `deadAfterPeriods` heartbeat periods
   | 'read-timeout' // a frame began and stalled
   | 'write-stall' // the peer read nothing we wrote for `deadAfterPeriods` periods
-  | 'protocol' // the peer sent bytes that are not a valid frame
+  | 'output-limit' // more answers held for the peer than maxBufferedBytes
+  | 'protocol' // the peer sent bytes that are not a valid frame, or broke a rule of its port
+  | 'auth' // the peer did not prove who it is in time, or proved wrong
+  | 'idle' // no meaningful request within the idle timeout
   | 'error'; // socket error
 
-export interface FrameConnectionOptions {
+export const CLOSE_REASONS: readonly CloseReason[] = [
+  'local',
+  'remote',
+  'heartbeat',
+  'read-timeout',
+  'write-stall',
+  'output-limit',
+  'protocol',
+  'auth',
+  'idle',
+  'error',
+];
+
+/** What a connection does with what it reads. Swappable: a port that wants proof first starts with a gate. */
+export interface FrameHandlers {
   /** Requests and responses (not events); none given means they are ignored. The buffer is only valid during the call. */
   onFrame?: (frame: Buffer, conn: FrameConnection) => void;
   /**
@@ -25,6 +46,9 @@ export interface FrameConnectionOptions {
   onFrameAt?: (buf: Buffer, offset: number, length: number, conn: FrameConnection) => void;
   /** Event frames other than heartbeats. */
   onEvent?: (frame: Buffer, conn: FrameConnection) => void;
+}
+
+export interface FrameConnectionOptions extends FrameHandlers {
   onClose?: (reason: CloseReason, err: Error | undefined, conn: FrameConnection) => void;
   /** The socket's write buffer emptied after being full. */
   onDrain?: (conn: FrameConnection) => void;
@@ -36,54 +60,40 @@ export interface FrameConnectionOptions {
   readTimeoutMs?: number;
   maxBodyBytes?: number;
   /**
-   * Write the first this-many bytes queued in a tick at once rather than at the end of the tick
-   * (later pieces of the same tick at 8 times that); 0 waits for the tick. An end of a chain that
-   * produces a long batch (a client, an FS) lets the next hop start on the first part while it makes
-   * the rest, so the hops work in parallel on two cores.
+   * Bytes this side may hold for a peer that does not read them (queued here and in the socket);
+   * beyond, the connection is closed with 'output-limit'. 0 or absent: no limit.
    */
+  maxBufferedBytes?: number;
+  /** See SlabWriter: write long batches in pieces so the next hop starts early. */
   earlyFlushBytes?: number;
   /** The socket was made with `onread`; its owner passes what it reads to ingest(). */
   externalReads?: boolean;
+  timers?: Timers;
 }
 
 export const DEFAULT_HEARTBEAT_MS = 2000;
-const SLAB_BYTES = 64 * 1024;
-/** Frames above this are queued by reference rather than copied into the slab. */
-const BIG_FRAME_BYTES = 16 * 1024;
-/** After the first early piece of a tick, wait for this many times earlyFlushBytes. */
-const LATER_PIECE_FACTOR = 8;
 
 /**
- * A socket that speaks frames: parses what it reads, batches what it writes (one socket write per
- * tick), answers heartbeats itself and declares the peer dead when it has been silent too long.
+ * A socket that speaks frames: parses what it reads, batches what it writes (SlabWriter), answers
+ * heartbeats itself and enforces the connection's rules (KeepaliveManager, FrameDeadline, the
+ * output limit). It wires those parts together and owns nothing else.
  */
 export class FrameConnection {
   readonly socket: Socket;
   readonly #parser: FrameParser;
+  readonly #writer: SlabWriter;
+  readonly #keepalive: KeepaliveManager;
+  readonly #deadline: FrameDeadline;
   readonly #opts: FrameConnectionOptions;
-  /** Frames are copied into a slab and leave as one view of it per flush: no allocation per batch. */
-  #slab: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
-  #slabStart = 0;
-  #slabPos = 0;
-  /** Views ready to write, in order, when a flush holds more than the current slab (big frames, a full slab). */
-  #queue: Buffer[] = [];
-  #flushScheduled = false;
-  readonly #earlyFlush: number;
-  #earlyPieces = 0;
+  #handlers: FrameHandlers;
+  readonly #maxBuffered: number;
+  readonly #timers: Timers;
   #blocked = false;
-  #paused = false;
   #closed = false;
-  #readSeen = false;
-  #wroteSeen = false;
-  #silentPeriods = 0;
-  #blockedPeriods = 0;
   #frames = 0;
-  #partialSince = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #readTimer: NodeJS.Timeout | undefined;
   #closeReason: CloseReason | undefined;
   #barrierId = 0;
-  readonly #barriers = new Map<number, () => void>();
+  readonly #barriers = new Map<number, (answered: boolean) => void>();
   /** The largest body the peer said it accepts (DESCRIBE); senders check answers against it. */
   peerMaxBodyBytes = Number.POSITIVE_INFINITY;
   /** Free slot for the owner (the AS pool, the FS) to hang its per-connection state on. */
@@ -92,36 +102,49 @@ export class FrameConnection {
   constructor(socket: Socket, opts: FrameConnectionOptions) {
     this.socket = socket;
     this.#opts = opts;
-    this.#earlyFlush = opts.earlyFlushBytes ?? 0;
+    this.#handlers = { onFrame: opts.onFrame, onFrameAt: opts.onFrameAt, onEvent: opts.onEvent };
+    this.#maxBuffered = opts.maxBufferedBytes ?? 0;
+    this.#timers = opts.timers ?? nodeTimers;
     this.#parser = new FrameParser({
       maxBodyBytes: opts.maxBodyBytes,
       onFrame: (frame) => this.#dispatch(frame),
-      onFrameAt: opts.onFrameAt === undefined ? undefined : (buf, off, len) => this.#dispatchAt(buf, off, len),
+      onFrameAt: (buf, off, len) => this.#dispatchAt(buf, off, len),
       onError: (err) => this.#protocolError(err),
     });
+    this.#writer = new SlabWriter({ write: (data) => this.#write(data), earlyFlushBytes: opts.earlyFlushBytes });
+    const period = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    this.#keepalive = new KeepaliveManager({
+      periodMs: period,
+      deadAfterPeriods: opts.deadAfterPeriods ?? 3,
+      ping: () => this.ping(),
+      expire: (reason, message) => this.destroy(reason, new Error(message)),
+      timers: this.#timers,
+    });
+    this.#deadline = new FrameDeadline(opts.readTimeoutMs ?? 0, (message) => this.destroy('read-timeout', new Error(message)), this.#timers);
     socket.setNoDelay(true);
-    socket.setKeepAlive(true, Math.max(1000, opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS));
+    socket.setKeepAlive(true, Math.max(1000, period));
     if (!opts.externalReads) socket.on('data', (chunk: Buffer) => this.ingest(chunk));
     socket.on('drain', () => {
       this.#blocked = false;
+      this.#keepalive.blocked = false;
       this.#opts.onDrain?.(this);
     });
     socket.on('error', (err) => this.#finish('error', err));
     socket.on('close', () => this.#finish(this.#closeReason ?? 'remote', undefined));
-    const period = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-    if (period > 0) {
-      this.#timer = setInterval(() => this.#tick(period), period);
-      this.#timer.unref();
-    }
-    const readTimeout = opts.readTimeoutMs ?? 0;
-    if (readTimeout > 0) {
-      this.#readTimer = setInterval(() => this.#checkStall(readTimeout), Math.max(10, Math.floor(readTimeout / 4)));
-      this.#readTimer.unref();
-    }
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Why the connection closed; undefined while it is open. */
+  get closeReason(): CloseReason | undefined {
+    return this.#closed ? this.#closeReason : undefined;
+  }
+
+  /** Replaces what the connection does with frames from now on (a gate lifted after proof, say). */
+  setHandlers(h: FrameHandlers): void {
+    this.#handlers = { onFrame: h.onFrame, onFrameAt: h.onFrameAt, onEvent: h.onEvent };
   }
 
   /**
@@ -130,17 +153,20 @@ export class FrameConnection {
    * `chunk` is kept afterwards except what the parser copies.
    */
   ingest(chunk: Buffer): void {
-    this.#readSeen = true;
+    this.#keepalive.readSeen();
     const framesBefore = this.#frames;
     this.#parser.push(chunk);
-    // Time a partial frame from when it began, so bytes trickled in one by one cannot hold it open.
-    if (this.#parser.buffered === 0) this.#partialSince = 0;
-    else if (this.#partialSince === 0 || this.#frames !== framesBefore) this.#partialSince = Date.now();
+    this.#deadline.afterRead(this.#parser.buffered > 0, this.#frames !== framesBefore);
   }
 
   /** True while the socket's write buffer is over its high-water mark: stop feeding it. */
   get blocked(): boolean {
     return this.#blocked;
+  }
+
+  /** Bytes held for the peer: queued here and in the socket's buffer. */
+  get bufferedBytes(): number {
+    return this.#writer.pendingBytes + this.socket.writableLength;
   }
 
   get remote(): string {
@@ -149,114 +175,34 @@ export class FrameConnection {
 
   /** Queues a whole frame; frames queued in one tick go out in one socket write. */
   send(frame: Buffer): void {
-    if (this.#closed) return;
-    if (frame.length <= BIG_FRAME_BYTES) {
-      this.sendFrom(frame, 0, frame.length);
-      return;
-    }
-    this.#takeSlab();
-    this.#queue.push(frame); // big: queued by reference, the caller owns it
-    this.#queued();
+    if (!this.#closed) this.#writer.send(frame);
   }
 
-  /** After bytes were queued: write now if enough are waiting, else once at the end of the tick. */
-  #queued(): void {
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      process.nextTick(endOfTick, this);
-    }
-    if (this.#earlyFlush > 0) {
-      // The first piece of a tick is small so the next hop starts at once; later ones are larger,
-      // so a long batch costs few writes.
-      const limit = this.#earlyPieces === 0 ? this.#earlyFlush : this.#earlyFlush * LATER_PIECE_FACTOR;
-      if (this.#slabPos - this.#slabStart >= limit) {
-        this.#earlyPieces++;
-        this.flush();
-      }
-    }
-  }
-
-  /** The tick is over: write the rest and start counting pieces afresh. */
-  endTick(): void {
-    this.#flushScheduled = false;
-    this.#earlyPieces = 0;
-    this.flush();
-  }
-
-  /** Copies a frame that lies at buf[off, off + len) into the outgoing slab; the caller may reuse buf. */
+  /** Copies a frame that lies at buf[off, off + len) into the outgoing batch; the caller may reuse buf. */
   sendFrom(buf: Buffer, off: number, len: number): void {
-    if (this.#closed) return;
-    if (len > BIG_FRAME_BYTES) {
-      this.send(Buffer.from(buf.subarray(off, off + len))); // a copy: buf may be a reused read buffer
-      return;
-    }
-    this.#reserve(len);
-    buf.copy(this.#slab, this.#slabPos, off, off + len);
-    this.#slabPos += len;
-    this.#queued();
+    if (!this.#closed) this.#writer.sendFrom(buf, off, len);
   }
 
-  /**
-   * Writes a header and an encoded body straight into the outgoing slab: one copy and no frame
-   * allocation, for the per-request paths (client calls, FS answers).
-   */
+  /** Writes a header and an encoded body straight into the outgoing batch (the per-request paths). */
   sendFrame(flags: number, status: number, requestId: number, serviceKey: number, poolType: number, budgetMs: number, body: Buffer): void {
-    if (this.#closed) return;
-    const n = HEADER_SIZE + body.length;
-    if (n > BIG_FRAME_BYTES) {
-      this.send(encodeFrameRaw({ flags, status, requestId, serviceKey, poolType, budgetMs }, body));
-      return;
-    }
-    this.#reserve(n);
-    const o = this.#slabPos;
-    writeHeaderFields(this.#slab, o, flags, status, 0, poolType, requestId, serviceKey, budgetMs, body.length);
-    body.copy(this.#slab, o + HEADER_SIZE);
-    this.#slabPos = o + n;
-    this.#queued();
-  }
-
-  #reserve(n: number): void {
-    if (this.#slabPos + n <= this.#slab.length) return;
-    this.#takeSlab();
-    this.#slab = Buffer.allocUnsafe(SLAB_BYTES);
-    this.#slabStart = 0;
-    this.#slabPos = 0;
+    if (!this.#closed) this.#writer.sendFrame(flags, status, requestId, serviceKey, poolType, budgetMs, body);
   }
 
   /** Writes what is queued now rather than at the end of the tick. */
   flush(): void {
-    if (this.#closed) return;
-    let data: Buffer;
-    if (this.#queue.length === 0) {
-      if (this.#slabPos === this.#slabStart) return;
-      // The socket may hold this view until it is written; the slab never writes over it again.
-      data = this.#slab.subarray(this.#slabStart, this.#slabPos);
-      this.#slabStart = this.#slabPos;
-    } else {
-      this.#takeSlab();
-      const q = this.#queue;
-      this.#queue = [];
-      data = q.length === 1 ? q[0] : Buffer.concat(q);
-    }
-    this.#wroteSeen = true;
-    if (!this.socket.write(data)) this.#blocked = true;
-  }
-
-  /** Moves the slab's unwritten bytes to the queue, keeping order with what follows. */
-  #takeSlab(): void {
-    if (this.#slabPos === this.#slabStart) return;
-    this.#queue.push(this.#slab.subarray(this.#slabStart, this.#slabPos));
-    this.#slabStart = this.#slabPos;
+    if (!this.#closed) this.#writer.flush();
   }
 
   /** Stops reading. Silence while paused is ours, not the peer's: it does not count toward "dead". */
   pauseReading(): void {
-    this.#paused = true;
+    this.#keepalive.paused = true;
+    this.#deadline.paused = true;
     this.socket.pause();
   }
 
   resumeReading(): void {
-    this.#paused = false;
+    this.#keepalive.paused = false;
+    this.#deadline.paused = false;
     if (!this.#closed) this.socket.resume();
   }
 
@@ -266,21 +212,21 @@ export class FrameConnection {
   }
 
   /**
-   * Resolves when the peer has answered a ping sent now. TCP keeps order on one connection, so by
-   * then every frame the peer wrote before it saw the ping has been read here. False on timeout or close.
+   * Resolves true when the peer has answered a ping sent now. TCP keeps order on one connection, so
+   * by then every frame the peer wrote before it saw the ping has been read here. False on timeout
+   * or when the connection closes first.
    */
   barrier(timeoutMs: number): Promise<boolean> {
     if (this.#closed) return Promise.resolve(false);
     const id = (this.#barrierId = (this.#barrierId % 0x7fffffff) + 1);
     return new Promise((resolve) => {
-      const t = setTimeout(() => {
+      const t = this.#timers.setTimeout(() => {
         this.#barriers.delete(id);
         resolve(false);
       }, timeoutMs);
-      t.unref();
-      this.#barriers.set(id, () => {
-        clearTimeout(t);
-        resolve(true);
+      this.#barriers.set(id, (answered) => {
+        this.#timers.clearTimeout(t);
+        resolve(answered);
       });
       this.send(encodeEventRequest(EventKind.HEARTBEAT, id, undefined, true));
     });
@@ -290,11 +236,10 @@ export class FrameConnection {
   close(reason: CloseReason = 'local', err?: Error): void {
     if (this.#closed) return;
     this.#closeReason = reason;
-    this.flush();
+    this.#writer.flush();
     this.socket.end();
     // A peer that never reads would hold the socket half-open forever.
-    const t = setTimeout(() => this.socket.destroy(), 1000);
-    t.unref();
+    this.#timers.setTimeout(() => this.socket.destroy(), 1000);
     this.#finish(reason, err);
   }
 
@@ -306,35 +251,10 @@ export class FrameConnection {
     this.#finish(reason, err);
   }
 
-  #dispatchAt(buf: Buffer, off: number, len: number): void {
-    if ((buf[off + OFFSET.flags] & FLAG_EVENT) === 0) {
-      this.#frames++;
-      (this.#opts.onFrameAt as NonNullable<FrameConnectionOptions['onFrameAt']>)(buf, off, len, this);
-    } else {
-      this.#dispatch(buf.subarray(off, off + len));
-    }
-  }
-
-  #dispatch(frame: Buffer): void {
-    this.#frames++;
-    const flags = frame[OFFSET.flags];
-    if ((flags & FLAG_EVENT) === 0) {
-      this.#opts.onFrame?.(frame, this);
-      return;
-    }
-    if (frame[OFFSET.eventKind] === EventKind.HEARTBEAT) {
-      if ((flags & FLAG_REQUEST) !== 0) this.send(encodeEventResponse(EventKind.HEARTBEAT, requestIdOf(frame), undefined));
-      else if (this.#barriers.size > 0) {
-        const done = this.#barriers.get(requestIdOf(frame));
-        if (done) {
-          this.#barriers.delete(requestIdOf(frame));
-          done();
-        }
-      }
-      return;
-    }
-    if (this.#opts.onEvent) this.#opts.onEvent(frame, this);
-    else if ((flags & (FLAG_REQUEST | FLAG_TWO_WAY)) === (FLAG_REQUEST | FLAG_TWO_WAY)) this.rejectEvent(frame);
+  /** Tells the peer why with a connection-level error (request id 0), then closes this connection only. */
+  refuse(err: SwitchboardError, reason: CloseReason = 'protocol'): void {
+    this.send(encodeErrorResponse(0, err.status, err.code, err.message));
+    this.close(reason, err);
   }
 
   /** Answers a two-way event this side does not take, so the sender is not left waiting. */
@@ -345,57 +265,65 @@ export class FrameConnection {
     );
   }
 
-  /** Tells the peer why (request id 0, the error's status and code), then closes this connection only. */
-  #protocolError(err: SwitchboardError): void {
-    this.send(encodeErrorResponse(0, err.status, err.code, err.message));
-    this.close('protocol', err);
+  #write(data: Buffer): boolean {
+    this.#keepalive.wroteSeen();
+    const ok = this.socket.write(data);
+    if (!ok) {
+      this.#blocked = true;
+      this.#keepalive.blocked = true;
+      if (this.#maxBuffered > 0 && this.socket.writableLength > this.#maxBuffered) {
+        this.destroy('output-limit', new Error(`more than ${this.#maxBuffered} bytes are held for a peer that does not read them`));
+      }
+    }
+    return ok;
   }
 
-  #tick(period: number): void {
-    if (this.#closed) return;
-    if (this.#readSeen || this.#paused) {
-      this.#silentPeriods = 0;
+  #dispatchAt(buf: Buffer, off: number, len: number): void {
+    this.#frames++;
+    if ((buf[off + OFFSET.flags] & FLAG_EVENT) === 0) {
+      const h = this.#handlers;
+      if (h.onFrameAt !== undefined) h.onFrameAt(buf, off, len, this);
+      else h.onFrame?.(buf.subarray(off, off + len), this);
     } else {
-      this.#silentPeriods++;
+      this.#event(buf.subarray(off, off + len));
     }
-    if (this.#silentPeriods >= (this.#opts.deadAfterPeriods ?? 3)) {
-      this.destroy('heartbeat', new Error(`no bytes read for ${this.#silentPeriods} heartbeat periods of ${period} ms`));
-      return;
-    }
-    // A peer that has not read what we wrote for as long as a silent one takes to be dead is gone too.
-    this.#blockedPeriods = this.#blocked ? this.#blockedPeriods + 1 : 0;
-    if (this.#blockedPeriods >= (this.#opts.deadAfterPeriods ?? 3)) {
-      this.destroy('write-stall', new Error(`the peer has read nothing we wrote for ${this.#blockedPeriods} heartbeat periods of ${period} ms`));
-      return;
-    }
-    if (!this.#readSeen || !this.#wroteSeen) this.ping();
-    this.#readSeen = false;
-    this.#wroteSeen = false;
   }
 
-  #checkStall(readTimeout: number): void {
-    if (this.#closed || this.#partialSince === 0 || this.#paused) return;
-    if (Date.now() - this.#partialSince >= readTimeout) {
-      this.destroy('read-timeout', new Error(`a frame was begun and not finished within ${readTimeout} ms`));
+  #dispatch(frame: Buffer): void {
+    this.#dispatchAt(frame, 0, frame.length);
+  }
+
+  #event(frame: Buffer): void {
+    const flags = frame[OFFSET.flags];
+    if (frame[OFFSET.eventKind] === EventKind.HEARTBEAT) {
+      if ((flags & FLAG_REQUEST) !== 0) this.send(encodeEventResponse(EventKind.HEARTBEAT, requestIdOf(frame), undefined));
+      else if (this.#barriers.size > 0) {
+        const done = this.#barriers.get(requestIdOf(frame));
+        if (done) {
+          this.#barriers.delete(requestIdOf(frame));
+          done(true);
+        }
+      }
+      return;
     }
+    const onEvent = this.#handlers.onEvent;
+    if (onEvent) onEvent(frame, this);
+    else if ((flags & (FLAG_REQUEST | FLAG_TWO_WAY)) === (FLAG_REQUEST | FLAG_TWO_WAY)) this.rejectEvent(frame);
+  }
+
+  #protocolError(err: SwitchboardError): void {
+    this.refuse(err, 'protocol');
   }
 
   #finish(reason: CloseReason, err: Error | undefined): void {
-    clearInterval(this.#timer);
-    clearInterval(this.#readTimer);
-    this.#timer = undefined;
-    this.#readTimer = undefined;
+    this.#keepalive.stop();
+    this.#deadline.stop();
     if (this.#closed) return;
     this.#closed = true;
     this.#closeReason = reason;
-    this.#queue = [];
-    this.#slabStart = this.#slabPos;
-    for (const done of this.#barriers.values()) done();
+    this.#writer.close();
+    for (const done of this.#barriers.values()) done(false);
     this.#barriers.clear();
     this.#opts.onClose?.(reason, err, this);
   }
-}
-
-function endOfTick(conn: FrameConnection): void {
-  conn.endTick();
 }

@@ -1,0 +1,80 @@
+import { nodeTimers, type Timers } from './timers.js';
+
+/**
+ * The stalled-frame rule: a frame whose first byte has arrived must be whole within `timeoutMs`
+ * of that byte. Bytes trickled one at a time do not extend it. One timer, armed only while a
+ * frame is partial, so it fires at exactly 1.0 × timeoutMs after the frame began.
+ */
+export class FrameDeadline {
+  readonly #timeoutMs: number;
+  readonly #timers: Timers;
+  readonly #expire: (message: string) => void;
+  /** When the partial frame began (ms); 0 while no frame is partial. */
+  #since = 0;
+  #handle: unknown;
+  #paused = false;
+  #stopped = false;
+
+  constructor(timeoutMs: number, expire: (message: string) => void, timers: Timers = nodeTimers) {
+    this.#timeoutMs = timeoutMs;
+    this.#expire = expire;
+    this.#timers = timers;
+  }
+
+  /**
+   * After each read: `partial` says whether a frame is left unfinished, `newFrame` whether that
+   * unfinished frame began in this read (frames were completed before it, or none was partial).
+   */
+  afterRead(partial: boolean, newFrame: boolean): void {
+    if (this.#timeoutMs <= 0 || this.#stopped) return;
+    if (!partial) {
+      this.#since = 0;
+      this.#disarm();
+      return;
+    }
+    if (this.#since === 0 || newFrame) {
+      this.#since = this.#timers.now();
+      this.#arm(this.#timeoutMs);
+    }
+  }
+
+  /** While this side does not read on purpose, a frame cannot finish: the rule waits. */
+  set paused(v: boolean) {
+    this.#paused = v;
+    if (!v && this.#since !== 0 && this.#handle === undefined) this.#check();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#disarm();
+  }
+
+  #arm(ms: number): void {
+    this.#disarm();
+    this.#handle = this.#timers.setTimeout(() => {
+      this.#handle = undefined;
+      this.#check();
+    }, ms);
+  }
+
+  #disarm(): void {
+    if (this.#handle !== undefined) this.#timers.clearTimeout(this.#handle);
+    this.#handle = undefined;
+  }
+
+  #check(): void {
+    if (this.#stopped || this.#since === 0) return;
+    if (this.#paused) {
+      // Resumed later: the frame gets a fresh period from then (its bytes could not arrive meanwhile).
+      this.#since = this.#timers.now();
+      return;
+    }
+    const left = this.#since + this.#timeoutMs - this.#timers.now();
+    if (left > 0) {
+      this.#arm(left);
+      return;
+    }
+    this.stop();
+    this.#expire(`a frame was begun and not finished within ${this.#timeoutMs} ms`);
+  }
+}
