@@ -17,15 +17,15 @@ export default tseslint.config(
   {
     files: ['src/protocol/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['../application-server/*', '../function-server/*', '../plugins/*', '../client/*', '../cli/*'] }],
+      'no-restricted-imports': ['error', { patterns: ['**/application-server/**', '**/function-server/**', '**/plugins/**', '**/client/**', '**/cli/**', '**/security/**'] }],
     },
   },
   {
     files: ['src/application-server/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['../function-server/*', '../plugins/*', '../cli/*'] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/function-server/**', '**/plugins/**', '**/cli/**', '**/client/**'] }] },
   },
   {
     files: ['src/function-server/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['../application-server/*', '../cli/*', '../client/*'] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/application-server/**', '**/cli/**', '**/client/**'] }] },
   },
 );

@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { silentLogger, type Logger } from '../common/logger.js';
 import { ConfigError, DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_BODY_BYTES } from '../protocol/index.js';
-import { ClientIngress } from './client-ingress.js';
-import { ControlListener } from './control-listener.js';
-import { Dispatcher } from './dispatcher.js';
-import type { FsState, FunctionServerInfo } from './function-server-entry.js';
-import { FsManager, type AddFunctionServerOptions } from './fs-manager.js';
-import { createStrategy, type SchedulingStrategy, type StrategyName } from './scheduler.js';
+import { ClientIngress } from './ingress/client-ingress.js';
+import { ControlListener } from './registry/control-listener.js';
+import { Dispatcher } from './routing/dispatcher.js';
+import type { FsState, FunctionServerInfo } from './registry/function-server-entry.js';
+import { FsManager, type AddFunctionServerOptions } from './registry/fs-manager.js';
+import { createStrategy, type SchedulingStrategy, type StrategyName } from './routing/scheduler.js';
 
 export interface ApplicationServerOptions {
   /** Address both listeners bind. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PendingRequest, PendingTable, type ReplyTarget } from '../../src/application-server/upstream-connection.js';
+import { PendingRequest, PendingTable, type ReplyTarget } from '../../src/application-server/registry/upstream-connection.js';
 
 const target: ReplyTarget = { closed: false, inflight: 0, reply: () => undefined, replyFrom: () => undefined, pause: () => undefined, resume: () => undefined };
 const req = (clientId: number, deadlineAt = Number.MAX_SAFE_INTEGER): PendingRequest => new PendingRequest(target, clientId, 1, 0, deadlineAt, null, 1);

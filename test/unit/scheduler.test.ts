@@ -9,7 +9,7 @@ import {
   roundRobin,
   type SchedulingCandidate,
   type SchedulingContext,
-} from '../../src/application-server/scheduler.js';
+} from '../../src/application-server/routing/scheduler.js';
 
 /** mulberry32: a tiny seeded PRNG, so every run makes the same choices. */
 function mulberry32(seed: number): () => number {

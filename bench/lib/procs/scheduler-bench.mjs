@@ -8,7 +8,7 @@
 import { handle, ready } from '../child-runtime.mjs';
 import { dist } from '../paths.mjs';
 
-const { leastLoaded, roundRobin } = await import(dist('application-server/scheduler.js'));
+const { leastLoaded, roundRobin } = await import(dist('application-server/routing/scheduler.js'));
 const SIZES = [3, 100, 1000];
 
 function candidates(n, now) {
@@ -45,7 +45,7 @@ function time(ops, op) {
 
 async function managerLookups(now) {
   try {
-    const { FsManager } = await import(dist('application-server/fs-manager.js'));
+    const { FsManager } = await import(dist('application-server/registry/fs-manager.js'));
     const { silentLogger } = await import(dist('index.js'));
     const sink = new Proxy({}, { get: () => () => undefined });
     const strategy = leastLoaded({ staleAfterMs: 3000 });

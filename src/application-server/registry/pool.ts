@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
-import { backoffDelay, type BackoffOptions } from '../common/backoff.js';
-import { EventKind, FrameConnection, encodeEventRequest, tryDecodeBody, eventKindOf, isRequest, type CloseReason } from '../protocol/index.js';
+import { backoffDelay, type BackoffOptions } from '../../common/backoff.js';
+import { EventKind, FrameConnection, encodeEventRequest, tryDecodeBody, eventKindOf, isRequest, type CloseReason } from '../../protocol/index.js';
 import { UpstreamConnection, type PendingRequest } from './upstream-connection.js';
 
 const READ_BUFFER_BYTES = 64 * 1024;

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Logger } from '../common/logger.js';
+import type { Logger } from '../../common/logger.js';
 import {
   ConfigError,
   EventKind,
@@ -9,10 +9,10 @@ import {
   type Hello,
   type LoadReport,
   type ServiceDescriptor,
-} from '../protocol/index.js';
+} from '../../protocol/index.js';
 import { FunctionServerEntry, loadScoreOf, type FsState, type FunctionServerInfo } from './function-server-entry.js';
 import { Pool, type PoolHooks } from './pool.js';
-import { compatibleTiers } from './scheduler.js';
+import { compatibleTiers } from '../routing/scheduler.js';
 import type { PendingRequest, UpstreamConnection } from './upstream-connection.js';
 
 export interface FsManagerOptions {

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { statusName } from '../protocol/index.js';
-import type { ApplicationServer } from './application-server.js';
-import type { FsState } from './function-server-entry.js';
+import { statusName } from '../../protocol/index.js';
+import type { ApplicationServer } from '../application-server.js';
+import type { FsState } from '../registry/function-server-entry.js';
 
 const STATES: FsState[] = ['connecting', 'available', 'unavailable', 'draining'];
 

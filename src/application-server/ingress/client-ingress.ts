@@ -1,9 +1,9 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { listenOn } from '../common/listen.js';
-import type { Logger } from '../common/logger.js';
-import { FrameConnection, Status, encodeErrorResponse } from '../protocol/index.js';
+import { listenOn } from '../../common/listen.js';
+import type { Logger } from '../../common/logger.js';
+import { FrameConnection, Status, encodeErrorResponse } from '../../protocol/index.js';
 import { ClientSession } from './client-session.js';
-import type { Dispatcher } from './dispatcher.js';
+import type { Dispatcher } from '../routing/dispatcher.js';
 
 export interface ClientIngressOptions {
   host: string;

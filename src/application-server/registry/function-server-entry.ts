@@ -1,6 +1,6 @@
-import type { LoadReport, ServiceDescriptor } from '../protocol/index.js';
+import type { LoadReport, ServiceDescriptor } from '../../protocol/index.js';
 import type { Pool } from './pool.js';
-import type { SchedulingCandidate } from './scheduler.js';
+import type { SchedulingCandidate } from '../routing/scheduler.js';
 
 /**
  * connecting:  known, no connection has answered yet

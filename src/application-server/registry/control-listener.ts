@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { listenOn } from '../common/listen.js';
-import type { Logger } from '../common/logger.js';
+import { listenOn } from '../../common/listen.js';
+import type { Logger } from '../../common/logger.js';
 import {
   EventKind,
   FrameConnection,
@@ -14,7 +14,7 @@ import {
   isTwoWay,
   loadSchema,
   requestIdOf,
-} from '../protocol/index.js';
+} from '../../protocol/index.js';
 import type { FsManager } from './fs-manager.js';
 
 export interface ControlListenerOptions {

@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
-import { listenOn } from '../common/listen.js';
-import type { Logger } from '../common/logger.js';
-import type { ApplicationServer } from './application-server.js';
+import { listenOn } from '../../common/listen.js';
+import type { Logger } from '../../common/logger.js';
+import type { ApplicationServer } from '../application-server.js';
 import { createMetrics } from './metrics.js';
 
 /**

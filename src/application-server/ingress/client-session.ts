@@ -1,5 +1,5 @@
-import type { FrameConnection } from '../protocol/index.js';
-import type { ReplyTarget } from './upstream-connection.js';
+import type { FrameConnection } from '../../protocol/index.js';
+import type { ReplyTarget } from '../registry/upstream-connection.js';
 
 /** The AS's record of one client connection. */
 export class ClientSession implements ReplyTarget {

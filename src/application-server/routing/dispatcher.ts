@@ -1,17 +1,17 @@
-import type { Logger } from '../common/logger.js';
+import type { Logger } from '../../common/logger.js';
 import {
   FLAG_REQUEST,
   FLAG_TWO_WAY,
   OFFSET,
   Status,
   encodeErrorResponse,
-} from '../protocol/index.js';
-import type { ClientSession } from './client-session.js';
-import type { FunctionServerEntry } from './function-server-entry.js';
-import type { FsManager, TrafficSink } from './fs-manager.js';
-import type { Pool } from './pool.js';
+} from '../../protocol/index.js';
+import type { ClientSession } from '../ingress/client-session.js';
+import type { FunctionServerEntry } from '../registry/function-server-entry.js';
+import type { FsManager, TrafficSink } from '../registry/fs-manager.js';
+import type { Pool } from '../registry/pool.js';
 import type { SchedulingContext, SchedulingStrategy } from './scheduler.js';
-import { PendingRequest, type ReplyTarget, type UpstreamConnection } from './upstream-connection.js';
+import { PendingRequest, type ReplyTarget, type UpstreamConnection } from '../registry/upstream-connection.js';
 
 export interface DispatcherOptions {
   strategy: SchedulingStrategy;

@@ -1,4 +1,4 @@
-import type { FrameConnection } from '../protocol/index.js';
+import type { FrameConnection } from '../../protocol/index.js';
 
 /** The AS's side of a client connection, as far as an upstream needs to know it. */
 export interface ReplyTarget {
