@@ -21,6 +21,10 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/security/**/*.ts', 'src/common/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/application-server/**', '**/function-server/**', '**/plugins/**', '**/client/**', '**/cli/**'] }] },
+  },
+  {
     files: ['src/application-server/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['**/function-server/**', '**/plugins/**', '**/cli/**', '**/client/**'] }] },
   },

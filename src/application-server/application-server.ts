@@ -1,20 +1,40 @@
 import { EventEmitter } from 'node:events';
+import { FD_RESERVE, openFileLimit } from '../common/fd-limit.js';
 import { silentLogger, type Logger } from '../common/logger.js';
+import { RateLimitedLog } from '../common/rate-limited-log.js';
 import { ConfigError, DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_BODY_BYTES } from '../protocol/index.js';
+import { HostAllowList, isLoopback, toSecret, type TlsOptions } from '../security/index.js';
 import { ClientIngress } from './ingress/client-ingress.js';
 import { ControlListener } from './registry/control-listener.js';
-import { Dispatcher } from './routing/dispatcher.js';
 import type { FsState, FunctionServerInfo } from './registry/function-server-entry.js';
 import { FsManager, type AddFunctionServerOptions } from './registry/fs-manager.js';
+import { Dispatcher } from './routing/dispatcher.js';
+import type { OutlierOptions } from './routing/outlier-detector.js';
 import { createStrategy, type SchedulingStrategy, type StrategyName } from './routing/scheduler.js';
 
 export interface ApplicationServerOptions {
-  /** Address both listeners bind. */
+  /** Address the client port binds (default 127.0.0.1). `host` is the older name for it. */
+  clientHost?: string;
+  /** @deprecated use clientHost: it binds the client port only. */
   host?: string;
+  /** Address the control port binds (default 127.0.0.1: FSs on this machine only). */
+  controlHost?: string;
   /** Client port; 0 picks a free one. */
   port?: number;
   /** FS registration port; 0 picks a free one. */
   controlPort?: number;
+  /**
+   * The cluster's shared secret. FSs prove it when they register, the AS proves it to every FS it
+   * dials, and both sides check the other's proof. Without it (and without mutual TLS) the control
+   * port takes FSs from loopback only and the AS dials loopback endpoints only.
+   */
+  joinSecret?: string | Buffer;
+  /** Clients must prove this secret before their first request; without it the client port is open. */
+  clientSecret?: string | Buffer;
+  /** TLS on the client and control ports and on pool connections; with `ca`, FSs need certificates signed by it. */
+  tls?: TlsOptions;
+  /** A peer must prove itself within this (default 5000 ms). */
+  authTimeoutMs?: number;
   /** `least-loaded` (power of two choices on load and in-flight) or `round-robin`, or your own strategy. */
   strategy?: StrategyName | SchedulingStrategy;
   heartbeatMs?: number;
@@ -27,9 +47,14 @@ export interface ApplicationServerOptions {
   /** Longest wait between probes of an unavailable FS. */
   reconnectCapMs?: number;
   ejectAfterFailures?: number;
+  /** Client connections; lowered at start when the process's file limit cannot hold them. */
   maxConnections?: number;
   maxInflightPerClient?: number;
   maxInflightPerFs?: number;
+  /** Bytes of answers the AS holds for one client that does not read them; beyond, that client is closed (default 64 MiB). */
+  maxClientBufferedBytes?: number;
+  /** A client connection with nothing in flight and no request for this long is closed (default 300000; 0 keeps it). */
+  clientIdleTimeoutMs?: number;
   /** Times an idempotent request may be sent in all when connections drop under it. */
   maxAttempts?: number;
   /** The FSs' LOAD period; reports older than three periods are ignored. */
@@ -37,6 +62,20 @@ export interface ApplicationServerOptions {
   /** Weight of reported load against in-flight count in the least-loaded cost. */
   loadWeight?: number;
   maxBodyBytes?: number;
+  /** FSs held at once (default 1000). */
+  maxFunctionServers?: number;
+  /** Service keys one FS may declare (default 4096). */
+  maxServicesPerFs?: number;
+  /** A registered FS unavailable this long is forgotten until it says HELLO again (default 600000; 0 keeps it). */
+  forgetUnavailableAfterMs?: number;
+  /** Hosts (IPs, CIDR blocks, names) a HELLO may ask the AS to dial; empty allows any. */
+  allowedFsHosts?: readonly string[];
+  /** Control connections held at once (default 1024). */
+  maxControlConnections?: number;
+  /** Largest control event body (default 1 MiB): a HELLO with every allowed key fits. */
+  maxControlBodyBytes?: number;
+  /** Outlier detection (consecutive failures, success rate); see docs/security.md. */
+  outlier?: Partial<OutlierOptions> & { minTimeoutMs?: number };
   logger?: Logger;
   random?: () => number;
 }
@@ -47,6 +86,9 @@ export interface ApplicationServerEvents {
   'fs-state': [FunctionServerInfo, FsState];
 }
 
+/** Why this AS cannot serve right now, or undefined when it can (for /readyz). */
+export type NotReadyReason = 'not listening' | 'no function server available' | 'saturated: at maxConnections' | 'short of file descriptors';
+
 /** The application server: client ingress, FS registry, pools, scheduler and dispatcher in one process. */
 export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
   readonly manager: FsManager;
@@ -54,27 +96,47 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
   readonly #ingress: ClientIngress;
   readonly #control: ControlListener;
   readonly #logger: Logger;
+  readonly #log: RateLimitedLog;
+  readonly #fdLimit: number | undefined;
+  readonly #authenticated: boolean;
   #ports: { port: number; controlPort: number } | undefined;
 
   constructor(opts: ApplicationServerOptions = {}) {
     super();
     const logger = opts.logger ?? silentLogger;
-    const host = opts.host ?? '127.0.0.1';
+    const log = new RateLimitedLog(logger);
+    const clientHost = opts.clientHost ?? opts.host ?? '127.0.0.1';
+    const controlHost = opts.controlHost ?? '127.0.0.1';
     const heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     const refresh = opts.loadRefreshMs ?? 1000;
+    const authTimeoutMs = opts.authTimeoutMs ?? 5000;
     if (heartbeatMs < 0) throw new ConfigError('heartbeatMs must be 0 (off) or a positive number of ms');
+    const joinSecret = toSecret(opts.joinSecret, 'joinSecret');
+    const clientSecret = toSecret(opts.clientSecret, 'clientSecret');
+    const tls = opts.tls;
+    if (tls?.cert && !tls.key) throw new ConfigError('tls.cert needs tls.key');
+    this.#authenticated = joinSecret !== undefined || (tls?.cert !== undefined && tls.ca !== undefined);
     const strategy =
       typeof opts.strategy === 'object'
         ? opts.strategy
         : createStrategy(opts.strategy ?? 'least-loaded', { staleAfterMs: refresh * 3, loadWeight: opts.loadWeight });
     this.#logger = logger;
+    this.#log = log;
+    this.#fdLimit = openFileLimit();
+    let maxConnections = opts.maxConnections ?? 10_000;
+    if (this.#fdLimit !== undefined && maxConnections > this.#fdLimit - FD_RESERVE * 2) {
+      const lowered = Math.max(1, this.#fdLimit - FD_RESERVE * 2);
+      logger.warn({ maxConnections, openFileLimit: this.#fdLimit, lowered }, 'maxConnections is above what the open-file limit can hold; lowered (raise ulimit -n to keep it)');
+      maxConnections = lowered;
+    }
     this.dispatcher = new Dispatcher({
       strategy,
       defaultTimeoutMs: opts.defaultTimeoutMs ?? 30_000,
       maxInflightPerFs: opts.maxInflightPerFs ?? 10_000,
       maxAttempts: opts.maxAttempts ?? 3,
       sweepMs: 20,
+      minTimeoutMs: opts.outlier?.minTimeoutMs ?? 1000,
       logger,
       random: opts.random,
     });
@@ -87,7 +149,18 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
         reconnectCapMs: opts.reconnectCapMs ?? 5000,
         ejectAfterFailures: opts.ejectAfterFailures ?? 3,
         maxBodyBytes,
+        maxFunctionServers: opts.maxFunctionServers ?? 1000,
+        maxServicesPerFs: opts.maxServicesPerFs ?? 4096,
+        forgetUnavailableAfterMs: opts.forgetUnavailableAfterMs ?? 600_000,
+        allowedHosts: new HostAllowList(opts.allowedFsHosts ?? []),
+        authenticated: this.#authenticated,
+        loadRefreshMs: refresh,
+        outlier: opts.outlier,
+        joinSecret,
+        tls,
+        authTimeoutMs,
         logger,
+        log,
       },
       this.dispatcher,
     );
@@ -97,18 +170,42 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     this.manager.on('state', (i, from) => this.emit('fs-state', i, from));
     this.#ingress = new ClientIngress(
       {
-        host,
+        host: clientHost,
         port: opts.port ?? 0,
         heartbeatMs,
         readTimeoutMs: Math.max(1000, heartbeatMs * 3),
-        maxConnections: opts.maxConnections ?? 10_000,
+        maxConnections,
         maxInflightPerClient: opts.maxInflightPerClient ?? 1024,
         maxBodyBytes,
+        maxBufferedBytes: opts.maxClientBufferedBytes ?? 64 * 1024 * 1024,
+        idleTimeoutMs: opts.clientIdleTimeoutMs ?? 300_000,
+        clientSecret,
+        tls,
+        authTimeoutMs,
+        hasRoom: () => this.#hasRoom(),
         logger,
+        log,
       },
       this.dispatcher,
     );
-    this.#control = new ControlListener({ host, port: opts.controlPort ?? 0, heartbeatMs, maxBodyBytes, logger }, this.manager);
+    this.#control = new ControlListener(
+      {
+        host: controlHost,
+        port: opts.controlPort ?? 0,
+        heartbeatMs,
+        maxBodyBytes: opts.maxControlBodyBytes ?? 1024 * 1024,
+        maxConnections: opts.maxControlConnections ?? 1024,
+        joinSecret,
+        tls,
+        authTimeoutMs,
+        logger,
+        log,
+      },
+      this.manager,
+    );
+    if (!this.#authenticated && !isLoopback(controlHost)) {
+      logger.warn({ controlHost }, 'the control port listens beyond loopback without a join secret; it still takes FSs from loopback only: set joinSecret');
+    }
   }
 
   get ports(): { port: number; controlPort: number } {
@@ -120,16 +217,40 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     return this.#ingress.connectionCount;
   }
 
-  /** Client connections refused at maxConnections since start. */
+  get controlConnections(): number {
+    return this.#control.connectionCount;
+  }
+
+  /** Client connections refused at maxConnections (or for want of file descriptors) since start. */
   get refusedConnections(): number {
     return this.#ingress.refused;
+  }
+
+  /** Connections closed since start, by port and reason. */
+  closedConnections(): { client: Map<string, number>; control: Map<string, number> } {
+    return { client: this.#ingress.closed, control: this.#control.closed };
+  }
+
+  /** Log lines held back by rate limits since start. */
+  get suppressedLogLines(): number {
+    return this.#log.suppressedTotal;
+  }
+
+  /** Undefined when this AS can take a request now; otherwise why not. */
+  notReadyReason(): NotReadyReason | undefined {
+    if (!this.#ports) return 'not listening';
+    if (this.#ingress.saturated) return 'saturated: at maxConnections';
+    if (!this.#hasRoom()) return 'short of file descriptors';
+    for (const e of this.manager.entries()) if (e.state === 'available') return undefined;
+    return 'no function server available';
   }
 
   async start(): Promise<{ port: number; controlPort: number }> {
     const port = await this.#ingress.listen();
     const controlPort = await this.#control.listen();
     this.#ports = { port, controlPort };
-    this.#logger.info({ port, controlPort }, 'application server listening');
+    const auth = this.manager ? (this.#authenticated ? 'join secret or mutual TLS' : 'none: FSs from loopback only') : '';
+    this.#logger.info({ port, controlPort, fsAuth: auth, maxConnections: this.#ingress.maxConnections, openFileLimit: this.#fdLimit }, 'application server listening');
     return this.#ports;
   }
 
@@ -151,5 +272,13 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     this.manager.close();
     this.dispatcher.close();
     this.#logger.info('application server stopped');
+  }
+
+  /** Sockets to peers stay FD_RESERVE short of the open-file limit, so the admin port and logs still work. */
+  #hasRoom(): boolean {
+    if (this.#fdLimit === undefined) return true;
+    let pools = 0;
+    for (const e of this.manager.withConnections()) pools += e.pool.readyCount;
+    return this.#ingress.connectionCount + this.#control.connectionCount + pools < this.#fdLimit - FD_RESERVE;
   }
 }

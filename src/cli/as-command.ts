@@ -1,31 +1,67 @@
 import { Command, Option } from 'commander';
 import { AdminServer, ApplicationServer } from '../application-server/index.js';
 import { createLogger } from '../common/logger.js';
+import { ConfigError } from '../protocol/index.js';
+import { isLoopback, loadTlsFiles, readSecretFile } from '../security/index.js';
 import { parseIntIn, parsePort } from './parse.js';
 
 export function asCommand(): Command {
   return new Command('as')
     .description('start an application server: clients call it, function servers register with it')
-    .option('--host <address>', 'address to bind', '127.0.0.1')
+    .option('--client-host <address>', 'address the client port binds')
+    .option('--host <address>', 'older name for --client-host')
+    .option('--control-host <address>', 'address the control port binds (keep it on loopback unless FSs prove the join secret)', '127.0.0.1')
+    .option('--admin-host <address>', 'address the admin port binds (beyond loopback only with --admin-token-file)', '127.0.0.1')
     .option('--port <port>', 'client port (0 picks a free one)', parsePort, 7100)
     .option('--control-port <port>', 'port function servers register on', parsePort, 7101)
-    .option('--admin-port <port>', 'HTTP admin port for /healthz, /functionservers and /metrics (off when absent)', parsePort)
+    .option('--admin-port <port>', 'HTTP admin port for /healthz, /readyz, /functionservers and /metrics (off when absent)', parsePort)
+    .option('--join-secret-file <file>', 'shared secret FSs and this AS prove to each other (without it: FSs from loopback only)')
+    .option('--client-secret-file <file>', 'secret clients must prove before their first request (without it the client port is open)')
+    .option('--admin-token-file <file>', 'bearer token for the admin surface (all but /healthz and /readyz)')
+    .option('--tls-cert <file>', 'PEM certificate for the client and control ports and pool connections')
+    .option('--tls-key <file>', 'PEM key of --tls-cert')
+    .option('--tls-ca <file>', 'PEM CA that signs the FSs (mutual TLS on the control port and pool connections)')
+    .option('--tls-require-client-cert', 'clients must present a certificate signed by --tls-ca', false)
     .addOption(new Option('--strategy <name>', 'how to choose an FS').choices(['least-loaded', 'round-robin']).default('least-loaded'))
     .option('--heartbeat-ms <ms>', 'heartbeat period; a peer silent for 3 periods is dead', parseIntIn(0, 600_000), 2000)
     .option('--timeout-ms <ms>', 'deadline for requests that carry none', parseIntIn(1, 3_600_000), 30_000)
+    .option('--auth-timeout-ms <ms>', 'a peer must prove itself within this', parseIntIn(10, 600_000), 5000)
     .option('--reconnect-cap-ms <ms>', 'longest wait between probes of an unavailable FS', parseIntIn(10, 3_600_000), 5000)
     .option('--pool-size <n>', 'connections kept to each FS', parseIntIn(1, 64), 1)
-    .option('--max-connections <n>', 'client connections accepted at once', parseIntIn(1, 1_000_000), 10_000)
+    .option('--max-connections <n>', 'client connections accepted at once (lowered to fit the open-file limit)', parseIntIn(1, 1_000_000), 10_000)
     .option('--max-inflight-per-client <n>', 'requests in flight per client connection', parseIntIn(1, 1_000_000), 1024)
     .option('--max-inflight-per-fs <n>', 'requests in flight per FS', parseIntIn(1, 1_000_000), 10_000)
+    .option('--max-client-buffered-bytes <n>', 'answer bytes held for one client that does not read; beyond, it is closed', parseIntIn(65_536, 2 ** 40), 64 * 1024 * 1024)
+    .option('--client-idle-timeout-ms <ms>', 'close a client connection with nothing in flight and no request for this long (0 keeps it)', parseIntIn(0, 86_400_000), 300_000)
+    .option('--max-function-servers <n>', 'FSs the registry holds at once', parseIntIn(1, 100_000), 1000)
+    .option('--max-services-per-fs <n>', 'service keys one FS may declare', parseIntIn(1, 65_536), 4096)
+    .option('--forget-unavailable-ms <ms>', 'forget a registered FS unavailable this long (0 keeps it)', parseIntIn(0, 86_400_000 * 30), 600_000)
+    .option('--allow-fs-host <host...>', 'IPs, CIDR blocks or names HELLOs may ask this AS to dial (default: any with a join secret, loopback without)')
+    .option('--max-control-connections <n>', 'control connections held at once', parseIntIn(1, 100_000), 1024)
     .option('--load-refresh-ms <ms>', "the FSs' LOAD period; older than 3 periods is stale", parseIntIn(10, 600_000), 1000)
     .option('--log-level <level>', 'pino level: trace, debug, info, warn, error, silent')
     .action(async (o) => {
       const logger = createLogger('application-server', o.logLevel);
+      const secret = (file: string | undefined, what: string): Buffer | undefined => {
+        if (!file) return undefined;
+        const r = readSecretFile(file, what);
+        if (r.warning) logger.warn(r.warning);
+        return r.secret;
+      };
+      const joinSecret = secret(o.joinSecretFile, 'join secret');
+      const adminToken = secret(o.adminTokenFile, 'admin token');
+      if (o.adminPort !== undefined && !adminToken && !isLoopback(o.adminHost)) {
+        throw new ConfigError(`the admin port may bind ${o.adminHost} only with --admin-token-file; without a token it stays on loopback`);
+      }
       const as = new ApplicationServer({
-        host: o.host,
+        clientHost: o.clientHost ?? o.host ?? '127.0.0.1',
+        controlHost: o.controlHost,
         port: o.port,
         controlPort: o.controlPort,
+        joinSecret,
+        clientSecret: secret(o.clientSecretFile, 'client secret'),
+        tls: loadTlsFiles({ certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCa, requireClientCert: o.tlsRequireClientCert }),
+        authTimeoutMs: o.authTimeoutMs,
         strategy: o.strategy,
         heartbeatMs: o.heartbeatMs,
         defaultTimeoutMs: o.timeoutMs,
@@ -34,15 +70,23 @@ export function asCommand(): Command {
         maxConnections: o.maxConnections,
         maxInflightPerClient: o.maxInflightPerClient,
         maxInflightPerFs: o.maxInflightPerFs,
+        maxClientBufferedBytes: o.maxClientBufferedBytes,
+        clientIdleTimeoutMs: o.clientIdleTimeoutMs,
+        maxFunctionServers: o.maxFunctionServers,
+        maxServicesPerFs: o.maxServicesPerFs,
+        forgetUnavailableAfterMs: o.forgetUnavailableMs,
+        allowedFsHosts: o.allowFsHost,
+        maxControlConnections: o.maxControlConnections,
         loadRefreshMs: o.loadRefreshMs,
         logger,
       });
+      if (!joinSecret && !o.tlsCa) logger.warn('no join secret: function servers are taken from loopback only (set --join-secret-file for FSs on other machines)');
       await as.start();
       let admin: AdminServer | undefined;
       if (o.adminPort !== undefined) {
-        admin = new AdminServer(as, logger, { processMetrics: true });
-        const adminPort = await admin.listen(o.adminPort, o.host);
-        logger.info({ adminPort }, 'admin surface listening');
+        admin = new AdminServer(as, logger, { processMetrics: true, token: adminToken });
+        const adminPort = await admin.listen(o.adminPort, o.adminHost);
+        logger.info({ adminPort, adminHost: o.adminHost, token: adminToken !== undefined }, adminToken ? 'admin surface listening (token required)' : 'admin surface listening on loopback only (no --admin-token-file)');
       }
       const stop = async (signal: string): Promise<void> => {
         logger.info({ signal }, 'stopping');

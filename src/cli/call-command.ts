@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { Client } from '../client/index.js';
-import { SwitchboardError, statusName } from '../protocol/index.js';
+import { ServiceFailedError, SwitchboardError, statusName } from '../protocol/index.js';
+import { loadTlsFiles, readSecretFile } from '../security/index.js';
 import { parseEndpoint, parseIntIn } from './parse.js';
 
 export function callCommand(): Command {
@@ -11,6 +12,10 @@ export function callCommand(): Command {
     .option('--data <json>', 'request body as JSON', '{}')
     .option('--pool-type <n>', 'pool type to route to (0 = any)', parseIntIn(0, 65535), 0)
     .option('--timeout-ms <ms>', 'deadline for the answer', parseIntIn(1, 3_600_000), 10_000)
+    .option('--secret-file <file>', "the AS's client secret, when its client port asks for proof")
+    .option('--tls-ca <file>', 'PEM CA to trust the AS over TLS')
+    .option('--tls-cert <file>', 'PEM client certificate, when the AS asks for one')
+    .option('--tls-key <file>', 'PEM key of --tls-cert')
     .action(async (o) => {
       let body: unknown;
       try {
@@ -22,13 +27,16 @@ export function callCommand(): Command {
       }
       let client: Client | undefined;
       try {
-        client = await Client.connect({ host: o.as.host, port: o.as.port });
+        const tls = loadTlsFiles({ certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCa });
+        client = await Client.connect({ host: o.as.host, port: o.as.port, secret: o.secretFile ? readSecretFile(o.secretFile, 'client secret').secret : undefined, tls });
         const answer = await client.call(o.service, body, { poolType: o.poolType, timeoutMs: o.timeoutMs });
         process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
       } catch (err) {
         const e = err as SwitchboardError;
         const name = e instanceof SwitchboardError ? statusName(e.status) : 'ERROR';
-        process.stderr.write(`${name}: ${e.message} (${e.code ?? 'no code'})\n`);
+        // A plugin's own code (UNKNOWN_CITY) says more than the status's generic one.
+        const code = e instanceof ServiceFailedError && e.serviceCode ? e.serviceCode : (e.code ?? 'no code');
+        process.stderr.write(`${name}: ${e.message} (${code})\n`);
         process.exitCode = 1;
       } finally {
         await client?.close();

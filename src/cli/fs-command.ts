@@ -1,4 +1,7 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Command } from 'commander';
+import { loadTlsFiles, readSecretFile } from '../security/index.js';
 import { createLogger } from '../common/logger.js';
 import { FunctionServer } from '../function-server/index.js';
 import { loadPluginModules } from '../plugins/index.js';
@@ -19,6 +22,12 @@ function burn(fraction: number): void {
   t.unref();
 }
 
+/** Unique across containers too, where every process may be pid 1. */
+function defaultName(): string {
+  const host = hostname().replace(/[^A-Za-z0-9.-]/g, '').slice(0, 40) || 'host';
+  return `fs-${host}-${process.pid}-${randomBytes(2).toString('hex')}`;
+}
+
 export function fsCommand(): Command {
   return new Command('fs')
     .description('start a function server that hosts plugins and registers with an application server')
@@ -26,7 +35,13 @@ export function fsCommand(): Command {
     .option('--as <host:port>', "the application server's control endpoint to register with", parseEndpoint)
     .option('--host <address>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'data port the AS connects to (0 picks a free one)', parsePort, 7200)
-    .option('--name <name>', 'unique name; the AS uses it as the FS id', `fs-${process.pid}`)
+    .option('--advertise-host <address>', 'host the AS dials, when it differs from --host')
+    .option('--name <name>', 'unique name; the AS uses it as the FS id (default: fs-<hostname>-<pid>-<random>)', defaultName())
+    .option('--join-secret-file <file>', 'shared secret this FS and the AS prove to each other (without it: pool connections from loopback only)')
+    .option('--tls-cert <file>', 'PEM certificate for the data port and the control link')
+    .option('--tls-key <file>', 'PEM key of --tls-cert')
+    .option('--tls-ca <file>', 'PEM CA that signs the ASs (mutual TLS)')
+    .option('--max-connections <n>', 'pool connections held at once', parseIntIn(1, 100_000), 1024)
     .option('--pool-type <n>', 'pool type this FS belongs to (0 = default pool)', parseIntIn(0, 65535), 0)
     .option('--standby', 'serve a key only while no active FS for it is available', false)
     .option('--refresh-ms <ms>', 'LOAD report period', parseIntIn(10, 600_000), 1000)
@@ -38,11 +53,21 @@ export function fsCommand(): Command {
     .action(async (o) => {
       const logger = createLogger('function-server', o.logLevel);
       const plugins = await loadPluginModules(o.plugins);
+      let joinSecret: Buffer | undefined;
+      if (o.joinSecretFile) {
+        const r = readSecretFile(o.joinSecretFile, 'join secret');
+        if (r.warning) logger.warn(r.warning);
+        joinSecret = r.secret;
+      }
       const fs = new FunctionServer({
         name: o.name,
         plugins,
         host: o.host,
         port: o.port,
+        advertiseHost: o.advertiseHost,
+        joinSecret,
+        tls: loadTlsFiles({ certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCa }),
+        maxConnections: o.maxConnections,
         poolType: o.poolType,
         standby: o.standby,
         applicationServer: o.as,

@@ -1,11 +1,16 @@
-import { connect as netConnect } from 'node:net';
 import { CallTable } from './call-table.js';
+import { authenticateDialer, dial, toSecret, type TlsOptions } from '../security/index.js';
 import {
+  BadRequestError,
   ChannelClosedError,
   ConnectError,
   DEFAULT_HEARTBEAT_MS,
   DeadlineExceededError,
+  DEFAULT_MAX_BODY_BYTES,
   FrameConnection,
+  FrameTooLargeError,
+  HEADER_SIZE,
+  MAX_UINT32,
   Status,
   FLAG_REQUEST,
   FLAG_TWO_WAY,
@@ -26,7 +31,12 @@ export interface ClientOptions {
   defaultTimeoutMs?: number;
   heartbeatMs?: number;
   connectTimeoutMs?: number;
+  /** The AS's body cap (default 8 MiB): a call whose body is larger fails alone, before it is sent. */
   maxBodyBytes?: number;
+  /** The AS's client secret, when its client port asks for proof. */
+  secret?: string | Buffer;
+  /** Dial the AS over TLS: `ca` to trust it, `cert` and `key` when it asks for client certificates. */
+  tls?: TlsOptions;
 }
 
 export interface CallOptions {
@@ -50,6 +60,7 @@ export class Client {
   readonly #conn: FrameConnection;
   readonly #calls = new CallTable();
   readonly #defaultTimeoutMs: number;
+  readonly #maxBodyBytes: number;
   readonly #sweeper: NodeJS.Timeout;
   #closeError: SwitchboardError | undefined;
   /** Coarse clock (the sweeper's), enough for a deadline that has a second of grace. */
@@ -62,35 +73,45 @@ export class Client {
     this.#lastReject = reject;
   };
 
-  private constructor(conn: FrameConnection, defaultTimeoutMs: number) {
+  private constructor(conn: FrameConnection, defaultTimeoutMs: number, maxBodyBytes: number) {
     this.#conn = conn;
     this.#defaultTimeoutMs = defaultTimeoutMs;
+    this.#maxBodyBytes = maxBodyBytes;
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS);
     this.#sweeper.unref();
   }
 
   static connect(opts: ClientOptions): Promise<Client> {
     const host = opts.host ?? '127.0.0.1';
+    const secret = toSecret(opts.secret, 'the client secret');
+    const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     return new Promise((resolve, reject) => {
-      const socket = netConnect({ host, port: opts.port });
       let client: Client | undefined;
-      const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), opts.connectTimeoutMs ?? 5000);
+      const handlers = { onFrameAt: (buf: Buffer, off: number, len: number) => client?.onFrameAt(buf, off, len) };
+      const ready = (): void => {
+        clearTimeout(timer);
+        client = new Client(conn, opts.defaultTimeoutMs ?? 30_000, opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
+        resolve(client);
+      };
+      const socket = dial({ host, port: opts.port, tls: opts.tls }, () => {
+        if (!secret) return ready();
+        authenticateDialer(conn, { secret, realm: 'client', timeoutMs: connectTimeoutMs }, handlers).then(ready, (err: Error) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+      });
+      const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), connectTimeoutMs);
       const conn = new FrameConnection(socket, {
         heartbeatMs: opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
         maxBodyBytes: opts.maxBodyBytes,
         // Many calls made in one tick leave in pieces, so the AS starts on the first while we encode the rest.
         earlyFlushBytes: 8192,
-        onFrameAt: (buf, off, len) => client?.onFrameAt(buf, off, len),
+        ...handlers,
         onClose: (reason, err) => {
           clearTimeout(timer);
           if (client) client.onClose(reason, err);
           else reject(new ConnectError(`cannot connect to the application server at ${host}:${opts.port}: ${err?.message ?? reason}; is it running?`, { cause: err }));
         },
-      });
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        client = new Client(conn, opts.defaultTimeoutMs ?? 30_000);
-        resolve(client);
       });
     });
   }
@@ -106,8 +127,16 @@ export class Client {
   /** Calls one service and resolves with its decoded answer, or rejects with the status's error class. */
   call<T = unknown>(serviceKey: number, body?: unknown, opts?: CallOptions): Promise<T> {
     if (this.#conn.closed) return Promise.reject(this.#closeError ?? new ChannelClosedError('the client is closed'));
-    const timeoutMs = opts?.timeoutMs ?? this.#defaultTimeoutMs;
-    const encoded = encodeBody(body);
+    // The budget field is 32 bits: a longer timeout is sent as the longest budget there is.
+    const timeoutMs = Math.min(opts?.timeoutMs ?? this.#defaultTimeoutMs, MAX_UINT32);
+    let encoded: Buffer;
+    try {
+      encoded = encodeBody(body);
+    } catch (err) {
+      return Promise.reject(new BadRequestError(`the call's body cannot be encoded as msgpack: ${(err as Error).message}`));
+    }
+    // An oversize body would make the AS close the connection under every other call on it: fail this one alone.
+    if (encoded.length > this.#maxBodyBytes) return Promise.reject(new FrameTooLargeError(encoded.length, this.#maxBodyBytes));
     const promise = new Promise<T>(this.#executor as (resolve: (v: T) => void, reject: (e: unknown) => void) => void);
     const id = this.#calls.add(this.#lastResolve, this.#lastReject, this.#now + timeoutMs + LOCAL_GRACE_MS + SWEEP_MS);
     this.#conn.sendFrame(REQUEST_FLAGS, 0, id, serviceKey, opts?.poolType ?? 0, timeoutMs, encoded);
@@ -116,8 +145,11 @@ export class Client {
 
   /** Sends a one-way request: no answer, no error if it fails. */
   send(serviceKey: number, body?: unknown, opts: CallOptions = {}): void {
+    const frame = encodeRequest(0, serviceKey, body, { poolType: opts.poolType ?? 0, budgetMs: Math.min(opts.timeoutMs ?? 0, MAX_UINT32), twoWay: false });
+    // Thrown, not sent: an oversize frame would make the AS close the connection under every call on it.
+    if (frame.length - HEADER_SIZE > this.#maxBodyBytes) throw new FrameTooLargeError(frame.length - HEADER_SIZE, this.#maxBodyBytes);
     // One-way requests need no slot: id 0 is never answered.
-    this.#conn.send(encodeRequest(0, serviceKey, body, { poolType: opts.poolType ?? 0, budgetMs: opts.timeoutMs ?? 0, twoWay: false }));
+    this.#conn.send(frame);
   }
 
   close(): Promise<void> {

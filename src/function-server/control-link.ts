@@ -1,5 +1,6 @@
-import { connect } from 'node:net';
 import { backoffDelay } from '../common/backoff.js';
+import { RateLimitedLog } from '../common/rate-limited-log.js';
+import { authenticateDialer, dial, type TlsOptions } from '../security/index.js';
 import type { Logger } from '../common/logger.js';
 import {
   EventKind,
@@ -25,6 +26,10 @@ export interface ControlLinkOptions {
   heartbeatMs: number;
   reconnectBaseMs: number;
   reconnectCapMs: number;
+  /** Proved to the AS before HELLO; the AS must prove it back. */
+  joinSecret?: Buffer;
+  tls?: TlsOptions;
+  authTimeoutMs?: number;
   logger: Logger;
 }
 
@@ -46,10 +51,12 @@ export class ControlLink {
   #nextId = 1;
   readonly #waiters = new Map<number, Waiter>();
   #onRegistered: (() => void)[] = [];
+  readonly #log: RateLimitedLog;
   fsId: string | undefined;
 
   constructor(opts: ControlLinkOptions) {
     this.#o = opts;
+    this.#log = new RateLimitedLog(opts.logger, { burst: 3, windowMs: 60_000 });
   }
 
   get registered(): boolean {
@@ -86,30 +93,53 @@ export class ControlLink {
 
   #dial(): void {
     if (this.#stopped) return;
-    const socket = connect({ host: this.#o.host, port: this.#o.port });
+    const as = `${this.#o.host}:${this.#o.port}`;
+    const handlers = {
+      onEvent: (frame: Buffer) => this.#onEvent(frame),
+      onFrame: (frame: Buffer) => this.#onRefusal(frame),
+    };
+    const socket = dial({ host: this.#o.host, port: this.#o.port, tls: this.#o.tls }, () => {
+      const secret = this.#o.joinSecret;
+      if (!secret) {
+        this.#hello(conn);
+        return;
+      }
+      authenticateDialer(conn, { secret, realm: 'join', timeoutMs: this.#o.authTimeoutMs ?? 5000 }, handlers).then(
+        () => this.#hello(conn),
+        (err: Error & { code?: string }) => this.#log.error(`auth:${err.code}`, { as, code: err.code, err: err.message }, 'the application server and this FS could not prove the join secret to each other'),
+      );
+    });
     const conn = new FrameConnection(socket, {
       heartbeatMs: this.#o.heartbeatMs,
-      onEvent: (frame) => this.#onEvent(frame),
+      ...handlers,
       onClose: (reason, err) => this.#onClose(reason, err),
     });
     this.#conn = conn;
-    socket.once('connect', () => {
-      this.#o.logger.debug({ as: `${this.#o.host}:${this.#o.port}` }, 'control link connected; sending HELLO');
-      void this.#request(EventKind.HELLO, this.#o.hello(), Math.max(5000, this.#o.heartbeatMs * 3)).then((ok) => {
-        if (!ok) {
-          conn.destroy('local', new Error('HELLO was not acknowledged'));
-          return;
-        }
-        this.#attempt = 0;
-        this.#registered = true;
-        this.#o.logger.info({ fsId: this.fsId, as: `${this.#o.host}:${this.#o.port}` }, 'registered with the application server');
-        for (const r of this.#onRegistered.splice(0)) r();
-        this.#sendLoad();
-        clearInterval(this.#loadTimer);
-        this.#loadTimer = setInterval(() => this.#sendLoad(), this.#o.refreshMs);
-        this.#loadTimer.unref();
-      });
+  }
+
+  #hello(conn: FrameConnection): void {
+    this.#o.logger.debug({ as: `${this.#o.host}:${this.#o.port}` }, 'control link connected; sending HELLO');
+    void this.#request(EventKind.HELLO, this.#o.hello(), Math.max(5000, this.#o.heartbeatMs * 3)).then((ok) => {
+      if (!ok) {
+        conn.destroy('local', new Error('HELLO was not acknowledged'));
+        return;
+      }
+      this.#attempt = 0;
+      this.#registered = true;
+      this.#o.logger.info({ fsId: this.fsId, as: `${this.#o.host}:${this.#o.port}` }, 'registered with the application server');
+      for (const r of this.#onRegistered.splice(0)) r();
+      this.#sendLoad();
+      clearInterval(this.#loadTimer);
+      this.#loadTimer = setInterval(() => this.#sendLoad(), this.#o.refreshMs);
+      this.#loadTimer.unref();
     });
+  }
+
+  /** A connection-level error from the AS (request id 0): it is about to close this link; say why. */
+  #onRefusal(frame: Buffer): void {
+    if (requestIdOf(frame) !== 0 || statusOf(frame) === Status.OK) return;
+    const body = tryDecodeBody(frame) as { code?: string; message?: string } | undefined;
+    this.#log.error(`refused:${body?.code}`, { as: `${this.#o.host}:${this.#o.port}`, code: body?.code, reason: body?.message }, 'the application server refused this function server');
   }
 
   #sendLoad(): void {
@@ -140,8 +170,8 @@ export class ControlLink {
     this.#waiters.delete(requestIdOf(frame));
     clearTimeout(w.timer);
     if (statusOf(frame) !== Status.OK) {
-      const body = tryDecodeBody(frame) as { message?: string } | undefined;
-      this.#o.logger.error({ status: statusOf(frame), reason: body?.message }, 'application server refused the control event');
+      const body = tryDecodeBody(frame) as { code?: string; message?: string } | undefined;
+      this.#log.error(`event:${body?.code}`, { status: statusOf(frame), code: body?.code, reason: body?.message }, 'application server refused the control event');
       w.resolve(false);
       return;
     }

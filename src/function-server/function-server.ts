@@ -1,10 +1,13 @@
 import { EventEmitter } from 'node:events';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { listenOn } from '../common/listen.js';
 import { silentLogger, type Logger } from '../common/logger.js';
+import { RateLimitedLog } from '../common/rate-limited-log.js';
 import { ServiceTable } from '../plugins/index.js';
+import { createListener, guardListener, isLoopback, toSecret, type TlsOptions } from '../security/index.js';
 import {
+  AuthError,
   ChannelClosedError,
   ConfigError,
   DEFAULT_HEARTBEAT_MS,
@@ -51,6 +54,18 @@ export interface FunctionServerOptions {
   reconnectBaseMs?: number;
   reconnectCapMs?: number;
   maxBodyBytes?: number;
+  /**
+   * Shared secret of the cluster. With it, the FS proves it to the AS when it registers, and every
+   * pool connection must prove it before the FS answers anything. Without it (and without mutual
+   * TLS) the data port takes connections from loopback only.
+   */
+  joinSecret?: string | Buffer;
+  /** TLS for the data port and the control link; with `ca`, the AS must present a certificate signed by it. */
+  tls?: TlsOptions;
+  /** A peer must prove itself within this (default 5000 ms). */
+  authTimeoutMs?: number;
+  /** Pool connections held at once (default 1024); beyond, new ones are refused. */
+  maxConnections?: number;
   /** Load sampler; the default measures this process. Replace it to simulate load in tests or to add metrics. */
   monitor?: LoadSampler;
   /** Parent for each plugin's child container: put FS-wide providers here. */
@@ -74,8 +89,10 @@ export interface FunctionServerEvents {
 export class FunctionServer extends EventEmitter<FunctionServerEvents> {
   readonly name: string;
   readonly table: ServiceTable;
-  readonly #o: Required<Omit<FunctionServerOptions, 'applicationServer' | 'advertiseHost' | 'container' | 'plugins' | 'monitor'>> &
-    Pick<FunctionServerOptions, 'applicationServer' | 'advertiseHost'>;
+  readonly #o: Required<Omit<FunctionServerOptions, 'applicationServer' | 'advertiseHost' | 'container' | 'plugins' | 'monitor' | 'joinSecret' | 'tls'>> &
+    Pick<FunctionServerOptions, 'applicationServer' | 'advertiseHost' | 'tls'>;
+  readonly #secret: Buffer | undefined;
+  readonly #log: RateLimitedLog;
   readonly #server: Server;
   readonly #conns = new Set<FrameConnection>();
   readonly #handler: RequestHandler;
@@ -108,8 +125,13 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       reconnectBaseMs: opts.reconnectBaseMs ?? 200,
       reconnectCapMs: opts.reconnectCapMs ?? 10_000,
       maxBodyBytes: opts.maxBodyBytes ?? 8 * 1024 * 1024,
+      authTimeoutMs: opts.authTimeoutMs ?? 5000,
+      maxConnections: opts.maxConnections ?? 1024,
+      tls: opts.tls,
       logger: opts.logger ?? silentLogger,
     };
+    this.#secret = toSecret(opts.joinSecret, 'joinSecret');
+    this.#log = new RateLimitedLog(this.#o.logger);
     this.#monitor = opts.monitor ?? new PerformanceMonitor();
     const parent = (opts.container ?? rootContainer).createChildContainer();
     this.table = new ServiceTable(opts.plugins, parent);
@@ -120,11 +142,21 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       defaultTimeoutMs: this.#o.defaultTimeoutMs,
       maxBodyBytes: this.#o.maxBodyBytes,
     });
-    this.#server = createServer((socket) => this.#accept(socket));
+    this.#server = createListener(this.#o.tls, { mutual: true, handshakeTimeoutMs: this.#o.authTimeoutMs }, (socket) => this.#accept(socket));
+  }
+
+  /** Whether a pool connection must prove itself: a join secret, or mutual TLS, or neither (loopback only). */
+  get #mutualTls(): boolean {
+    return this.#o.tls?.cert !== undefined && this.#o.tls.ca !== undefined;
   }
 
   get inflight(): number {
     return this.#handler.inflight;
+  }
+
+  /** Handlers still running after their deadline was answered (they ignore their signal). */
+  get overdue(): number {
+    return this.#handler.overdue;
   }
 
   get draining(): boolean {
@@ -145,14 +177,18 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
   async start(): Promise<{ host: string; port: number }> {
     await listenOn(this.#server, this.#o.port, this.#o.host);
     const addr = this.address();
-    this.#o.logger.info({ name: this.name, ...addr, services: this.table.keys(), poolType: this.#o.poolType, standby: this.#o.standby }, 'function server listening');
+    const auth = this.#secret ? 'join secret' : this.#mutualTls ? 'mutual TLS' : 'none: pool connections from loopback only';
+    this.#o.logger.info({ name: this.name, ...addr, services: this.table.keys(), poolType: this.#o.poolType, standby: this.#o.standby, auth, tls: this.#o.tls?.cert !== undefined }, 'function server listening');
     const as = this.#o.applicationServer;
     if (as) {
       this.#link = new ControlLink({
         host: as.host,
         port: as.port,
         hello: () => this.hello(),
-        load: () => this.#monitor.sample(this.#handler.inflight),
+        load: () => ({ ...this.#monitor.sample(this.#handler.inflight), overdue: this.#handler.overdue }),
+        joinSecret: this.#secret,
+        tls: this.#o.tls,
+        authTimeoutMs: this.#o.authTimeoutMs,
         refreshMs: this.#o.refreshMs,
         heartbeatMs: this.#o.heartbeatMs,
         reconnectBaseMs: this.#o.reconnectBaseMs,
@@ -221,26 +257,51 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
     this.emit('closed');
   }
 
-  #accept(socket: import('node:net').Socket): void {
+  #accept(socket: Socket): void {
+    if (this.#conns.size >= this.#o.maxConnections) {
+      this.#log.warn('max-connections', { remote: socket.remoteAddress, max: this.#o.maxConnections }, 'pool connection refused: at maxConnections');
+      socket.on('error', () => undefined);
+      socket.destroy();
+      return;
+    }
+    const handlers = {
+      onFrameAt: (buf: Buffer, off: number, len: number, c: FrameConnection): void => {
+        if ((buf[off + OFFSET.flags] & FLAG_REQUEST) !== 0) this.#handler.handle(buf, off, len, c);
+        // The AS is not reading our answers: stop reading its requests until it does.
+        if (c.blocked) c.pauseReading();
+      },
+      onEvent: (frame: Buffer, c: FrameConnection): void => this.#onEvent(frame, c),
+    };
     const conn = new FrameConnection(socket, {
       heartbeatMs: this.#o.heartbeatMs,
       readTimeoutMs: this.#o.heartbeatMs * 3,
       maxBodyBytes: this.#o.maxBodyBytes,
       earlyFlushBytes: EARLY_FLUSH_BYTES,
-      onFrameAt: (buf, off, len, c) => {
-        if ((buf[off + OFFSET.flags] & FLAG_REQUEST) !== 0) this.#handler.handle(buf, off, len, c);
-        // The AS is not reading our answers: stop reading its requests until it does.
-        if (c.blocked) c.pauseReading();
-      },
+      ...handlers,
       onDrain: (c) => c.resumeReading(),
-      onEvent: (frame, c) => this.#onEvent(frame, c),
       onClose: (reason, err, c) => {
         this.#conns.delete(c);
-        const log = reason === 'protocol' || reason === 'heartbeat' ? 'warn' : 'debug';
-        this.#o.logger[log]({ remote: c.remote, reason, err: err?.message }, 'pool connection closed');
+        const log = reason === 'protocol' || reason === 'heartbeat' || reason === 'auth' ? 'warn' : 'debug';
+        if (log === 'warn') this.#log.warn(`closed:${reason}`, { remote: c.remote, reason, err: err?.message }, 'pool connection closed');
+        else this.#o.logger.debug({ remote: c.remote, reason, err: err?.message }, 'pool connection closed');
       },
     });
     this.#conns.add(conn);
+    if (this.#secret) {
+      guardListener(conn, { secret: this.#secret, realm: 'join', timeoutMs: this.#o.authTimeoutMs }, handlers, {
+        onAuthenticated: (c) => {
+          if (this.#draining) c.send(encodeEventRequest(EventKind.DRAIN, 0, {}, false));
+        },
+      });
+      return;
+    }
+    if (!this.#mutualTls && !isLoopback(socket.remoteAddress)) {
+      conn.refuse(
+        new AuthError('SB_ERR_AUTH_REQUIRED', 'this function server has no join secret and takes pool connections from loopback only; give the AS and the FS the same --join-secret-file'),
+        'auth',
+      );
+      return;
+    }
     if (this.#draining) conn.send(encodeEventRequest(EventKind.DRAIN, 0, {}, false));
   }
 

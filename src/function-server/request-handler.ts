@@ -1,5 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import {
+  BadRequestError,
   BodyDecodeError,
+  clampDelay,
   DeadlineExceededError,
   FLAG_TWO_WAY,
   OFFSET,
@@ -13,6 +16,7 @@ import {
 } from '../protocol/index.js';
 import { RequestContext, type ServiceEntry, type ServiceTable } from '../plugins/index.js';
 import type { Logger } from '../common/logger.js';
+import { RateLimitedLog } from '../common/rate-limited-log.js';
 
 export interface RequestHandlerOptions {
   table: ServiceTable;
@@ -33,7 +37,11 @@ const isThenable = (v: unknown): v is Thenable => typeof (v as Thenable | null)?
 /** Decodes a request, runs its handler, encodes the answer. Knows nothing about sockets beyond `send`. */
 export class RequestHandler {
   readonly #opts: RequestHandlerOptions;
+  readonly #log: RateLimitedLog;
+  /** Handlers running now, overdue ones included: they hold memory and CPU until they really end. */
   #inflight = 0;
+  /** Handlers whose deadline was answered with TIMEOUT but which have not ended (they ignore their signal). */
+  #overdue = 0;
   /** Requests whose handler holds their AbortSignal: the only ones a drain timeout must abort. */
   readonly #active = new Set<RequestContext>();
   readonly #watch = (ctx: RequestContext): void => {
@@ -43,10 +51,15 @@ export class RequestHandler {
 
   constructor(opts: RequestHandlerOptions) {
     this.#opts = opts;
+    this.#log = new RateLimitedLog(opts.logger, { burst: 10, windowMs: 10_000 });
   }
 
   get inflight(): number {
     return this.#inflight;
+  }
+
+  get overdue(): number {
+    return this.#overdue;
   }
 
   /** Resolves once no request is in flight. */
@@ -60,13 +73,18 @@ export class RequestHandler {
     const id = buf.readUInt32BE(off + OFFSET.requestId);
     const key = buf.readUInt32BE(off + OFFSET.serviceKey);
     const twoWay = (buf[off + OFFSET.flags] & FLAG_TWO_WAY) !== 0;
+    if (twoWay && id === 0) {
+      conn.refuse(new BadRequestError('request id 0 is reserved for connection-level errors; number two-way requests from 1'));
+      return;
+    }
     const entry = this.#opts.table.get(key);
     if (entry === undefined) {
       if (twoWay) conn.send(encodeErrorResponse(id, Status.SERVICE_NOT_FOUND, 'SB_ERR_SERVICE_NOT_FOUND', `this function server has no service ${key}`, key));
       return;
     }
     if (this.#inflight >= this.#opts.maxInflight) {
-      if (twoWay) conn.send(encodeErrorResponse(id, Status.OVERLOADED, 'SB_ERR_OVERLOADED', `function server has ${this.#inflight} requests in flight; retry later`, key));
+      const overdue = this.#overdue > 0 ? ` (${this.#overdue} of them past their deadline and still running)` : '';
+      if (twoWay) conn.send(encodeErrorResponse(id, Status.OVERLOADED, 'SB_ERR_OVERLOADED', `function server has ${this.#inflight} requests in flight${overdue}; retry later`, key));
       return;
     }
     let body: unknown;
@@ -107,27 +125,41 @@ export class RequestHandler {
     const id = ctx.requestId;
     const key = ctx.serviceKey;
     this.#inflight++;
-    let settled = false;
+    let answered = false;
+    let overdue = false;
     let timer: NodeJS.Timeout | undefined;
-    const settle = (answer: (c: FrameConnection) => void): void => {
-      if (settled) return;
-      settled = true;
-      this.#active.delete(ctx);
+    const answer = (send: (c: FrameConnection) => void): void => {
+      if (answered) return;
+      answered = true;
       if (timer) clearTimeout(timer);
-      if (conn) answer(conn);
+      if (conn) send(conn);
+    };
+    // The request counts as in flight until the handler really ends, even after TIMEOUT was sent:
+    // a handler that ignores its signal still holds what it holds, so it counts against maxInflight.
+    const ended = (): void => {
+      this.#active.delete(ctx);
+      if (overdue) this.#overdue--;
       if (--this.#inflight === 0) this.#wakeIdle();
     };
     if (limit > 0) {
       timer = setTimeout(() => {
-        this.#opts.logger.warn({ serviceKey: key, plugin: entry.pluginName, limitMs: limit }, 'service handler timed out');
-        settle((c) => c.send(encodeErrorResponse(id, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `service ${key} did not answer within ${limit} ms`, key)));
+        this.#log.warn(`timeout:${key}`, { serviceKey: key, plugin: entry.pluginName, limitMs: limit }, 'service handler timed out');
+        answer((c) => c.send(encodeErrorResponse(id, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `service ${key} did not answer within ${limit} ms`, key)));
+        overdue = true;
+        this.#overdue++;
         ctx.abort(new DeadlineExceededError(`service ${key} did not answer within ${limit} ms; its answer is no longer wanted`));
-      }, limit);
+      }, clampDelay(limit));
       timer.unref();
     }
     result.then(
-      (v) => settle((c) => this.#answer(c, id, key, entry, v)),
-      (e) => settle((c) => c.send(this.#failure(id, key, entry, e))),
+      (v) => {
+        answer((c) => this.#answer(c, id, key, entry, v));
+        ended();
+      },
+      (e) => {
+        answer((c) => c.send(this.#failure(id, key, entry, e)));
+        ended();
+      },
     );
   }
 
@@ -142,7 +174,7 @@ export class RequestHandler {
     try {
       body = encodeBody(value);
     } catch (err) {
-      this.#opts.logger.error({ err, serviceKey: key, plugin: entry.pluginName }, 'service result cannot be encoded as msgpack');
+      this.#log.error(`encode:${key}`, { err, serviceKey: key, plugin: entry.pluginName }, 'service result cannot be encoded as msgpack');
       conn.send(encodeErrorResponse(id, Status.SERVER_ERROR, 'SB_ERR_SERVER', `service ${key} returned a value msgpack cannot encode`, key));
       return;
     }
@@ -151,7 +183,7 @@ export class RequestHandler {
       conn.sendFrame(Serialization.MSGPACK, Status.OK, id, key, 0, 0, body);
       return;
     }
-    this.#opts.logger.warn({ serviceKey: key, plugin: entry.pluginName, bytes: body.length, cap }, 'answer exceeds the body cap');
+    this.#log.warn(`cap:${key}`, { serviceKey: key, plugin: entry.pluginName, bytes: body.length, cap }, 'answer exceeds the body cap');
     conn.send(
       encodeErrorResponse(
         id,
@@ -163,14 +195,25 @@ export class RequestHandler {
     );
   }
 
+  /**
+   * A handler's error as the caller sees it. A SwitchboardError (PluginError included) carries a
+   * code and a message meant for callers. Anything else may hold internals (a path, a query, a
+   * secret): the caller gets a generic message with an error id, the detail stays in this log.
+   */
   #failure(id: number, key: number, entry: ServiceEntry, err: unknown): Buffer {
     if (err instanceof SwitchboardError) {
       this.#opts.logger.debug({ code: err.code, serviceKey: key }, 'service failed');
       return encodeErrorResponse(id, Status.SERVICE_ERROR, err.code, err.message, key);
     }
-    this.#opts.logger.error({ err, serviceKey: key, plugin: entry.pluginName }, 'service handler threw');
-    const message = err instanceof Error ? err.message : String(err);
-    return encodeErrorResponse(id, Status.SERVICE_ERROR, 'SB_ERR_SERVICE', `${entry.pluginName}.${entry.method}() failed: ${message}`, key);
+    const errorId = randomBytes(6).toString('hex');
+    this.#log.error(`throw:${key}`, { err, errorId, serviceKey: key, plugin: entry.pluginName, method: entry.method }, 'service handler threw');
+    return encodeErrorResponse(
+      id,
+      Status.SERVICE_ERROR,
+      'SB_ERR_SERVICE',
+      `${entry.pluginName}.${entry.method}() failed unexpectedly; error id ${errorId} (the function server's log has the detail)`,
+      key,
+    );
   }
 
   #wakeIdle(): void {

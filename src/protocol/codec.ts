@@ -1,10 +1,14 @@
-import { C1, Packr } from 'msgpackr';
+import { Packr } from 'msgpackr';
 import { BodyDecodeError } from './errors.js';
+import { looksStandard, nonStandardReason } from './msgpack-check.js';
 import { FLAG_EVENT, FLAG_REQUEST, FLAG_TWO_WAY, HEADER_SIZE, OFFSET, SERIALIZATION_MASK, Serialization, writeHeader } from './header.js';
 import { Status } from './status.js';
 
-// Plain msgpack maps and arrays (no msgpackr records) so that any msgpack library can read our bodies.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+// Plain msgpack maps and arrays (no msgpackr records or extensions) so that any msgpack library can
+// read our bodies; undefined inside a map is written as nil; 64-bit integers decode to numbers when
+// they fit one exactly (BigInt only beyond 2^53).
+// ('auto' is supported by msgpackr's decoder; its type list lags behind.)
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, encodeUndefinedAsNil: true, int64AsType: 'auto' as 'number' });
 
 const EMPTY = Buffer.alloc(0);
 
@@ -33,42 +37,23 @@ export function tryDecodeBody(frame: Buffer): unknown {
 export function decodeBodyAt(buf: Buffer, off: number, len: number): unknown {
   const start = off + HEADER_SIZE;
   const end = off + len;
-  if (end <= start) return undefined;
   const serialization = buf[off + OFFSET.flags] & SERIALIZATION_MASK;
-  if (serialization === Serialization.RAW) return buf.subarray(start, end);
-  if (serialization !== Serialization.MSGPACK) {
+  if (serialization !== Serialization.MSGPACK && serialization !== Serialization.RAW) {
     throw new BodyDecodeError(undefined, `serialization id ${serialization} is not supported; send 0 (raw) or 1 (msgpack)`);
   }
+  if (end <= start) return undefined;
+  if (serialization === Serialization.RAW) return buf.subarray(start, end);
   let value: unknown;
   try {
     value = packr.unpack(buf, { start, end });
   } catch (err) {
     throw new BodyDecodeError(err);
   }
-  // msgpackr yields a placeholder for the never-used byte 0xc1 instead of failing; the byte may
-  // also sit inside strings legitimately, so walk the value only when it appears at all.
-  if (hasByte(buf, 0xc1, start, end) && containsC1(value)) throw new BodyDecodeError(new Error('0xc1 is not a msgpack type'));
-  return value;
-}
-
-function hasByte(buf: Buffer, byte: number, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (buf[i] === byte) return true;
-  return false;
-}
-
-function containsC1(root: unknown): boolean {
-  const stack: unknown[] = [root];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (v === C1) return true;
-    if (v === null || typeof v !== 'object' || Buffer.isBuffer(v) || ArrayBuffer.isView(v)) continue;
-    if (v instanceof Map) {
-      for (const [k, x] of v) stack.push(k, x);
-    } else {
-      for (const x of Object.values(v as object)) stack.push(x);
-    }
+  if (!looksStandard(buf, start, end)) {
+    const why = nonStandardReason(buf, start, end);
+    if (why !== undefined) throw new BodyDecodeError(new Error(why), `request body is not standard msgpack: ${why}`);
   }
-  return false;
+  return value;
 }
 
 export interface FrameFields {

@@ -109,6 +109,17 @@ export class OverloadedError extends SwitchboardError {
   }
 }
 
+/**
+ * A peer did not prove who it is: it sent something before its proof (SB_ERR_AUTH_REQUIRED), a
+ * wrong proof (SB_ERR_AUTH_FAILED), none in time (SB_ERR_AUTH_TIMEOUT), or its address is not one
+ * this port takes from peers without proof (SB_ERR_AUTH_REQUIRED).
+ */
+export class AuthError extends SwitchboardError {
+  constructor(code: 'SB_ERR_AUTH_REQUIRED' | 'SB_ERR_AUTH_FAILED' | 'SB_ERR_AUTH_TIMEOUT' | string, message: string) {
+    super(code, message, Status.UNAUTHORIZED);
+  }
+}
+
 // ── Set-up errors: raised at start-up, never on the wire. ──
 
 export class ConfigError extends SwitchboardError {
@@ -132,6 +143,7 @@ const BY_STATUS: Record<number, (message: string, code: string | undefined) => S
   [Status.SERVER_ERROR]: (m, c) => new ServerError(m, c),
   [Status.CHANNEL_CLOSED]: (m, c) => new ChannelClosedError(m, c),
   [Status.OVERLOADED]: (m, c) => new OverloadedError(m, c),
+  [Status.UNAUTHORIZED]: (m, c) => new AuthError(c ?? 'SB_ERR_AUTH_FAILED', m),
 };
 
 /** Turns a non-OK response (status plus its error body) back into the matching error class. */
@@ -160,6 +172,18 @@ export const ERROR_CODES = [
   'SB_ERR_SERVER',
   'SB_ERR_CHANNEL_CLOSED',
   'SB_ERR_OVERLOADED',
+  'SB_ERR_AUTH_REQUIRED',
+  'SB_ERR_AUTH_FAILED',
+  'SB_ERR_AUTH_TIMEOUT',
+  'SB_ERR_IDLE',
+  'SB_ERR_NAME_TAKEN',
+  'SB_ERR_ENDPOINT_TAKEN',
+  'SB_ERR_ENDPOINT_MISMATCH',
+  'SB_ERR_REGISTRY_FULL',
+  'SB_ERR_LIMIT',
+  'SB_ERR_HOST_NOT_ALLOWED',
+  'SB_ERR_METHOD',
+  'SB_ERR_NOT_FOUND',
   'SB_ERR_CONFIG',
   'SB_ERR_CONNECT',
   'SB_ERR_UNKNOWN_STATUS',

@@ -15,27 +15,43 @@ export const EventKind = {
   DRAIN: 4,
   /** AS → FS on a pool connection: send me your service table (used for FSs added by address). */
   DESCRIBE: 5,
+  /**
+   * Listener → dialer, one-way, the first frame on a port that wants proof: a fresh nonce. The
+   * dialer answers with AUTH before anything else (see src/security/handshake.ts).
+   */
+  CHALLENGE: 6,
+  /** Dialer → listener, two-way: the dialer's nonce and its proof; the answer carries the listener's proof. */
+  AUTH: 7,
 } as const;
 
 export type EventKindName = keyof typeof EventKind;
 
 const uint32 = z.number().int().min(0).max(0xffffffff);
+/** Printable ASCII without spaces: names and hosts end up in logs and metric labels. */
+const token = (max: number) => z.string().min(1).max(max).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+const bytes = (min: number, max: number) =>
+  z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length >= min && v.length <= max, `msgpack bin of ${min} to ${max} bytes`);
+
+/** Longest FS name, and the most service keys one HELLO or DESCRIBE may carry (the AS may allow fewer). */
+export const MAX_NAME_LENGTH = 128;
+export const MAX_HOST_LENGTH = 253;
+export const MAX_SERVICES_PER_FS = 65_536;
 
 export const serviceDescriptorSchema = z.object({
   key: uint32,
   idempotent: z.boolean().default(false),
-  timeoutMs: z.number().int().min(0).optional(),
+  timeoutMs: uint32.optional(),
 });
 export type ServiceDescriptor = z.infer<typeof serviceDescriptorSchema>;
 
 export const helloSchema = z.object({
-  name: z.string().min(1).max(200),
+  name: token(MAX_NAME_LENGTH),
   poolType: z.number().int().min(0).max(0xffff),
   standby: z.boolean().default(false),
-  endpoint: z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) }),
-  services: z.array(serviceDescriptorSchema).max(100_000),
+  endpoint: z.object({ host: token(MAX_HOST_LENGTH), port: z.number().int().min(1).max(65535) }),
+  services: z.array(serviceDescriptorSchema).max(MAX_SERVICES_PER_FS),
   pid: z.number().int().optional(),
-  version: z.string().optional(),
+  version: z.string().max(64).optional(),
 });
 export type Hello = z.infer<typeof helloSchema>;
 
@@ -52,7 +68,9 @@ export const loadSchema = z.object({
   rssBytes: z.number().min(0),
   heapUsedBytes: z.number().min(0),
   memory: z.number().min(0).max(1),
-  inflight: z.number().int().min(0),
+  inflight: z.number().int().min(0).max(0xffffffff),
+  /** Handlers still running after their deadline was answered with TIMEOUT (counted in inflight too). */
+  overdue: z.number().int().min(0).max(0xffffffff).optional(),
 });
 export type LoadReport = z.infer<typeof loadSchema>;
 
@@ -62,9 +80,30 @@ export const describeRequestSchema = z.object({
 });
 
 export const describeReplySchema = z.object({
-  name: z.string().min(1),
+  name: token(MAX_NAME_LENGTH),
   poolType: z.number().int().min(0).max(0xffff),
   standby: z.boolean().default(false),
-  services: z.array(serviceDescriptorSchema),
+  services: z.array(serviceDescriptorSchema).max(MAX_SERVICES_PER_FS),
 });
 export type DescribeReply = z.infer<typeof describeReplySchema>;
+
+/** CHALLENGE body: what the listener asks the dialer to prove, and the nonce to prove it over. */
+export const challengeSchema = z.object({
+  v: z.literal(1),
+  realm: z.string().min(1).max(32),
+  nonce: bytes(16, 64),
+  mechanisms: z.array(z.string().max(32)).max(8),
+});
+export type Challenge = z.infer<typeof challengeSchema>;
+
+/** AUTH request body: the dialer's own nonce and its proof. */
+export const authRequestSchema = z.object({
+  mechanism: z.literal('hmac-sha256'),
+  nonce: bytes(16, 64),
+  proof: bytes(32, 32),
+});
+
+/** AUTH answer body (status OK): the listener's proof, so the dialer knows whom it reached. */
+export const authReplySchema = z.object({
+  proof: bytes(32, 32),
+});

@@ -5,3 +5,7 @@ export * from './events.js';
 export * from './codec.js';
 export * from './frame-parser.js';
 export * from './frame-connection.js';
+export * from './timers.js';
+export * from './keepalive.js';
+export * from './frame-deadline.js';
+export * from './slab-writer.js';

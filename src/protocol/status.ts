@@ -9,6 +9,8 @@ export const Status = {
   SERVER_ERROR: 60,
   CHANNEL_CLOSED: 70,
   OVERLOADED: 80,
+  /** The peer has not proved who it is (no proof yet, a wrong one, or too late). */
+  UNAUTHORIZED: 90,
 } as const;
 
 export type StatusName = keyof typeof Status;

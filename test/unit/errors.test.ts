@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as protocolErrors from '../../src/protocol/errors.js';
 import {
+  AuthError,
   BadMagicError,
   BadRequestError,
   BadVersionError,
@@ -43,6 +44,7 @@ const TABLE: [AnyErrorClass, () => SwitchboardError, string, number][] = [
   [OverloadedError, () => new OverloadedError(), 'SB_ERR_OVERLOADED', Status.OVERLOADED],
   [ConfigError, () => new ConfigError('bad'), 'SB_ERR_CONFIG', Status.SERVER_ERROR],
   [ConnectError, () => new ConnectError('refused'), 'SB_ERR_CONNECT', Status.UNAVAILABLE],
+  [AuthError, () => new AuthError('SB_ERR_AUTH_FAILED', 'wrong proof'), 'SB_ERR_AUTH_FAILED', Status.UNAUTHORIZED],
 ];
 
 describe('error classes', () => {
@@ -89,6 +91,7 @@ describe('errorFromStatus', () => {
     ['SERVER_ERROR', ServerError, 'SB_ERR_SERVER'],
     ['CHANNEL_CLOSED', ChannelClosedError, 'SB_ERR_CHANNEL_CLOSED'],
     ['OVERLOADED', OverloadedError, 'SB_ERR_OVERLOADED'],
+    ['UNAUTHORIZED', AuthError, 'SB_ERR_AUTH_FAILED'],
   ];
 
   it.each(cases)('maps %s to its class and keeps the message', (name, cls, code) => {

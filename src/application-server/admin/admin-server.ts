@@ -1,52 +1,49 @@
-import { createServer, type Server } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { listenOn } from '../../common/listen.js';
 import type { Logger } from '../../common/logger.js';
+import { toSecret } from '../../security/index.js';
 import type { ApplicationServer } from '../application-server.js';
 import { createMetrics } from './metrics.js';
 
+export interface AdminServerOptions {
+  /** Process metrics (CPU, heap, event loop) beside the AS's own. */
+  processMetrics?: boolean;
+  /**
+   * Bearer token for everything but /healthz and /readyz. Without one, bind the admin port to
+   * loopback only (the CLI refuses anything else).
+   */
+  token?: string | Buffer;
+}
+
+/** Paths a load balancer or an orchestrator probes without credentials. */
+const OPEN_PATHS = new Set(['/healthz', '/readyz']);
+
 /**
- * A small HTTP admin surface on loopback: GET /healthz, GET /functionservers (the FS manager's
- * view as JSON), GET /metrics (Prometheus). Read-only on purpose; registering FSs goes through
- * HELLO or the API.
+ * The AS's HTTP admin surface: GET (and HEAD) /healthz (the process answers), /readyz (it can
+ * serve now), /functionservers (the FS manager's view as JSON), /metrics (Prometheus).
  */
 export class AdminServer {
   readonly #server: Server;
   readonly #as: ApplicationServer;
   readonly #metrics: Registry;
+  readonly #tokenDigest: Buffer | undefined;
 
-  constructor(as: ApplicationServer, logger: Logger, opts: { processMetrics?: boolean } = {}) {
+  constructor(as: ApplicationServer, logger: Logger, opts: AdminServerOptions = {}) {
     this.#as = as;
     this.#metrics = createMetrics(as, opts);
-    this.#server = createServer((req, res) => {
-      if (req.method === 'GET' && req.url === '/metrics') {
-        this.#metrics.metrics().then(
-          (text) => {
-            res.writeHead(200, { 'content-type': this.#metrics.contentType });
-            res.end(text);
-          },
-          (err: Error) => {
-            res.writeHead(500, { 'content-type': 'text/plain' });
-            res.end(`metrics failed: ${err.message}`);
-          },
-        );
-        return;
-      }
-      const send = (code: number, body: unknown): void => {
-        res.writeHead(code, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(body));
-      };
-      if (req.method !== 'GET') return send(405, { error: 'the admin surface is read-only; use GET' });
-      switch (req.url) {
-        case '/healthz':
-          return send(200, { ok: true, functionServers: this.#as.listFunctionServers().length, clients: this.#as.clientConnections });
-        case '/functionservers':
-          return send(200, this.#as.listFunctionServers());
-        default:
-          return send(404, { error: `no such admin path ${req.url}; try /healthz, /functionservers or /metrics` });
-      }
-    });
+    const token = toSecret(opts.token, 'the admin token');
+    this.#tokenDigest = token ? digest(token) : undefined;
+    this.#server = createServer((req, res) => this.#route(req, res));
+    this.#server.headersTimeout = 5000;
+    this.#server.requestTimeout = 10_000;
+    this.#server.maxHeadersCount = 50;
     this.#server.on('error', (err) => logger.error({ err }, 'admin server error'));
+  }
+
+  get requiresToken(): boolean {
+    return this.#tokenDigest !== undefined;
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -57,4 +54,50 @@ export class AdminServer {
     this.#server.closeAllConnections();
     return new Promise((r) => this.#server.close(() => r()));
   }
+
+  #route(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0];
+    const head = req.method === 'HEAD';
+    const send = (code: number, body: unknown, headers: Record<string, string> = {}): void => {
+      const text = JSON.stringify(body);
+      res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+      res.end(head ? undefined : text);
+    };
+    if (req.method !== 'GET' && !head) return send(405, { code: 'SB_ERR_METHOD', message: 'the admin surface is read-only; use GET or HEAD' }, { allow: 'GET, HEAD' });
+    if (!OPEN_PATHS.has(path) && !this.#authorized(req)) {
+      return send(401, { code: 'SB_ERR_AUTH_REQUIRED', message: 'send the admin token as "Authorization: Bearer <token>"' }, { 'www-authenticate': 'Bearer' });
+    }
+    switch (path) {
+      case '/healthz':
+        return send(200, { ok: true, functionServers: this.#as.listFunctionServers().length, clients: this.#as.clientConnections });
+      case '/readyz': {
+        const reason = this.#as.notReadyReason();
+        return reason === undefined ? send(200, { ready: true }) : send(503, { ready: false, reason });
+      }
+      case '/functionservers':
+        return send(200, this.#as.listFunctionServers());
+      case '/metrics':
+        this.#metrics.metrics().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': this.#metrics.contentType });
+            res.end(head ? undefined : text);
+          },
+          (err: Error) => send(500, { code: 'SB_ERR_SERVER', message: `metrics failed: ${err.message}` }),
+        );
+        return;
+      default:
+        return send(404, { code: 'SB_ERR_NOT_FOUND', message: `no such admin path ${path}; try /healthz, /readyz, /functionservers or /metrics` });
+    }
+  }
+
+  #authorized(req: IncomingMessage): boolean {
+    if (this.#tokenDigest === undefined) return true;
+    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    // Compare digests: equal length whatever was sent, and no early exit.
+    return m !== null && timingSafeEqual(digest(Buffer.from(m[1], 'utf8')), this.#tokenDigest);
+  }
+}
+
+function digest(b: Buffer): Buffer {
+  return createHash('sha256').update(b).digest();
 }

@@ -1,9 +1,20 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { statusName } from '../../protocol/index.js';
 import type { ApplicationServer } from '../application-server.js';
-import type { FsState } from '../registry/function-server-entry.js';
+import { FS_STATES, type FunctionServerInfo } from '../registry/function-server-entry.js';
 
-const STATES: FsState[] = ['connecting', 'available', 'unavailable', 'draining'];
+/**
+ * Per-FS series are kept for this many FSs at most (by id order); the rest are summed under
+ * fs="_other", so a registry full of FSs cannot make /metrics grow without bound.
+ */
+export const MAX_FS_SERIES = 200;
+
+function labelled(list: FunctionServerInfo[]): { fs: string; infos: FunctionServerInfo[] }[] {
+  const sorted = [...list].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const out = sorted.slice(0, MAX_FS_SERIES).map((f) => ({ fs: f.name, infos: [f] }));
+  if (sorted.length > MAX_FS_SERIES) out.push({ fs: '_other', infos: sorted.slice(MAX_FS_SERIES) });
+  return out;
+}
 
 /**
  * Prometheus metrics for one AS. Every value is read from counters the AS keeps anyway, when
@@ -42,7 +53,10 @@ export function createMetrics(as: ApplicationServer, opts: { processMetrics?: bo
     registers: [registry],
     collect() {
       this.reset();
-      for (const f of as.listFunctionServers()) if (f.served > 0) this.inc({ fs: f.name }, f.served);
+      for (const { fs, infos } of labelled(as.listFunctionServers())) {
+        const n = infos.reduce((a, f) => a + f.served, 0);
+        if (n > 0) this.inc({ fs }, n);
+      }
     },
   });
   new Gauge({
@@ -52,7 +66,7 @@ export function createMetrics(as: ApplicationServer, opts: { processMetrics?: bo
     registers: [registry],
     collect() {
       this.reset();
-      for (const f of as.listFunctionServers()) this.set({ fs: f.name }, f.inflight);
+      for (const { fs, infos } of labelled(as.listFunctionServers())) this.set({ fs }, infos.reduce((a, f) => a + f.inflight, 0));
     },
   });
   new Gauge({
@@ -62,7 +76,7 @@ export function createMetrics(as: ApplicationServer, opts: { processMetrics?: bo
     registers: [registry],
     collect() {
       this.reset();
-      for (const f of as.listFunctionServers()) if (f.load) this.set({ fs: f.name }, f.loadScore);
+      for (const { fs, infos } of labelled(as.listFunctionServers())) if (infos.length === 1 && infos[0].load) this.set({ fs }, infos[0].loadScore);
     },
   });
   new Gauge({
@@ -72,7 +86,7 @@ export function createMetrics(as: ApplicationServer, opts: { processMetrics?: bo
     registers: [registry],
     collect() {
       this.reset();
-      for (const f of as.listFunctionServers()) for (const s of STATES) this.set({ fs: f.name, state: s }, f.state === s ? 1 : 0);
+      for (const { fs, infos } of labelled(as.listFunctionServers())) for (const st of FS_STATES) this.set({ fs, state: st }, infos.filter((f) => f.state === st).length);
     },
   });
   new Gauge({
@@ -90,6 +104,73 @@ export function createMetrics(as: ApplicationServer, opts: { processMetrics?: bo
     collect() {
       this.reset();
       this.inc(as.refusedConnections);
+    },
+  });
+  new Counter({
+    name: 'switchboard_connections_closed_total',
+    help: 'Connections closed, by port (client, control) and reason (heartbeat, read-timeout, write-stall, output-limit, protocol, auth, idle, ...)',
+    labelNames: ['port', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const closed = as.closedConnections();
+      for (const [port, m] of Object.entries(closed)) for (const [reason, n] of m) if (n > 0) this.inc({ port, reason }, n);
+    },
+  });
+  new Counter({
+    name: 'switchboard_hello_refused_total',
+    help: 'HELLOs refused by the registry, by code (SB_ERR_NAME_TAKEN, SB_ERR_ENDPOINT_TAKEN, SB_ERR_REGISTRY_FULL, ...)',
+    labelNames: ['code'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [code, n] of as.manager.counters.refusedHellos) this.inc({ code }, n);
+    },
+  });
+  new Counter({
+    name: 'switchboard_load_reports_dropped_total',
+    help: 'LOAD reports not believed, by reason (not-registered, too-often)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of as.manager.counters.droppedLoads) this.inc({ reason }, n);
+    },
+  });
+  new Counter({
+    name: 'switchboard_fs_ejections_total',
+    help: 'Times outlier detection ejected a function server',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(as.manager.counters.ejections);
+    },
+  });
+  new Counter({
+    name: 'switchboard_fs_forgotten_total',
+    help: 'Function servers forgotten after being unavailable for forgetUnavailableAfterMs',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(as.manager.counters.forgotten);
+    },
+  });
+  new Counter({
+    name: 'switchboard_requests_resent_total',
+    help: 'Idempotent requests re-sent to another function server after a connection dropped under them',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(as.dispatcher.resent);
+    },
+  });
+  new Counter({
+    name: 'switchboard_log_lines_suppressed_total',
+    help: 'Log lines a peer caused that rate limits held back',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(as.suppressedLogLines);
     },
   });
   return registry;

@@ -1,9 +1,11 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { listenOn } from '../../common/listen.js';
 import type { Logger } from '../../common/logger.js';
-import { FrameConnection, Status, encodeErrorResponse } from '../../protocol/index.js';
-import { ClientSession } from './client-session.js';
+import type { RateLimitedLog } from '../../common/rate-limited-log.js';
+import { CLOSE_REASONS, FrameConnection, Status, SwitchboardError, encodeErrorResponse, type CloseReason, type FrameHandlers } from '../../protocol/index.js';
+import { createListener, guardListener, type TlsOptions } from '../../security/index.js';
 import type { Dispatcher } from '../routing/dispatcher.js';
+import { ClientSession } from './client-session.js';
 
 export interface ClientIngressOptions {
   host: string;
@@ -14,7 +16,18 @@ export interface ClientIngressOptions {
   maxConnections: number;
   maxInflightPerClient: number;
   maxBodyBytes: number;
+  /** Bytes of answers held for one client that does not read them; beyond, it is closed. */
+  maxBufferedBytes: number;
+  /** A connection with nothing in flight and no request for this long is closed; 0 keeps it. */
+  idleTimeoutMs: number;
+  /** Clients must prove this secret first (CHALLENGE/AUTH); none means the port is open. */
+  clientSecret?: Buffer;
+  tls?: TlsOptions;
+  authTimeoutMs: number;
+  /** Asked before each accept: false when the process is short of file descriptors. */
+  hasRoom: () => boolean;
   logger: Logger;
+  log: RateLimitedLog;
 }
 
 /** The client port: one ClientSession per connection, every request handed to the dispatcher. */
@@ -23,16 +36,33 @@ export class ClientIngress {
   readonly #dispatcher: Dispatcher;
   readonly #server: Server;
   readonly #sessions = new Set<ClientSession>();
+  readonly #idleSweeper: NodeJS.Timeout | undefined;
   refused = 0;
+  /** Connections closed since start, by reason (for metrics). */
+  readonly closed = new Map<CloseReason, number>(CLOSE_REASONS.map((r) => [r, 0]));
 
   constructor(opts: ClientIngressOptions, dispatcher: Dispatcher) {
     this.#o = opts;
     this.#dispatcher = dispatcher;
-    this.#server = createServer((s) => this.#accept(s));
+    this.#server = createListener(opts.tls, { mutual: opts.tls?.requireClientCert === true, handshakeTimeoutMs: opts.authTimeoutMs }, (s) => this.#accept(s));
+    this.#server.on('error', (err) => this.#o.log.error('accept', { err: err.message }, 'client port accept failed'));
+    if (opts.idleTimeoutMs > 0) {
+      this.#idleSweeper = setInterval(() => this.#closeIdle(Date.now()), Math.max(50, Math.min(10_000, opts.idleTimeoutMs / 4)));
+      this.#idleSweeper.unref();
+    }
   }
 
   get connectionCount(): number {
     return this.#sessions.size;
+  }
+
+  get maxConnections(): number {
+    return this.#o.maxConnections;
+  }
+
+  /** At maxConnections: new clients are turned away. */
+  get saturated(): boolean {
+    return this.#sessions.size >= this.#o.maxConnections;
   }
 
   listen(): Promise<number> {
@@ -40,34 +70,56 @@ export class ClientIngress {
   }
 
   close(): void {
+    clearInterval(this.#idleSweeper);
     this.#server.close();
     for (const s of this.#sessions) s.conn.close('local');
     this.#sessions.clear();
   }
 
   #accept(socket: Socket): void {
-    if (this.#sessions.size >= this.#o.maxConnections) {
+    if (this.#sessions.size >= this.#o.maxConnections || !this.#o.hasRoom()) {
       this.refused++;
-      this.#o.logger.warn({ remote: socket.remoteAddress, max: this.#o.maxConnections }, 'client connection refused: at maxConnections');
+      const why = this.#sessions.size >= this.#o.maxConnections ? `holds ${this.#o.maxConnections} client connections, its maxConnections` : 'is short of file descriptors';
+      this.#o.log.warn('client-refused', { remote: socket.remoteAddress, connections: this.#sessions.size, why }, 'client connection refused');
       socket.on('error', () => undefined);
-      socket.end(encodeErrorResponse(0, Status.OVERLOADED, 'SB_ERR_OVERLOADED', `the application server holds ${this.#o.maxConnections} client connections, the most allowed; retry later`));
+      socket.end(encodeErrorResponse(0, Status.OVERLOADED, 'SB_ERR_OVERLOADED', `the application server ${why}; retry later or use another application server`));
+      socket.setTimeout(1000, () => socket.destroy());
       return;
     }
     const dispatcher = this.#dispatcher;
     let session: ClientSession | undefined = undefined;
+    const handlers: FrameHandlers = { onFrameAt: (buf, off, len) => dispatcher.dispatch(session as ClientSession, buf, off, len) };
     const conn = new FrameConnection(socket, {
       heartbeatMs: this.#o.heartbeatMs,
       readTimeoutMs: this.#o.readTimeoutMs,
       maxBodyBytes: this.#o.maxBodyBytes,
-      onFrameAt: (buf, off, len) => dispatcher.dispatch(session as ClientSession, buf, off, len),
+      maxBufferedBytes: this.#o.maxBufferedBytes,
+      ...handlers,
       onDrain: () => session?.resume(session),
       onClose: (reason, err, c) => {
         if (session) this.#sessions.delete(session);
-        const level = reason === 'protocol' || reason === 'read-timeout' ? 'warn' : 'debug';
-        this.#o.logger[level]({ remote: c.remote, reason, err: err?.message }, 'client connection closed');
+        this.closed.set(reason, (this.closed.get(reason) ?? 0) + 1);
+        if (reason === 'protocol' || reason === 'read-timeout' || reason === 'auth' || reason === 'output-limit' || reason === 'write-stall') {
+          this.#o.log.warn(`client-close:${reason}`, { remote: c.remote, reason, err: err?.message }, 'client connection closed');
+        } else {
+          this.#o.logger.debug({ remote: c.remote, reason, err: err?.message }, 'client connection closed');
+        }
       },
     });
-    session = new ClientSession(conn, this.#o.maxInflightPerClient);
+    session = new ClientSession(conn, this.#o.maxInflightPerClient, Date.now());
     this.#sessions.add(session);
+    if (this.#o.clientSecret) guardListener(conn, { secret: this.#o.clientSecret, realm: 'client', timeoutMs: this.#o.authTimeoutMs }, handlers);
+  }
+
+  /** A slot held by a connection that asks for nothing is a slot taken from one that would. */
+  #closeIdle(now: number): void {
+    const limit = this.#o.idleTimeoutMs;
+    for (const s of this.#sessions) {
+      if (s.inflight > 0 || now - s.lastRequestAt < limit) continue;
+      s.conn.refuse(
+        new SwitchboardError('SB_ERR_IDLE', `closed after ${limit} ms without a request; connect again when you have one`, Status.CHANNEL_CLOSED),
+        'idle',
+      );
+    }
   }
 }

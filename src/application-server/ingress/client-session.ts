@@ -10,6 +10,8 @@ export class ClientSession implements ReplyTarget {
   constructor(
     readonly conn: FrameConnection,
     readonly maxInflight: number,
+    /** When the client last sent a request the dispatcher took (epoch ms): idle connections are closed. */
+    public lastRequestAt: number,
   ) {}
 
   get closed(): boolean {

@@ -1,7 +1,10 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { listenOn } from '../../common/listen.js';
 import type { Logger } from '../../common/logger.js';
+import type { RateLimitedLog } from '../../common/rate-limited-log.js';
 import {
+  AuthError,
+  CLOSE_REASONS,
   EventKind,
   FrameConnection,
   Status,
@@ -14,28 +17,51 @@ import {
   isTwoWay,
   loadSchema,
   requestIdOf,
+  type CloseReason,
+  type FrameHandlers,
 } from '../../protocol/index.js';
+import { createListener, guardListener, isLoopback, type TlsOptions } from '../../security/index.js';
+import type { FunctionServerEntry } from './function-server-entry.js';
 import type { FsManager } from './fs-manager.js';
+import { RegistryRefusal } from './registry-refusal.js';
 
 export interface ControlListenerOptions {
   host: string;
   port: number;
   heartbeatMs: number;
+  /** Control events are small: HELLO with every key fits well under this. */
   maxBodyBytes: number;
+  /** Control connections held at once, proven or not; beyond, new ones are closed at once. */
+  maxConnections: number;
+  joinSecret?: Buffer;
+  tls?: TlsOptions;
+  authTimeoutMs: number;
   logger: Logger;
+  log: RateLimitedLog;
 }
 
-/** Where FSs register: HELLO, then LOAD on a timer, DRAIN before they stop. Events only. */
+/**
+ * Where FSs register: HELLO, then LOAD on a timer, DRAIN before they stop. Events only. With a
+ * join secret every connection must prove it first (CHALLENGE/AUTH); with mutual TLS the
+ * certificate is the proof; with neither, only loopback peers are taken.
+ */
 export class ControlListener {
   readonly #o: ControlListenerOptions;
   readonly #manager: FsManager;
   readonly #server: Server;
   readonly #conns = new Set<FrameConnection>();
+  /** Connections closed since start, by reason (for metrics). */
+  readonly closed = new Map<CloseReason, number>(CLOSE_REASONS.map((r) => [r, 0]));
+  refused = 0;
 
   constructor(opts: ControlListenerOptions, manager: FsManager) {
     this.#o = opts;
     this.#manager = manager;
-    this.#server = createServer((s) => this.#accept(s));
+    this.#server = createListener(opts.tls, { mutual: true, handshakeTimeoutMs: opts.authTimeoutMs }, (s) => this.#accept(s));
+  }
+
+  get connectionCount(): number {
+    return this.#conns.size;
   }
 
   listen(): Promise<number> {
@@ -48,23 +74,49 @@ export class ControlListener {
     this.#conns.clear();
   }
 
+  get #mutualTls(): boolean {
+    return this.#o.tls?.cert !== undefined && this.#o.tls.ca !== undefined;
+  }
+
   #accept(socket: Socket): void {
-    const conn = new FrameConnection(socket, {
-      heartbeatMs: this.#o.heartbeatMs,
-      readTimeoutMs: this.#o.heartbeatMs * 3,
-      maxBodyBytes: this.#o.maxBodyBytes,
+    if (this.#conns.size >= this.#o.maxConnections) {
+      this.refused++;
+      this.#o.log.warn('control-max', { remote: socket.remoteAddress, max: this.#o.maxConnections }, 'control connection refused: at maxControlConnections');
+      socket.on('error', () => undefined);
+      socket.destroy();
+      return;
+    }
+    const handlers: FrameHandlers = {
       onFrame: (frame, c) => {
         if (isRequest(frame) && isTwoWay(frame)) {
           c.send(encodeErrorResponse(requestIdOf(frame), Status.BAD_REQUEST, 'SB_ERR_BAD_REQUEST', 'the control port takes events only; send requests to the client port'));
         }
       },
       onEvent: (frame, c) => this.#onEvent(frame, c),
+    };
+    const conn = new FrameConnection(socket, {
+      heartbeatMs: this.#o.heartbeatMs,
+      readTimeoutMs: this.#o.heartbeatMs * 3,
+      maxBodyBytes: this.#o.maxBodyBytes,
+      ...handlers,
       onClose: (reason, err, c) => {
         this.#conns.delete(c);
-        this.#o.logger.debug({ fs: c.owner, reason, err: err?.message }, 'control link closed');
+        this.closed.set(reason, (this.closed.get(reason) ?? 0) + 1);
+        this.#manager.linkClosed(c);
+        const fs = (c.owner as FunctionServerEntry | undefined)?.id;
+        if (reason === 'auth' || reason === 'protocol') this.#o.log.warn(`control-close:${reason}`, { fs, remote: c.remote, reason, err: err?.message }, 'control link closed');
+        else this.#o.logger.debug({ fs, reason, err: err?.message }, 'control link closed');
       },
     });
     this.#conns.add(conn);
+    if (this.#o.joinSecret) {
+      guardListener(conn, { secret: this.#o.joinSecret, realm: 'join', timeoutMs: this.#o.authTimeoutMs }, handlers);
+    } else if (!this.#mutualTls && !isLoopback(socket.remoteAddress)) {
+      conn.refuse(
+        new AuthError('SB_ERR_AUTH_REQUIRED', 'this application server has no join secret and takes function servers from loopback only; give the AS and the FS the same --join-secret-file'),
+        'auth',
+      );
+    }
   }
 
   #onEvent(frame: Buffer, conn: FrameConnection): void {
@@ -75,39 +127,48 @@ export class ControlListener {
     try {
       body = decodeBody(frame);
     } catch (err) {
-      this.#refuse(conn, kind, id, (err as Error).message);
+      this.#refuse(conn, kind, id, 'SB_ERR_BAD_REQUEST', (err as Error).message);
       return;
     }
     switch (kind) {
       case EventKind.HELLO: {
         const h = helloSchema.safeParse(body);
         if (!h.success) {
-          this.#refuse(conn, kind, id, `HELLO is malformed: ${h.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+          this.#refuse(conn, kind, id, 'SB_ERR_BAD_REQUEST', `HELLO is malformed: ${h.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
           return;
         }
-        const entry = this.#manager.upsertFromHello(h.data);
-        conn.owner = entry.id;
+        let entry: FunctionServerEntry;
+        try {
+          entry = this.#manager.registerFromHello(h.data, conn);
+        } catch (err) {
+          if (!(err instanceof RegistryRefusal)) throw err;
+          const e = err.toWireError();
+          this.#refuse(conn, kind, id, e.code, e.message, e.status, h.data.name);
+          return;
+        }
         conn.send(encodeEventResponse(EventKind.HELLO, id, { fsId: entry.id, heartbeatMs: this.#o.heartbeatMs }));
         return;
       }
       case EventKind.LOAD: {
         const l = loadSchema.safeParse(body);
-        if (typeof conn.owner === 'string' && l.success) this.#manager.reportLoad(conn.owner, l.data, Date.now());
-        else this.#o.logger.debug({ fs: conn.owner }, 'LOAD ignored: no HELLO yet on this link, or malformed');
+        if (l.success) this.#manager.reportLoad(conn, l.data, Date.now());
+        else this.#o.log.warn('load-malformed', { remote: conn.remote }, 'LOAD ignored: malformed');
         return;
       }
       case EventKind.DRAIN: {
-        if (typeof conn.owner === 'string') this.#manager.markDraining(conn.owner);
+        const e = conn.owner as FunctionServerEntry | undefined;
+        // Only the link that holds the FS may park it.
+        if (e !== undefined && e.link === conn) this.#manager.markDraining(e.id);
         if (isTwoWay(frame)) conn.send(encodeEventResponse(EventKind.DRAIN, id, undefined));
         return;
       }
       default:
-        if (isTwoWay(frame)) this.#refuse(conn, kind, id, `event kind ${kind} is not accepted on the control port`);
+        if (isTwoWay(frame)) this.#refuse(conn, kind, id, 'SB_ERR_BAD_REQUEST', `event kind ${kind} is not accepted on the control port`);
     }
   }
 
-  #refuse(conn: FrameConnection, kind: number, id: number, message: string): void {
-    this.#o.logger.warn({ remote: conn.remote, kind, message }, 'control event refused');
-    conn.send(encodeEventResponse(kind, id, { code: 'SB_ERR_BAD_REQUEST', message }, Status.BAD_REQUEST));
+  #refuse(conn: FrameConnection, kind: number, id: number, code: string, message: string, status: number = Status.BAD_REQUEST, name?: string): void {
+    this.#o.log.warn(`refused:${code}`, { remote: conn.remote, kind, code, name, message }, 'control event refused');
+    conn.send(encodeEventResponse(kind, id, { code, message }, status));
   }
 }

@@ -1,18 +1,23 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../common/logger.js';
+import type { RateLimitedLog } from '../../common/rate-limited-log.js';
 import {
   ConfigError,
   EventKind,
   describeReplySchema,
   eventKindOf,
   type CloseReason,
+  type FrameConnection,
   type Hello,
   type LoadReport,
   type ServiceDescriptor,
 } from '../../protocol/index.js';
+import { isLoopback, type HostAllowList, type TlsOptions } from '../../security/index.js';
+import { DEFAULT_OUTLIER, ejectionMs, mayEject, recordOutcome, successRateOutliers, type OutlierOptions } from '../routing/outlier-detector.js';
+import { compatibleTiers } from '../routing/scheduler.js';
 import { FunctionServerEntry, loadScoreOf, type FsState, type FunctionServerInfo } from './function-server-entry.js';
 import { Pool, type PoolHooks } from './pool.js';
-import { compatibleTiers } from '../routing/scheduler.js';
+import { RegistryRefusal } from './registry-refusal.js';
 import type { PendingRequest, UpstreamConnection } from './upstream-connection.js';
 
 export interface FsManagerOptions {
@@ -25,7 +30,24 @@ export interface FsManagerOptions {
   /** Consecutive failed dials after which a new FS is marked unavailable. */
   ejectAfterFailures: number;
   maxBodyBytes: number;
+  /** FSs held at once; HELLOs beyond are refused. */
+  maxFunctionServers: number;
+  /** Service keys one FS may declare. */
+  maxServicesPerFs: number;
+  /** A HELLO-registered FS unavailable this long is forgotten (it registers again when it returns); 0 keeps it. */
+  forgetUnavailableAfterMs: number;
+  /** Hosts a HELLO may ask the AS to dial; empty allows any host (loopback only when peers are not authenticated). */
+  allowedHosts: HostAllowList;
+  /** FSs prove who they are (join secret or mutual TLS); without it only loopback endpoints are dialled. */
+  authenticated: boolean;
+  /** The FSs' LOAD period: reports closer together than a quarter of it are dropped. */
+  loadRefreshMs: number;
+  outlier?: Partial<OutlierOptions>;
+  joinSecret?: Buffer;
+  tls?: TlsOptions;
+  authTimeoutMs: number;
   logger: Logger;
+  log: RateLimitedLog;
 }
 
 /** Where responses and orphaned requests go: the dispatcher. */
@@ -59,20 +81,32 @@ export interface CandidateSet {
   known: boolean;
 }
 
+/** Counts of what the registry refused or dropped, by reason (for metrics). */
+export interface RegistryCounters {
+  refusedHellos: Map<string, number>;
+  droppedLoads: Map<string, number>;
+  ejections: number;
+  forgotten: number;
+}
+
 const MAX_CACHED_SETS = 10_000;
 
 /** The AS's registry of FSs: who, where, which keys, which state, what load. */
 export class FsManager extends EventEmitter<FsManagerEvents> {
   readonly #o: FsManagerOptions;
+  readonly #outlier: OutlierOptions;
   readonly #sink: TrafficSink;
   readonly #entries = new Map<string, FunctionServerEntry>();
   readonly #sets = new Map<number, CandidateSet>();
   readonly #retired = new Set<FunctionServerEntry>();
   readonly #hooks: PoolHooks;
+  readonly #sweeper: NodeJS.Timeout;
+  readonly counters: RegistryCounters = { refusedHellos: new Map(), droppedLoads: new Map(), ejections: 0, forgotten: 0 };
 
   constructor(opts: FsManagerOptions, sink: TrafficSink) {
     super();
     this.#o = opts;
+    this.#outlier = { ...DEFAULT_OUTLIER, ...opts.outlier };
     this.#sink = sink;
     this.#hooks = {
       response: (up, buf, off, len) => this.#sink.response(up, buf, off, len),
@@ -80,10 +114,13 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
       event: (pool, _up, frame) => {
         if (eventKindOf(frame) === EventKind.DRAIN) this.markDraining(entryOf(pool).id);
       },
-      up: (pool, _up, described) => this.#onUp(entryOf(pool), described),
+      up: (pool, up, described) => this.#onUp(entryOf(pool), up, described),
       down: (pool, _up, reason, err, orphans) => this.#onDown(entryOf(pool), reason, err, orphans),
       connectFailed: (pool, err, failures) => this.#onConnectFailed(entryOf(pool), err, failures),
     };
+    const every = Math.max(50, Math.min(this.#outlier.intervalMs, opts.forgetUnavailableAfterMs > 0 ? opts.forgetUnavailableAfterMs / 4 : Infinity));
+    this.#sweeper = setInterval(() => this.sweep(Date.now()), every);
+    this.#sweeper.unref();
   }
 
   get size(): number {
@@ -108,6 +145,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw new ConfigError(`port ${o.port} must be from 1 to 65535`);
     const id = o.name ?? `${o.host}:${o.port}`;
     if (this.#entries.has(id)) throw new ConfigError(`a function server with id ${id} is already registered; remove it first or use another name`);
+    if (this.#entries.size >= this.#o.maxFunctionServers) throw new ConfigError(`the registry holds ${this.#entries.size} function servers, maxFunctionServers; remove one first or raise the limit`);
     const e = this.#create(id, 'manual', o.host, o.port, {
       name: id,
       poolType: o.poolType ?? 0,
@@ -117,15 +155,33 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     return e.info();
   }
 
-  /** Registers or refreshes an FS from its HELLO. A restarted FS (same name) is re-admitted at once. */
-  upsertFromHello(h: Hello): FunctionServerEntry {
+  /**
+   * Registers or refreshes an FS from a HELLO that came on `link`. A name belongs to the live link
+   * that holds it, and an endpoint to the entry that holds it: a second HELLO for either is refused
+   * while its holder is alive and not draining. Throws RegistryRefusal, which the control port
+   * sends back; nothing changes then.
+   */
+  registerFromHello(h: Hello, link: FrameConnection): FunctionServerEntry {
+    this.#checkHello(h);
     const prior = this.#entries.get(h.name);
-    if (prior && (prior.host !== h.endpoint.host || prior.port !== h.endpoint.port)) {
-      this.#retire(prior);
-    } else if (prior) {
+    const sameEndpoint = prior !== undefined && prior.host === h.endpoint.host && prior.port === h.endpoint.port;
+    if (prior !== undefined && prior.link !== link) {
+      const stillHeld = prior.source === 'manual' ? !sameEndpoint : prior.held && prior.state !== 'draining';
+      if (stillHeld) {
+        throw this.#refuse('SB_ERR_NAME_TAKEN', `the name ${h.name} belongs to a live function server (${prior.link?.remote ?? `added at ${prior.host}:${prior.port}`}); stop it first or give this one another --name`);
+      }
+    }
+    const holder = this.#endpointHolder(h.endpoint.host, h.endpoint.port, prior);
+    if (holder !== undefined) {
+      if (holder.held || holder.state === 'available' || holder.state === 'connecting' || holder.state === 'ejected') {
+        throw this.#refuse('SB_ERR_ENDPOINT_TAKEN', `${h.endpoint.host}:${h.endpoint.port} is the endpoint of function server ${holder.id}; each FS has its own data port`);
+      }
+      this.removeFunctionServer(holder.id, `its endpoint was claimed by ${h.name}`);
+    }
+    if (prior !== undefined && sameEndpoint) {
+      this.#bind(prior, link);
       prior.poolType = h.poolType;
       prior.standby = h.standby;
-      prior.setServices(h.services);
       if (prior.state === 'draining' || prior.state === 'unavailable') {
         this.#setState(prior, prior.pool.readyCount > 0 ? 'available' : 'connecting', 'said HELLO again');
       }
@@ -133,18 +189,58 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
       this.#sets.clear();
       return prior;
     }
-    return this.#create(h.name, 'hello', h.endpoint.host, h.endpoint.port, h);
+    if (prior !== undefined) this.#retire(prior);
+    else if (this.#entries.size >= this.#o.maxFunctionServers) {
+      throw this.#refuse('SB_ERR_REGISTRY_FULL', `this application server holds ${this.#entries.size} function servers, its maxFunctionServers; retry later or raise the limit`);
+    }
+    const e = this.#create(h.name, 'hello', h.endpoint.host, h.endpoint.port, h);
+    this.#bind(e, link);
+    return e;
+  }
+
+  /** The link that registered an FS closed: the FS stays (its pool may still work) but no longer holds its name. */
+  linkClosed(link: FrameConnection): void {
+    for (const e of this.#entries.values()) if (e.link === link) e.link = undefined;
+  }
+
+  #checkHello(h: Hello): void {
+    if (h.services.length > this.#o.maxServicesPerFs) {
+      throw this.#refuse('SB_ERR_LIMIT', `HELLO declares ${h.services.length} service keys; this application server takes at most ${this.#o.maxServicesPerFs} per function server`);
+    }
+    const host = h.endpoint.host;
+    if (this.#o.allowedHosts.size > 0) {
+      if (!this.#o.allowedHosts.allows(host)) throw this.#refuse('SB_ERR_HOST_NOT_ALLOWED', `endpoint host ${host} is not on this application server's allowed hosts; add it to allowedFsHosts or advertise another host`);
+    } else if (!this.#o.authenticated && !isLoopback(host)) {
+      throw this.#refuse('SB_ERR_HOST_NOT_ALLOWED', `endpoint host ${host} is not loopback, and without a join secret this application server dials loopback only; give the AS and the FS the same --join-secret-file`);
+    }
+  }
+
+  #refuse(code: string, message: string): RegistryRefusal {
+    this.counters.refusedHellos.set(code, (this.counters.refusedHellos.get(code) ?? 0) + 1);
+    return new RegistryRefusal(code, message);
+  }
+
+  #endpointHolder(host: string, port: number, except: FunctionServerEntry | undefined): FunctionServerEntry | undefined {
+    for (const e of this.#entries.values()) if (e !== except && e.host === host && e.port === port) return e;
+    return undefined;
+  }
+
+  #bind(e: FunctionServerEntry, link: FrameConnection): void {
+    if (e.link !== undefined && e.link !== link && !e.link.closed) e.link.close('local');
+    e.link = link;
+    link.owner = e;
   }
 
   /**
-   * A newer process registered under this name elsewhere (it started before the old one exited).
-   * The old one leaves the registry at once but keeps its connections until what it has in flight
-   * is answered, so a rolling restart cuts nothing short.
+   * A newer process registered under this name elsewhere (it started before the old one exited,
+   * or the old one died). The old one leaves the registry at once but keeps its connections until
+   * what it has in flight is answered, so a rolling restart cuts nothing short.
    */
   #retire(e: FunctionServerEntry): void {
     this.#entries.delete(e.id);
     this.#sets.clear();
     e.retired = true;
+    this.#stopEjection(e);
     this.#o.logger.info({ fs: e.id, inflight: e.inflight }, 'function server replaced by a new registration; the old one finishes its in-flight requests');
     this.emit('left', e.info(), 'replaced by a HELLO with a new endpoint');
     this.#retired.add(e);
@@ -169,18 +265,36 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     if (!e) return false;
     this.#entries.delete(id);
     this.#sets.clear();
+    this.#stopEjection(e);
     e.pool.close();
     this.#o.logger.info({ fs: id, reason }, 'function server left');
     this.emit('left', e.info(), reason);
     return true;
   }
 
-  reportLoad(id: string, report: LoadReport, receivedAt: number): void {
-    const e = this.#entries.get(id);
-    if (!e) return;
+  /**
+   * A LOAD from `link`. Believed only from the link that holds the entry, only while that entry is
+   * still registered, and at most about four times per report period; the AS stamps its own time.
+   * Returns false when the report was dropped.
+   */
+  reportLoad(link: FrameConnection, report: LoadReport, receivedAt: number): boolean {
+    const e = link.owner as FunctionServerEntry | undefined;
+    if (e === undefined || this.#entries.get(e.id) !== e || e.link !== link) {
+      this.#dropLoad('not-registered');
+      return false;
+    }
+    if (e.loadReceivedAt > 0 && receivedAt - e.loadReceivedAt < this.#o.loadRefreshMs / 4) {
+      this.#dropLoad('too-often');
+      return false;
+    }
     e.load = report;
     e.loadScore = loadScoreOf(report);
     e.loadReceivedAt = receivedAt;
+    return true;
+  }
+
+  #dropLoad(why: string): void {
+    this.counters.droppedLoads.set(why, (this.counters.droppedLoads.get(why) ?? 0) + 1);
   }
 
   markDraining(id: string): void {
@@ -189,13 +303,67 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     this.#setState(e, 'draining', 'the FS asked to drain');
   }
 
+  /** One answer from (or timeout of) an FS, for outlier detection. */
+  recordOutcome(e: FunctionServerEntry, failed: boolean): void {
+    if (failed) e.failures++;
+    if (!recordOutcome(e.outlier, failed, this.#outlier) || e.retired || e.state !== 'available') return;
+    this.#eject(e, `${e.outlier.consecutiveFailures} failures in a row`);
+  }
+
+  #eject(e: FunctionServerEntry, why: string): boolean {
+    const peers = [...this.#entries.values()].filter((p) => p === e || p.sharesKeyWith(e));
+    const ejected = peers.filter((p) => p.state === 'ejected').length;
+    if (!mayEject(ejected, peers.length, this.#outlier)) {
+      this.#o.log.warn(`no-eject:${e.id}`, { fs: e.id, why, ejected, peers: peers.length, maxEjectionPercent: this.#outlier.maxEjectionPercent }, 'function server is an outlier but too many of its peers are ejected already; keeping it');
+      return false;
+    }
+    const ms = ejectionMs(e.outlier, this.#outlier);
+    e.outlier.ejections++;
+    e.outlier.ejectedUntil = Date.now() + ms;
+    e.outlier.consecutiveFailures = 0;
+    this.counters.ejections++;
+    this.#setState(e, 'ejected', `${why}; back in ${ms} ms`);
+    clearTimeout(e.ejectionTimer);
+    e.ejectionTimer = setTimeout(() => this.#unEject(e), ms);
+    e.ejectionTimer.unref();
+    return true;
+  }
+
+  #unEject(e: FunctionServerEntry): void {
+    e.ejectionTimer = undefined;
+    e.outlier.ejectedUntil = 0;
+    if (this.#entries.get(e.id) !== e || e.state !== 'ejected') return;
+    this.#setState(e, e.pool.readyCount > 0 ? 'available' : 'unavailable', 'ejection time is over');
+  }
+
+  #stopEjection(e: FunctionServerEntry): void {
+    clearTimeout(e.ejectionTimer);
+    e.ejectionTimer = undefined;
+  }
+
+  /** The periodic work: success-rate outliers, and forgetting FSs unavailable for too long. */
+  sweep(now: number): void {
+    const all = [...this.#entries.values()];
+    for (const e of successRateOutliers(all.filter((x) => x.state === 'available'), this.#outlier)) {
+      this.#eject(e, `success rate far below its peers'`);
+    }
+    const forget = this.#o.forgetUnavailableAfterMs;
+    if (forget <= 0) return;
+    for (const e of all) {
+      if (e.source === 'hello' && e.state === 'unavailable' && e.unavailableSince > 0 && now - e.unavailableSince >= forget) {
+        this.counters.forgotten++;
+        e.link?.close('local');
+        this.removeFunctionServer(e.id, `unavailable for ${now - e.unavailableSince} ms; it registers again when it returns`);
+      }
+    }
+  }
+
   /** The compatible FSs for a request, split into tiers; cached until the registry changes. */
   candidates(serviceKey: number, poolType: number): CandidateSet {
     const k = serviceKey * 65536 + poolType;
     let set = this.#sets.get(k);
     if (set === undefined) {
-      const all = [...this.#entries.values()];
-      const tiers = compatibleTiers(all, serviceKey, poolType);
+      const tiers = compatibleTiers(this.#entries.values(), serviceKey, poolType);
       set = {
         active: tiers.active.filter((e) => e.state === 'available'),
         standby: tiers.standby.filter((e) => e.state === 'available'),
@@ -209,6 +377,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
 
   /** Closes every pool and forgets every FS. */
   close(): void {
+    clearInterval(this.#sweeper);
     for (const id of [...this.#entries.keys()]) this.removeFunctionServer(id, 'application server stopping');
     for (const e of this.#retired) e.pool.close();
     this.#retired.clear();
@@ -224,6 +393,9 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
         connectTimeoutMs: this.#o.connectTimeoutMs,
         backoff: { baseMs: this.#o.reconnectBaseMs, capMs: this.#o.reconnectCapMs },
         maxBodyBytes: this.#o.maxBodyBytes,
+        joinSecret: this.#o.joinSecret,
+        tls: this.#o.tls,
+        authTimeoutMs: this.#o.authTimeoutMs,
       },
       this.#hooks,
     );
@@ -237,25 +409,41 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     return e;
   }
 
-  #onUp(e: FunctionServerEntry, described: unknown): void {
+  #onUp(e: FunctionServerEntry, up: UpstreamConnection, described: unknown): void {
     const d = describeReplySchema.safeParse(described);
-    if (d.success) {
-      if (e.source === 'manual') {
-        e.name = d.data.name;
-        e.poolType = d.data.poolType;
-        e.standby = d.data.standby;
-      }
-      e.setServices(d.data.services);
-      this.#sets.clear();
+    if (!d.success) {
+      e.pool.markDamaged(up, 'its DESCRIBE answer is malformed');
+      return;
     }
+    if (d.data.services.length > this.#o.maxServicesPerFs) {
+      e.pool.markDamaged(up, `it declares ${d.data.services.length} service keys, over maxServicesPerFs ${this.#o.maxServicesPerFs}`);
+      return;
+    }
+    if (e.source === 'hello' && d.data.name !== e.name) {
+      // The endpoint a HELLO named is some other FS: the HELLO lied, or the FS moved. Believe the endpoint.
+      this.#o.log.warn(`impostor:${e.id}`, { fs: e.id, answeredAs: d.data.name, endpoint: `${e.host}:${e.port}`, from: e.link?.remote }, 'the endpoint a HELLO named answers as another function server; dropping that registration');
+      this.counters.refusedHellos.set('SB_ERR_ENDPOINT_MISMATCH', (this.counters.refusedHellos.get('SB_ERR_ENDPOINT_MISMATCH') ?? 0) + 1);
+      e.link?.destroy('protocol', new Error(`the endpoint it named answers as ${d.data.name}`));
+      this.removeFunctionServer(e.id, `its endpoint answers as ${d.data.name}`);
+      return;
+    }
+    if (e.source === 'manual') {
+      e.name = d.data.name;
+      e.poolType = d.data.poolType;
+      e.standby = d.data.standby;
+    }
+    // The FS's own answer on an authenticated pool connection is what the AS routes on.
+    e.setServices(d.data.services);
+    this.#sets.clear();
     if (e.state === 'connecting' || e.state === 'unavailable') {
       this.#setState(e, 'available', e.state === 'unavailable' ? 're-admitted: a connection answered again' : 'connected');
     }
   }
 
   #onDown(e: FunctionServerEntry, reason: CloseReason, err: Error | undefined, orphans: PendingRequest[]): void {
-    const log = reason === 'local' ? 'debug' : 'warn';
-    this.#o.logger[log]({ fs: e.id, reason, err: err?.message, orphans: orphans.length }, 'pool connection to function server closed');
+    const level = reason === 'local' ? 'debug' : 'warn';
+    if (level === 'warn') this.#o.log.warn(`down:${e.id}`, { fs: e.id, reason, err: err?.message, orphans: orphans.length }, 'pool connection to function server closed');
+    else this.#o.logger.debug({ fs: e.id, reason, err: err?.message, orphans: orphans.length }, 'pool connection to function server closed');
     if (e.retired && e.pool.readyCount === 0) {
       this.#retired.delete(e);
       e.pool.close();
@@ -281,9 +469,12 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     const from = e.state;
     if (from === to) return;
     e.state = to;
+    e.unavailableSince = to === 'unavailable' ? Date.now() : 0;
+    if (from === 'ejected' && to !== 'ejected') this.#stopEjection(e);
     this.#sets.clear();
-    const level = to === 'unavailable' ? 'warn' : 'info';
-    this.#o.logger[level]({ fs: e.id, from, to, why }, `function server is ${to}`);
+    const level = to === 'unavailable' || to === 'ejected' ? 'warn' : 'info';
+    if (level === 'warn') this.#o.log.warn(`state:${e.id}:${to}`, { fs: e.id, from, to, why }, `function server is ${to}`);
+    else this.#o.logger.info({ fs: e.id, from, to, why }, `function server is ${to}`);
     this.emit('state', e.info(), from);
   }
 }

@@ -1,14 +1,18 @@
-import type { LoadReport, ServiceDescriptor } from '../../protocol/index.js';
-import type { Pool } from './pool.js';
+import type { FrameConnection, LoadReport, ServiceDescriptor } from '../../protocol/index.js';
+import { OutlierStats } from '../routing/outlier-detector.js';
 import type { SchedulingCandidate } from '../routing/scheduler.js';
+import type { Pool } from './pool.js';
 
 /**
  * connecting:  known, no connection has answered yet
  * available:   chosen by the scheduler
  * unavailable: lost its connections; probed on a timer until it answers again
+ * ejected:     connections look healthy but answers keep failing (outlier detection); back after a time
  * draining:    asked to stop; no new requests, in-flight ones finish
  */
-export type FsState = 'connecting' | 'available' | 'unavailable' | 'draining';
+export type FsState = 'connecting' | 'available' | 'unavailable' | 'ejected' | 'draining';
+
+export const FS_STATES: readonly FsState[] = ['connecting', 'available', 'unavailable', 'ejected', 'draining'];
 
 /** How the AS learned of the FS: its own HELLO, or addFunctionServer(). */
 export type FsSource = 'hello' | 'manual';
@@ -30,6 +34,12 @@ export interface FunctionServerInfo {
   /** Age of the last LOAD report in ms at the time of the snapshot; undefined if none came. */
   loadAgeMs: number | undefined;
   served: number;
+  /** Answers that counted as failures for outlier detection (AS timeouts, FS TIMEOUT and SERVER_ERROR). */
+  failures: number;
+  /** Times outlier detection ejected it. */
+  ejections: number;
+  /** Where its control link comes from (HELLO-registered FSs); undefined for FSs added by address. */
+  registeredFrom: string | undefined;
 }
 
 /** The FS manager's record of one FS. Mutable fields are written only by the manager and dispatcher. */
@@ -41,12 +51,19 @@ export class FunctionServerEntry implements SchedulingCandidate {
   load: LoadReport | undefined;
   /** Requests answered OK by this FS through the AS. */
   served = 0;
+  failures = 0;
   /** Replaced by a newer registration under the same name: never chosen, kept only until its in-flight requests are answered. */
   retired = false;
   services = new Map<number, ServiceDescriptor>();
   poolType: number;
   standby: boolean;
   name: string;
+  /** The control link that registered it and owns its name (HELLO-registered FSs). */
+  link: FrameConnection | undefined;
+  /** When it last became unavailable (epoch ms); 0 while it is not. */
+  unavailableSince = 0;
+  readonly outlier = new OutlierStats();
+  ejectionTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly id: string,
@@ -68,8 +85,20 @@ export class FunctionServerEntry implements SchedulingCandidate {
     return this.pool.port;
   }
 
+  /** Its control link is open: some live process holds its name. */
+  get held(): boolean {
+    return this.link !== undefined && !this.link.closed;
+  }
+
   hasService(serviceKey: number): boolean {
     return this.services.has(serviceKey);
+  }
+
+  /** Whether it shares a service key with `other` (they compete for the same requests). */
+  sharesKeyWith(other: FunctionServerEntry): boolean {
+    const [small, big] = this.services.size <= other.services.size ? [this.services, other.services] : [other.services, this.services];
+    for (const k of small.keys()) if (big.has(k)) return true;
+    return false;
   }
 
   isIdempotent(serviceKey: number): boolean {
@@ -96,11 +125,17 @@ export class FunctionServerEntry implements SchedulingCandidate {
       load: this.load,
       loadAgeMs: this.loadReceivedAt > 0 ? now - this.loadReceivedAt : undefined,
       served: this.served,
+      failures: this.failures,
+      ejections: this.outlier.ejections,
+      registeredFrom: this.link?.remote,
     };
   }
 }
 
-/** One number for load: the larger of CPU (capped at one core) and event-loop use; memory only near its limit. */
+/**
+ * One number for load in [0, 1]: the largest of CPU (one core = 1), event-loop use, and memory
+ * once the heap is past 85% of its limit (below that, memory does not slow an FS down).
+ */
 export function loadScoreOf(r: LoadReport): number {
   return Math.max(r.elu, Math.min(1, r.cpu), r.memory > 0.85 ? r.memory : 0);
 }

@@ -1,6 +1,6 @@
-import { connect } from 'node:net';
 import { backoffDelay, type BackoffOptions } from '../../common/backoff.js';
-import { EventKind, FrameConnection, encodeEventRequest, tryDecodeBody, eventKindOf, isRequest, type CloseReason } from '../../protocol/index.js';
+import { EventKind, FrameConnection, encodeEventRequest, tryDecodeBody, eventKindOf, isRequest, type CloseReason, type FrameHandlers } from '../../protocol/index.js';
+import { authenticateDialer, dial, type TlsOptions } from '../../security/index.js';
 import { UpstreamConnection, type PendingRequest } from './upstream-connection.js';
 
 const READ_BUFFER_BYTES = 64 * 1024;
@@ -29,6 +29,10 @@ export interface PoolOptions {
   connectTimeoutMs: number;
   backoff: BackoffOptions;
   maxBodyBytes: number;
+  /** Proved to the FS before anything else; the FS proves it back. */
+  joinSecret?: Buffer;
+  tls?: TlsOptions;
+  authTimeoutMs?: number;
 }
 
 /**
@@ -136,30 +140,30 @@ export class Pool {
     // One read buffer per connection, reused for every read (no allocation per read): safe because
     // answers are copied to their client and events decoded before ingest() returns.
     const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-    const socket = connect({
-      host: this.#o.host,
-      port: this.#o.port,
-      onread: {
-        buffer: readBuffer,
-        callback: (n) => {
-          conn.ingest(readBuffer.subarray(0, n)); // only called once connected, when conn exists
-          return true;
+    const socket = dial(
+      {
+        host: this.#o.host,
+        port: this.#o.port,
+        tls: this.#o.tls,
+        onread: {
+          buffer: readBuffer,
+          callback: (n) => {
+            conn.ingest(readBuffer.subarray(0, n)); // only called once connected, when conn exists
+            return true;
+          },
         },
       },
-    });
+      () => this.#connected(conn, handlers),
+    );
     let ready = false;
     const handshake = setTimeout(
       () => conn.destroy('error', new Error(`no DESCRIBE answer within ${this.#o.connectTimeoutMs} ms`)),
       this.#o.connectTimeoutMs,
     );
     handshake.unref();
-    const conn: FrameConnection = new FrameConnection(socket, {
-      externalReads: true,
-      heartbeatMs: this.#o.heartbeatMs,
-      maxBodyBytes: this.#o.maxBodyBytes,
-      onFrameAt: (buf, off, len) => this.#hooks.response(up, buf, off, len),
-      onDrain: () => this.#hooks.drained(up),
-      onEvent: (frame) => {
+    const handlers = {
+      onFrameAt: (buf: Buffer, off: number, len: number) => this.#hooks.response(up, buf, off, len),
+      onEvent: (frame: Buffer) => {
         if (!ready && eventKindOf(frame) === EventKind.DESCRIBE && !isRequest(frame)) {
           clearTimeout(handshake);
           this.#onReady(up, frame);
@@ -168,6 +172,13 @@ export class Pool {
         }
         this.#hooks.event(this, up, frame);
       },
+    };
+    const conn: FrameConnection = new FrameConnection(socket, {
+      externalReads: true,
+      heartbeatMs: this.#o.heartbeatMs,
+      maxBodyBytes: this.#o.maxBodyBytes,
+      ...handlers,
+      onDrain: () => this.#hooks.drained(up),
       onClose: (reason, err) => {
         clearTimeout(handshake);
         if (!ready) {
@@ -184,9 +195,21 @@ export class Pool {
     });
     const up = new UpstreamConnection(conn);
     conn.owner = this;
-    // DESCRIBE carries our body cap, so the FS refuses an oversize answer itself (one request fails)
-    // instead of sending a frame that would close this shared connection.
-    socket.once('connect', () => conn.send(encodeEventRequest(EventKind.DESCRIBE, 1, { maxBodyBytes: this.#o.maxBodyBytes }, true)));
+  }
+
+  /**
+   * The socket is up (TLS verified, if any): prove the join secret when there is one, then send
+   * DESCRIBE. DESCRIBE carries our body cap, so the FS refuses an oversize answer itself (one
+   * request fails) instead of sending a frame that would close this shared connection.
+   */
+  #connected(conn: FrameConnection, handlers: FrameHandlers): void {
+    const describe = (): void => conn.send(encodeEventRequest(EventKind.DESCRIBE, 1, { maxBodyBytes: this.#o.maxBodyBytes }, true));
+    const secret = this.#o.joinSecret;
+    if (!secret) {
+      describe();
+      return;
+    }
+    authenticateDialer(conn, { secret, realm: 'join', timeoutMs: this.#o.authTimeoutMs ?? this.#o.connectTimeoutMs }, handlers).then(describe, () => undefined);
   }
 
   #onReady(up: UpstreamConnection, frame: Buffer): void {

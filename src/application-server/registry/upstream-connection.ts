@@ -20,6 +20,8 @@ export class PendingRequest {
     readonly serviceKey: number,
     readonly poolType: number,
     readonly deadlineAt: number,
+    /** When the AS took the request (epoch ms). */
+    readonly startedAt: number,
     /** The request frame, kept only while it may be sent again (idempotent services). */
     public frame: Buffer | null,
     public attempts: number,

@@ -1,5 +1,6 @@
 import type { Logger } from '../../common/logger.js';
 import {
+  BadRequestError,
   FLAG_REQUEST,
   FLAG_TWO_WAY,
   OFFSET,
@@ -23,6 +24,8 @@ export interface DispatcherOptions {
   maxAttempts: number;
   /** How often pending requests are checked against their deadlines. */
   sweepMs: number;
+  /** A timeout counts toward an FS's ejection only if the request was given at least this long. */
+  minTimeoutMs: number;
   logger: Logger;
   random?: () => number;
 }
@@ -41,6 +44,8 @@ export class Dispatcher implements TrafficSink {
   readonly localAnswers = new Map<number, number>();
   /** Answers relayed from FSs, indexed by status code. */
   readonly relayedAnswers = new Float64Array(256);
+  /** Idempotent requests sent again after a connection dropped under them. */
+  resent = 0;
 
   constructor(opts: DispatcherOptions) {
     this.#o = opts;
@@ -67,9 +72,16 @@ export class Dispatcher implements TrafficSink {
       this.#answer(session, clientId, Status.BAD_REQUEST, 'SB_ERR_BAD_REQUEST', 'clients send requests, not responses; set the request flag');
       return;
     }
+    if (clientId === 0 && (flags & FLAG_TWO_WAY) !== 0) {
+      // Id 0 is how a connection-level error is told apart from an answer: a call numbered 0 could
+      // never be answered unambiguously, so the client is broken; tell it and close.
+      session.conn.refuse(new BadRequestError('request id 0 is reserved for connection-level errors; number two-way requests from 1', 'SB_ERR_BAD_REQUEST'));
+      return;
+    }
     const serviceKey = buf.readUInt32BE(off + OFFSET.serviceKey);
     const poolType = buf.readUInt16BE(off + OFFSET.poolType);
     const now = Date.now();
+    session.lastRequestAt = now;
     const budget = buf.readUInt32BE(off + OFFSET.budget);
     const deadlineAt = now + (budget > 0 ? budget : this.#o.defaultTimeoutMs);
     if ((flags & FLAG_TWO_WAY) === 0) {
@@ -81,7 +93,7 @@ export class Dispatcher implements TrafficSink {
       return;
     }
     session.inflight++;
-    this.#route(new PendingRequest(session, clientId, serviceKey, poolType, deadlineAt, null, 1), buf, off, len, now, undefined);
+    this.#route(new PendingRequest(session, clientId, serviceKey, poolType, deadlineAt, now, null, 1), buf, off, len, now, undefined);
   }
 
   /**
@@ -102,6 +114,9 @@ export class Dispatcher implements TrafficSink {
     const status = buf[off + OFFSET.status];
     this.relayedAnswers[status]++;
     if (status === Status.OK) fs.served++;
+    // An FS that times out or cannot answer counts toward ejection; a plugin's own error does not.
+    if (status === Status.OK) (this.#manager as FsManager).recordOutcome(fs, false);
+    else this.#outcome(fs, p, status === Status.SERVER_ERROR || status === Status.TIMEOUT, Date.now());
     if (fs.retired) this.#manager?.closeIfRetiredAndIdle(fs);
     const t = p.target;
     t.inflight--;
@@ -128,6 +143,7 @@ export class Dispatcher implements TrafficSink {
         this.#fail(p, Status.CHANNEL_CLOSED, 'SB_ERR_CHANNEL_CLOSED', `the connection to function server ${fs.id} closed before it answered; the request may or may not have run`);
       }
     }
+    this.resent += resent;
     this.#o.logger.info({ fs: fs.id, orphans: orphans.length, resent }, 'requests pending on a lost connection were re-sent or failed');
   }
 
@@ -141,6 +157,7 @@ export class Dispatcher implements TrafficSink {
         if (up.pending.size === 0) continue;
         for (const p of up.pending.takeExpired(now)) {
           fs.inflight--;
+          this.#outcome(fs, p, true, now);
           this.#fail(p, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `function server ${fs.id} did not answer service ${p.serviceKey} before the deadline`);
         }
       }
@@ -209,6 +226,15 @@ export class Dispatcher implements TrafficSink {
     if (up === undefined) return; // one-way: nobody waits for an answer, so there is nobody to tell
     buf.writeUInt32BE(Math.max(1, deadlineAt - now), off + OFFSET.budget);
     up.conn.sendFrom(buf, off, len);
+  }
+
+  /**
+   * Counts an answer for outlier detection. A timeout counts against the FS only when the request
+   * had at least minTimeoutMs: a client that asks for 1 ms answers must not get healthy FSs ejected.
+   */
+  #outcome(fs: FunctionServerEntry, p: PendingRequest, failed: boolean, now: number): void {
+    if (failed && now - p.startedAt < this.#o.minTimeoutMs) return;
+    (this.#manager as FsManager).recordOutcome(fs, failed);
   }
 
   /** Ends a pending request with an answer from the AS itself. */

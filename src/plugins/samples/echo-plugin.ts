@@ -1,5 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Plugin, Service } from '../decorators.js';
 import { PluginError } from '../errors.js';
+import type { ServiceContext } from '../service-table.js';
 
 export const ECHO = 1;
 export const ECHO_DELAYED = 2;
@@ -15,12 +17,13 @@ export class EchoPlugin {
   }
 
   @Service(ECHO_DELAYED)
-  async delayed(body: { ms?: unknown; value?: unknown } | undefined): Promise<unknown> {
+  async delayed(body: { ms?: unknown; value?: unknown } | undefined, ctx?: ServiceContext): Promise<unknown> {
     const ms = body?.ms;
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0 || ms > MAX_DELAY_MS) {
       throw new PluginError('BAD_DELAY', `body.ms must be a number of milliseconds from 0 to ${MAX_DELAY_MS}`);
     }
-    await new Promise((r) => setTimeout(r, ms));
+    // Honours its signal: once the answer is no longer wanted, the wait ends and nothing is held.
+    await sleep(ms, undefined, ctx ? { signal: ctx.signal } : undefined);
     return body?.value;
   }
 }
