@@ -91,6 +91,8 @@ export class FrameConnection {
   #blocked = false;
   #closed = false;
   #frames = 0;
+  /** Bytes handed to socket.write() so far. */
+  #queuedTotal = 0;
   #closeReason: CloseReason | undefined;
   #barrierId = 0;
   readonly #barriers = new Map<number, (answered: boolean) => void>();
@@ -117,6 +119,7 @@ export class FrameConnection {
       periodMs: period,
       deadAfterPeriods: opts.deadAfterPeriods ?? 3,
       ping: () => this.ping(),
+      flushed: () => this.#queuedTotal - this.socket.writableLength,
       expire: (reason, message) => this.destroy(reason, new Error(message)),
       timers: this.#timers,
     });
@@ -267,6 +270,7 @@ export class FrameConnection {
 
   #write(data: Buffer): boolean {
     this.#keepalive.wroteSeen();
+    this.#queuedTotal += data.length;
     const ok = this.socket.write(data);
     if (!ok) {
       this.#blocked = true;

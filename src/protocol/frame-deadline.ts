@@ -13,6 +13,8 @@ export class FrameDeadline {
   #since = 0;
   #handle: unknown;
   #paused = false;
+  /** When reading was paused (ms). */
+  #pausedAt = 0;
   #stopped = false;
 
   constructor(timeoutMs: number, expire: (message: string) => void, timers: Timers = nodeTimers) {
@@ -38,10 +40,22 @@ export class FrameDeadline {
     }
   }
 
-  /** While this side does not read on purpose, a frame cannot finish: the rule waits. */
+  /**
+   * While this side does not read on purpose, a frame cannot finish: time paused is not counted
+   * (the frame's clock moves forward by the pause when reading resumes).
+   */
   set paused(v: boolean) {
-    this.#paused = v;
-    if (!v && this.#since !== 0 && this.#handle === undefined) this.#check();
+    if (v) {
+      if (!this.#paused) this.#pausedAt = this.#timers.now();
+      this.#paused = true;
+      return;
+    }
+    if (!this.#paused) return;
+    this.#paused = false;
+    const pausedFor = this.#timers.now() - this.#pausedAt;
+    if (this.#since === 0 || this.#stopped) return;
+    this.#since += pausedFor;
+    this.#check();
   }
 
   stop(): void {
@@ -63,12 +77,7 @@ export class FrameDeadline {
   }
 
   #check(): void {
-    if (this.#stopped || this.#since === 0) return;
-    if (this.#paused) {
-      // Resumed later: the frame gets a fresh period from then (its bytes could not arrive meanwhile).
-      this.#since = this.#timers.now();
-      return;
-    }
+    if (this.#stopped || this.#since === 0 || this.#paused) return; // resuming checks again
     const left = this.#since + this.#timeoutMs - this.#timers.now();
     if (left > 0) {
       this.#arm(left);

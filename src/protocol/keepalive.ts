@@ -7,6 +7,12 @@ export interface KeepaliveOptions {
   deadAfterPeriods: number;
   /** Sends a ping now. */
   ping: () => void;
+  /**
+   * Bytes the socket has handed to the kernel so far (monotonic). While blocked, a period in which
+   * this moved is progress: the peer is reading, only slower than we write. Without it, any
+   * blocked period counts as stalled.
+   */
+  flushed?: () => number;
   /** The peer broke a rule: `reason` says which. Called at most once. */
   expire: (reason: 'heartbeat' | 'write-stall', message: string) => void;
   timers?: Timers;
@@ -16,7 +22,8 @@ export interface KeepaliveOptions {
  * The heartbeat rules of one connection, on a timer of one period:
  * - idle: nothing read or nothing written during a period sends a ping;
  * - heartbeat: nothing read for `deadAfterPeriods` periods in a row means the peer is dead;
- * - write-stall: our socket stayed full (the peer read nothing of ours) as long means the same.
+ * - write-stall: our socket stayed full and nothing of ours left it (the peer read nothing) as
+ *   long means the same; a full socket that drains slowly is a slow reader, not a stalled one.
  * Time this side spends not reading on purpose (paused) is ours, not the peer's silence.
  */
 export class KeepaliveManager {
@@ -29,6 +36,7 @@ export class KeepaliveManager {
   #blocked = false;
   #silentPeriods = 0;
   #blockedPeriods = 0;
+  #lastFlushed = 0;
   #stopped = false;
 
   constructor(opts: KeepaliveOptions) {
@@ -70,7 +78,10 @@ export class KeepaliveManager {
       this.#o.expire('heartbeat', `no bytes read for ${this.#silentPeriods} heartbeat periods of ${this.#o.periodMs} ms`);
       return;
     }
-    this.#blockedPeriods = this.#blocked ? this.#blockedPeriods + 1 : 0;
+    const flushed = this.#o.flushed?.() ?? 0;
+    const moved = flushed > this.#lastFlushed;
+    this.#lastFlushed = flushed;
+    this.#blockedPeriods = this.#blocked && !moved ? this.#blockedPeriods + 1 : 0;
     if (this.#blockedPeriods >= dead) {
       this.stop();
       this.#o.expire('write-stall', `the peer has read nothing we wrote for ${this.#blockedPeriods} heartbeat periods of ${this.#o.periodMs} ms`);
