@@ -17,12 +17,20 @@ export default tseslint.config(
   {
     files: ['src/protocol/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['**/application-server/**', '**/function-server/**', '**/plugins/**', '**/client/**', '**/cli/**', '**/security/**'] }],
+      'no-restricted-imports': ['error', { patterns: ['**/application-server/**', '**/function-server/**', '**/plugins/**', '**/client/**', '**/cli/**', '**/security/**', '**/common/**'] }],
     },
   },
   {
     files: ['src/security/**/*.ts', 'src/common/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['**/application-server/**', '**/function-server/**', '**/plugins/**', '**/client/**', '**/cli/**'] }] },
+  },
+  {
+    files: ['src/plugins/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/application-server/**', '**/function-server/**', '**/client/**', '**/cli/**', '**/security/**'] }] },
+  },
+  {
+    files: ['src/client/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/application-server/**', '**/function-server/**', '**/plugins/**', '**/cli/**'] }] },
   },
   {
     files: ['src/application-server/**/*.ts'],

@@ -4,4 +4,5 @@ export * from './plugins/index.js';
 export * from './function-server/index.js';
 export * from './application-server/index.js';
 export * from './client/index.js';
+export * from './security/index.js';
 export { createLogger, silentLogger, type Logger } from './common/logger.js';

@@ -55,8 +55,14 @@ export interface ApplicationServerOptions {
   maxClientBufferedBytes?: number;
   /** A client connection with nothing in flight and no request for this long is closed (default 300000; 0 keeps it). */
   clientIdleTimeoutMs?: number;
-  /** Times an idempotent request may be sent in all when connections drop under it. */
+  /** Times an idempotent request may be sent in all: re-sends after a lost connection and hedges count. */
   maxAttempts?: number;
+  /**
+   * An idempotent request with no answer after this share of its budget is also sent to another
+   * FS, and the first answer wins (default 0.5; 0 turns it off). A black-hole FS then costs callers
+   * latency, not errors, until outlier detection ejects it.
+   */
+  hedgeAfterRatio?: number;
   /** The FSs' LOAD period; reports older than three periods are ignored. */
   loadRefreshMs?: number;
   /** Weight of reported load against in-flight count in the least-loaded cost. */
@@ -112,6 +118,8 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     const refresh = opts.loadRefreshMs ?? 1000;
     const authTimeoutMs = opts.authTimeoutMs ?? 5000;
     if (heartbeatMs < 0) throw new ConfigError('heartbeatMs must be 0 (off) or a positive number of ms');
+    const hedge = opts.hedgeAfterRatio ?? 0.5;
+    if (!(hedge >= 0 && hedge < 1)) throw new ConfigError(`hedgeAfterRatio ${hedge} must be from 0 (off) to below 1`);
     const joinSecret = toSecret(opts.joinSecret, 'joinSecret');
     const clientSecret = toSecret(opts.clientSecret, 'clientSecret');
     const tls = opts.tls;
@@ -137,6 +145,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
       maxAttempts: opts.maxAttempts ?? 3,
       sweepMs: 20,
       minTimeoutMs: opts.outlier?.minTimeoutMs ?? 1000,
+      hedgeAfterRatio: opts.hedgeAfterRatio ?? 0.5,
       logger,
       random: opts.random,
     });

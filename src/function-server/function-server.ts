@@ -274,7 +274,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
     };
     const conn = new FrameConnection(socket, {
       heartbeatMs: this.#o.heartbeatMs,
-      readTimeoutMs: this.#o.heartbeatMs * 3,
+      readTimeoutMs: Math.max(1000, this.#o.heartbeatMs * 3),
       maxBodyBytes: this.#o.maxBodyBytes,
       earlyFlushBytes: EARLY_FLUSH_BYTES,
       ...handlers,

@@ -13,7 +13,10 @@ export const EventKind = {
   LOAD: 3,
   /** FS → AS: I am stopping; choose me no more. In-flight requests still finish. */
   DRAIN: 4,
-  /** AS → FS on a pool connection: send me your service table (used for FSs added by address). */
+  /**
+   * AS → FS, the first request on every pool connection: the AS's body cap in, the FS's name and
+   * service table out. The answer makes the connection ready and is what the AS routes on.
+   */
   DESCRIBE: 5,
   /**
    * Listener → dialer, one-way, the first frame on a port that wants proof: a fresh nonce. The

@@ -71,7 +71,7 @@ export function createMetrics(as: ApplicationServer, opts: { processMetrics?: bo
   });
   new Gauge({
     name: 'switchboard_fs_load',
-    help: 'Last load each function server reported (0 to 1: the larger of CPU and event-loop use)',
+    help: 'Last load each function server reported (0 to 1: the largest of CPU, event-loop use, and memory once past 85%)',
     labelNames: ['fs'],
     registers: [registry],
     collect() {
@@ -129,7 +129,7 @@ export function createMetrics(as: ApplicationServer, opts: { processMetrics?: bo
   });
   new Counter({
     name: 'switchboard_load_reports_dropped_total',
-    help: 'LOAD reports not believed, by reason (not-registered, too-often)',
+    help: 'LOAD reports not believed, by reason (not-registered, too-often, malformed)',
     labelNames: ['reason'],
     registers: [registry],
     collect() {
@@ -162,6 +162,15 @@ export function createMetrics(as: ApplicationServer, opts: { processMetrics?: bo
     collect() {
       this.reset();
       this.inc(as.dispatcher.resent);
+    },
+  });
+  new Counter({
+    name: 'switchboard_requests_hedged_total',
+    help: 'Idempotent requests also sent to a second function server because the first was slow to answer',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(as.dispatcher.hedged);
     },
   });
   new Counter({

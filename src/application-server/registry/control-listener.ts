@@ -96,7 +96,7 @@ export class ControlListener {
     };
     const conn = new FrameConnection(socket, {
       heartbeatMs: this.#o.heartbeatMs,
-      readTimeoutMs: this.#o.heartbeatMs * 3,
+      readTimeoutMs: Math.max(1000, this.#o.heartbeatMs * 3),
       maxBodyBytes: this.#o.maxBodyBytes,
       ...handlers,
       onClose: (reason, err, c) => {
@@ -127,7 +127,9 @@ export class ControlListener {
     try {
       body = decodeBody(frame);
     } catch (err) {
-      this.#refuse(conn, kind, id, 'SB_ERR_BAD_REQUEST', (err as Error).message);
+      if (kind === EventKind.LOAD) this.#manager.dropLoad('malformed');
+      if (isTwoWay(frame)) this.#refuse(conn, kind, id, 'SB_ERR_BAD_REQUEST', (err as Error).message);
+      else this.#o.log.warn('event-undecodable', { remote: conn.remote, kind }, 'one-way control event ignored: its body is not valid msgpack');
       return;
     }
     switch (kind) {
@@ -152,7 +154,10 @@ export class ControlListener {
       case EventKind.LOAD: {
         const l = loadSchema.safeParse(body);
         if (l.success) this.#manager.reportLoad(conn, l.data, Date.now());
-        else this.#o.log.warn('load-malformed', { remote: conn.remote }, 'LOAD ignored: malformed');
+        else {
+          this.#manager.dropLoad('malformed');
+          this.#o.log.warn('load-malformed', { remote: conn.remote }, 'LOAD ignored: malformed');
+        }
         return;
       }
       case EventKind.DRAIN: {

@@ -112,9 +112,12 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
       response: (up, buf, off, len) => this.#sink.response(up, buf, off, len),
       drained: (up) => this.#sink.drained(up),
       event: (pool, _up, frame) => {
-        if (eventKindOf(frame) === EventKind.DRAIN) this.markDraining(entryOf(pool).id);
+        // A retired entry's connection speaks for the old process only, not for its successor.
+        const e = entryOf(pool);
+        if (eventKindOf(frame) === EventKind.DRAIN && this.#entries.get(e.id) === e) this.markDraining(e.id);
       },
-      up: (pool, up, described) => this.#onUp(entryOf(pool), up, described),
+      vet: (pool, described) => this.#vet(entryOf(pool), described),
+      up: (pool, _up, described) => this.#onUp(entryOf(pool), described),
       down: (pool, _up, reason, err, orphans) => this.#onDown(entryOf(pool), reason, err, orphans),
       connectFailed: (pool, err, failures) => this.#onConnectFailed(entryOf(pool), err, failures),
     };
@@ -280,11 +283,11 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   reportLoad(link: FrameConnection, report: LoadReport, receivedAt: number): boolean {
     const e = link.owner as FunctionServerEntry | undefined;
     if (e === undefined || this.#entries.get(e.id) !== e || e.link !== link) {
-      this.#dropLoad('not-registered');
+      this.dropLoad('not-registered');
       return false;
     }
     if (e.loadReceivedAt > 0 && receivedAt - e.loadReceivedAt < this.#o.loadRefreshMs / 4) {
-      this.#dropLoad('too-often');
+      this.dropLoad('too-often');
       return false;
     }
     e.load = report;
@@ -293,7 +296,8 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     return true;
   }
 
-  #dropLoad(why: string): void {
+  /** Counts a LOAD that was not believed (metrics). */
+  dropLoad(why: string): void {
     this.counters.droppedLoads.set(why, (this.counters.droppedLoads.get(why) ?? 0) + 1);
   }
 
@@ -344,8 +348,17 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   /** The periodic work: success-rate outliers, and forgetting FSs unavailable for too long. */
   sweep(now: number): void {
     const all = [...this.#entries.values()];
-    for (const e of successRateOutliers(all.filter((x) => x.state === 'available'), this.#outlier)) {
-      this.#eject(e, `success rate far below its peers'`);
+    // Success rates are compared among FSs that serve the same keys: different services fail differently.
+    const groups = new Map<string, FunctionServerEntry[]>();
+    for (const e of all) {
+      if (e.state !== 'available') continue;
+      const sig = [...e.services.keys()].sort((a, b) => a - b).join(',');
+      const g = groups.get(sig);
+      if (g) g.push(e);
+      else groups.set(sig, [e]);
+    }
+    for (const g of groups.values()) {
+      for (const e of successRateOutliers(g, this.#outlier)) this.#eject(e, `success rate far below its peers'`);
     }
     const forget = this.#o.forgetUnavailableAfterMs;
     if (forget <= 0) return;
@@ -409,31 +422,31 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     return e;
   }
 
-  #onUp(e: FunctionServerEntry, up: UpstreamConnection, described: unknown): void {
+  /** Whether a pool connection's DESCRIBE answer may make it ready. */
+  #vet(e: FunctionServerEntry, described: unknown): string | undefined {
     const d = describeReplySchema.safeParse(described);
-    if (!d.success) {
-      e.pool.markDamaged(up, 'its DESCRIBE answer is malformed');
-      return;
-    }
-    if (d.data.services.length > this.#o.maxServicesPerFs) {
-      e.pool.markDamaged(up, `it declares ${d.data.services.length} service keys, over maxServicesPerFs ${this.#o.maxServicesPerFs}`);
-      return;
-    }
+    if (!d.success) return 'its DESCRIBE answer is malformed';
+    if (d.data.services.length > this.#o.maxServicesPerFs) return `it declares ${d.data.services.length} service keys, over maxServicesPerFs ${this.#o.maxServicesPerFs}`;
     if (e.source === 'hello' && d.data.name !== e.name) {
       // The endpoint a HELLO named is some other FS: the HELLO lied, or the FS moved. Believe the endpoint.
       this.#o.log.warn(`impostor:${e.id}`, { fs: e.id, answeredAs: d.data.name, endpoint: `${e.host}:${e.port}`, from: e.link?.remote }, 'the endpoint a HELLO named answers as another function server; dropping that registration');
       this.counters.refusedHellos.set('SB_ERR_ENDPOINT_MISMATCH', (this.counters.refusedHellos.get('SB_ERR_ENDPOINT_MISMATCH') ?? 0) + 1);
       e.link?.destroy('protocol', new Error(`the endpoint it named answers as ${d.data.name}`));
       this.removeFunctionServer(e.id, `its endpoint answers as ${d.data.name}`);
-      return;
+      return `it answers as ${d.data.name}, not ${e.name}`;
     }
+    return undefined;
+  }
+
+  #onUp(e: FunctionServerEntry, described: unknown): void {
+    const d = describeReplySchema.parse(described);
     if (e.source === 'manual') {
-      e.name = d.data.name;
-      e.poolType = d.data.poolType;
-      e.standby = d.data.standby;
+      e.name = d.name;
+      e.poolType = d.poolType;
+      e.standby = d.standby;
     }
     // The FS's own answer on an authenticated pool connection is what the AS routes on.
-    e.setServices(d.data.services);
+    e.setServices(d.services);
     this.#sets.clear();
     if (e.state === 'connecting' || e.state === 'unavailable') {
       this.#setState(e, 'available', e.state === 'unavailable' ? 're-admitted: a connection answered again' : 'connected');

@@ -10,7 +10,12 @@ export interface PoolHooks {
   response(up: UpstreamConnection, buf: Buffer, off: number, len: number): void;
   /** An event frame (DRAIN) arrived on a ready connection. */
   event(pool: Pool, up: UpstreamConnection, frame: Buffer): void;
-  /** A connection is ready: the FS answered DESCRIBE with `described` (its name, pool type, services). */
+  /**
+   * The FS answered DESCRIBE with `described` (its name, pool type, services). Return a reason to
+   * refuse the connection (it is closed and counts as a failed dial, with backoff), or undefined.
+   */
+  vet(pool: Pool, described: unknown): string | undefined;
+  /** A connection is ready: its DESCRIBE answer passed vet(). */
   up(pool: Pool, up: UpstreamConnection, described: unknown): void;
   /** A connection closed; `orphans` were pending on it and must be failed or re-sent now. */
   down(pool: Pool, up: UpstreamConnection, reason: CloseReason, err: Error | undefined, orphans: PendingRequest[]): void;
@@ -213,14 +218,22 @@ export class Pool {
   }
 
   #onReady(up: UpstreamConnection, frame: Buffer): void {
-    this.#dialing = false;
     if (this.#closed) {
+      this.#dialing = false;
       up.conn.close('local');
       return;
     }
+    const described = tryDecodeBody(frame);
+    const refusal = this.#hooks.vet(this, described);
+    if (refusal !== undefined) {
+      // Not ready yet, so this close is a failed dial: the next one waits its backoff.
+      up.conn.destroy('protocol', new Error(refusal));
+      return;
+    }
+    this.#dialing = false;
     this.#failures = 0;
     this.#ready.push(up);
-    this.#hooks.up(this, up, tryDecodeBody(frame));
+    this.#hooks.up(this, up, described);
     this.fill();
   }
 

@@ -12,8 +12,21 @@ export interface ReplyTarget {
   resume(cause: object): void;
 }
 
+/** The copies of one hedged request: the first answer wins, the others are dropped. */
+export interface HedgeGroup {
+  /** The client has its answer (or its error). */
+  done: boolean;
+  /** Copies still pending on some connection. */
+  live: number;
+}
+
 /** One forwarded request waiting for its answer. Kept small: one is made per request. */
 export class PendingRequest {
+  /** When to send a second copy elsewhere if no answer came (idempotent requests); Infinity for none. */
+  hedgeAt = Number.POSITIVE_INFINITY;
+  /** Set once the request has been hedged: shared by its copies. */
+  group: HedgeGroup | null = null;
+
   constructor(
     readonly target: ReplyTarget,
     readonly clientId: number,
@@ -71,13 +84,23 @@ export class PendingTable {
     return p;
   }
 
-  /** Removes and returns those whose deadline is at or before `now`; their slots wait for the late answer. */
-  takeExpired(now: number): PendingRequest[] {
+  /**
+   * Removes and returns those whose deadline is at or before `now` (their slots wait for the late
+   * answer), and hands `hedge` each one still waiting whose hedge time has come.
+   */
+  takeExpired(now: number, hedge?: (p: PendingRequest) => void): PendingRequest[] {
     const out: PendingRequest[] = [];
     const slots = this.#slots;
     for (let id = 1; id < slots.length; id++) {
       const p = slots[id];
-      if (p === undefined || p === ANSWER_OWED || p.deadlineAt > now) continue;
+      if (p === undefined || p === ANSWER_OWED) continue;
+      if (p.deadlineAt > now) {
+        if (p.hedgeAt <= now && hedge !== undefined) {
+          p.hedgeAt = Number.POSITIVE_INFINITY;
+          hedge(p);
+        }
+        continue;
+      }
       slots[id] = ANSWER_OWED;
       this.#size--;
       out.push(p);

@@ -14,6 +14,9 @@ import type { Pool } from '../registry/pool.js';
 import type { SchedulingContext, SchedulingStrategy } from './scheduler.js';
 import { PendingRequest, type ReplyTarget, type UpstreamConnection } from '../registry/upstream-connection.js';
 
+/** Why a request could not be routed: the status, code and message the client gets. */
+type RouteFailure = [status: number, code: string, message: string];
+
 export interface DispatcherOptions {
   strategy: SchedulingStrategy;
   /** Deadline for a request whose header carries no budget. */
@@ -26,6 +29,11 @@ export interface DispatcherOptions {
   sweepMs: number;
   /** A timeout counts toward an FS's ejection only if the request was given at least this long. */
   minTimeoutMs: number;
+  /**
+   * An idempotent request with no answer after this share of its budget is also sent to another
+   * FS; the first answer wins (a hedged request). 0 turns hedging off.
+   */
+  hedgeAfterRatio: number;
   logger: Logger;
   random?: () => number;
 }
@@ -46,6 +54,12 @@ export class Dispatcher implements TrafficSink {
   readonly relayedAnswers = new Float64Array(256);
   /** Idempotent requests sent again after a connection dropped under them. */
   resent = 0;
+  /** Idempotent requests sent to a second FS because the first was slow to answer. */
+  hedged = 0;
+  /** The FS and time of the sweep under way (read by #hedge). */
+  #sweepFs: FunctionServerEntry | undefined;
+  #sweepNow = 0;
+  readonly #hedge = (p: PendingRequest): void => this.#sendHedge(p);
 
   constructor(opts: DispatcherOptions) {
     this.#o = opts;
@@ -93,7 +107,9 @@ export class Dispatcher implements TrafficSink {
       return;
     }
     session.inflight++;
-    this.#route(new PendingRequest(session, clientId, serviceKey, poolType, deadlineAt, now, null, 1), buf, off, len, now, undefined);
+    const p = new PendingRequest(session, clientId, serviceKey, poolType, deadlineAt, now, null, 1);
+    const failure = this.#route(p, buf, off, len, now, undefined);
+    if (failure !== undefined) this.#fail(p, ...failure);
   }
 
   /**
@@ -116,8 +132,15 @@ export class Dispatcher implements TrafficSink {
     if (status === Status.OK) fs.served++;
     // An FS that times out or cannot answer counts toward ejection; a plugin's own error does not.
     if (status === Status.OK) (this.#manager as FsManager).recordOutcome(fs, false);
-    else this.#outcome(fs, p, status === Status.SERVER_ERROR || status === Status.TIMEOUT, Date.now());
+    else if (status === Status.SERVER_ERROR) (this.#manager as FsManager).recordOutcome(fs, true);
+    else this.#outcome(fs, p, status === Status.TIMEOUT, Date.now());
     if (fs.retired) this.#manager?.closeIfRetiredAndIdle(fs);
+    const g = p.group;
+    if (g !== null) {
+      g.live--;
+      if (g.done) return; // the other copy of a hedged request answered first
+      g.done = true;
+    }
     const t = p.target;
     t.inflight--;
     if (t.closed) return;
@@ -131,6 +154,12 @@ export class Dispatcher implements TrafficSink {
     let resent = 0;
     for (const p of orphans) {
       fs.inflight--;
+      const g = p.group;
+      if (g !== null) {
+        g.live--;
+        // Answered already, or another copy of this hedged request is still on its way.
+        if (g.done || g.live > 0) continue;
+      }
       if (p.target.closed) {
         p.target.inflight--;
         continue;
@@ -138,7 +167,9 @@ export class Dispatcher implements TrafficSink {
       if (p.frame !== null && p.attempts < this.#o.maxAttempts && now < p.deadlineAt) {
         p.attempts++;
         resent++;
-        this.#route(p, p.frame, 0, p.frame.length, now, fs);
+        const failure = this.#route(p, p.frame, 0, p.frame.length, now, fs);
+        if (failure !== undefined) this.#fail(p, ...failure);
+        else if (g !== null) g.live++;
       } else {
         this.#fail(p, Status.CHANNEL_CLOSED, 'SB_ERR_CHANNEL_CLOSED', `the connection to function server ${fs.id} closed before it answered; the request may or may not have run`);
       }
@@ -147,17 +178,24 @@ export class Dispatcher implements TrafficSink {
     this.#o.logger.info({ fs: fs.id, orphans: orphans.length, resent }, 'requests pending on a lost connection were re-sent or failed');
   }
 
-  /** Answers TIMEOUT for every pending request whose deadline has passed. */
+  /** Answers TIMEOUT for every pending request whose deadline has passed, and hedges slow idempotent ones. */
   sweep(now: number): void {
     const m = this.#manager;
     if (!m) return;
     let idleRetired: FunctionServerEntry[] | undefined;
+    this.#sweepNow = now;
     for (const fs of m.withConnections()) {
+      this.#sweepFs = fs;
       for (const up of fs.pool.connections()) {
         if (up.pending.size === 0) continue;
-        for (const p of up.pending.takeExpired(now)) {
+        for (const p of up.pending.takeExpired(now, this.#hedge)) {
           fs.inflight--;
           this.#outcome(fs, p, true, now);
+          const g = p.group;
+          if (g !== null) {
+            g.live--;
+            if (g.done) continue;
+          }
           this.#fail(p, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `function server ${fs.id} did not answer service ${p.serviceKey} before the deadline`);
         }
       }
@@ -166,7 +204,25 @@ export class Dispatcher implements TrafficSink {
     if (idleRetired) for (const fs of idleRetired) m.closeIfRetiredAndIdle(fs);
   }
 
-  #route(p: PendingRequest, buf: Buffer, off: number, len: number, now: number, exclude: FunctionServerEntry | undefined): void {
+  /**
+   * A second copy of a slow idempotent request, to another FS; whichever answers first is relayed.
+   * When no other FS can take it, nothing happens: the first copy still has its chance.
+   */
+  #sendHedge(p: PendingRequest): void {
+    const fs = this.#sweepFs as FunctionServerEntry;
+    if (p.frame === null || p.target.closed || p.attempts >= this.#o.maxAttempts || (p.group !== null && p.group.done)) return;
+    const copy = new PendingRequest(p.target, p.clientId, p.serviceKey, p.poolType, p.deadlineAt, p.startedAt, p.frame, p.attempts + 1);
+    const g = p.group ?? { done: false, live: 1 };
+    copy.group = g;
+    if (this.#route(copy, p.frame, 0, p.frame.length, this.#sweepNow, fs, true) !== undefined) return;
+    p.group = g;
+    g.live++;
+    p.attempts = copy.attempts;
+    this.hedged++;
+  }
+
+  /** Sends `p` to an FS; returns why it could not, for the caller to answer (or ignore, for a hedge). */
+  #route(p: PendingRequest, buf: Buffer, off: number, len: number, now: number, exclude: FunctionServerEntry | undefined, onlyOthers = false): RouteFailure | undefined {
     const m = this.#manager as FsManager;
     const set = m.candidates(p.serviceKey, p.poolType);
     let tier = set.active.length > 0 ? set.active : set.standby;
@@ -175,9 +231,9 @@ export class Dispatcher implements TrafficSink {
       if (tier.length === 0 && set.active.length > 0) tier = set.standby.filter((e) => e !== exclude);
     }
     if (tier.length === 0) {
-      if (set.known) this.#fail(p, Status.UNAVAILABLE, 'SB_ERR_UNAVAILABLE', `no function server for service ${p.serviceKey} (pool type ${p.poolType}) is available now; retry later`);
-      else this.#fail(p, Status.SERVICE_NOT_FOUND, 'SB_ERR_SERVICE_NOT_FOUND', `no function server serves service ${p.serviceKey} in pool type ${p.poolType}; check the key, the pool type and that the plugin is loaded`);
-      return;
+      if (onlyOthers) return [Status.UNAVAILABLE, '', ''];
+      if (set.known) return [Status.UNAVAILABLE, 'SB_ERR_UNAVAILABLE', `no function server for service ${p.serviceKey} (pool type ${p.poolType}) is available now; retry later`];
+      return [Status.SERVICE_NOT_FOUND, 'SB_ERR_SERVICE_NOT_FOUND', `no function server serves service ${p.serviceKey} in pool type ${p.poolType}; check the key, the pool type and that the plugin is loaded`];
     }
     this.#ctx.now = now;
     let fs = this.#o.strategy.pick(tier, this.#ctx) as FunctionServerEntry;
@@ -187,18 +243,20 @@ export class Dispatcher implements TrafficSink {
       const roomy = tier.filter((e) => e.inflight < max);
       const again = roomy.length > 0 ? (this.#o.strategy.pick(roomy, this.#ctx) as FunctionServerEntry) : undefined;
       if (again === undefined) {
-        this.#fail(p, Status.OVERLOADED, 'SB_ERR_OVERLOADED', `every function server for service ${p.serviceKey} has ${max} requests in flight, the most allowed; back off and retry`);
-        return;
+        return [Status.OVERLOADED, 'SB_ERR_OVERLOADED', `every function server for service ${p.serviceKey} has ${max} requests in flight, the most allowed; back off and retry`];
       }
       fs = again;
     }
     const up = fs.pool.rent();
     if (up === undefined) {
-      this.#fail(p, Status.UNAVAILABLE, 'SB_ERR_UNAVAILABLE', `function server ${fs.id} has no open connection; retry later`);
-      return;
+      return [Status.UNAVAILABLE, 'SB_ERR_UNAVAILABLE', `function server ${fs.id} has no open connection; retry later`];
     }
     // Kept (a view, not a copy) only while it may be sent again.
-    if (p.frame === null && fs.isIdempotent(p.serviceKey)) p.frame = buf.subarray(off, off + len);
+    if (p.frame === null && fs.isIdempotent(p.serviceKey)) {
+      p.frame = buf.subarray(off, off + len);
+      const r = this.#o.hedgeAfterRatio;
+      if (r > 0 && r < 1 && p.group === null) p.hedgeAt = p.startedAt + (p.deadlineAt - p.startedAt) * r;
+    }
     const id = up.pending.add(p);
     fs.inflight++;
     buf.writeUInt32BE(id, off + OFFSET.requestId);
@@ -209,6 +267,7 @@ export class Dispatcher implements TrafficSink {
       p.target.pause(up);
       up.waiting.add(p.target);
     }
+    return undefined;
   }
 
   /** An FS connection's socket drained: let the clients held on it read again. */
@@ -229,16 +288,18 @@ export class Dispatcher implements TrafficSink {
   }
 
   /**
-   * Counts an answer for outlier detection. A timeout counts against the FS only when the request
-   * had at least minTimeoutMs: a client that asks for 1 ms answers must not get healthy FSs ejected.
+   * Counts an answer for outlier detection; `timedOut` for a TIMEOUT (the AS's or the FS's). A
+   * timeout counts against the FS only when the request had at least minTimeoutMs: a client that
+   * asks for 1 ms answers must not get healthy FSs ejected.
    */
-  #outcome(fs: FunctionServerEntry, p: PendingRequest, failed: boolean, now: number): void {
-    if (failed && now - p.startedAt < this.#o.minTimeoutMs) return;
-    (this.#manager as FsManager).recordOutcome(fs, failed);
+  #outcome(fs: FunctionServerEntry, p: PendingRequest, timedOut: boolean, now: number): void {
+    if (timedOut && now - p.startedAt < this.#o.minTimeoutMs) return;
+    (this.#manager as FsManager).recordOutcome(fs, timedOut);
   }
 
   /** Ends a pending request with an answer from the AS itself. */
   #fail(p: PendingRequest, status: number, code: string, message: string): void {
+    if (p.group !== null) p.group.done = true;
     p.target.inflight--;
     this.#answer(p.target, p.clientId, status, code, message, p.serviceKey);
   }

@@ -10,7 +10,7 @@ export interface SchedulingCandidate {
   readonly standby: boolean;
   /** Requests the AS has sent this FS and not yet seen answered: the AS's own, always-fresh count. */
   readonly inflight: number;
-  /** Last reported load in [0, 1] (the larger of CPU and event-loop use). */
+  /** Last reported load in [0, 1] (see loadScoreOf: CPU, event-loop use, memory near its limit). */
   readonly loadScore: number;
   /** AS receive time of that report (epoch ms); 0 if none came yet. */
   readonly loadReceivedAt: number;
