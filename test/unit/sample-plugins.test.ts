@@ -150,6 +150,14 @@ describe('WeatherPlugin', () => {
     expect(pluginErrorOf(() => forecast({ city: 'Beijing', from: '2026-02-30' })).code).toBe('BAD_DATE');
   });
 
+  it('refuses a forecast outside 1900-01-01 to 9999-12-31 with BAD_DATE, and takes its edges', () => {
+    expect(pluginErrorOf(() => forecast({ city: 'Beijing', from: '1899-12-31', days: 1 })).code).toBe('BAD_DATE');
+    expect(pluginErrorOf(() => forecast({ city: 'Beijing', from: '0050-03-01', days: 1 })).code).toBe('BAD_DATE');
+    expect(pluginErrorOf(() => forecast({ city: 'Beijing', from: '9999-12-30', days: 3 })).code).toBe('BAD_DATE');
+    expect(forecast({ city: 'Beijing', from: '1900-01-01', days: 1 }).days[0].date).toBe('1900-01-01');
+    expect(forecast({ city: 'Beijing', from: '9999-12-29', days: 3 }).days[2].date).toBe('9999-12-31');
+  });
+
   it('lists 12 cities with names and coordinates (service 102)', () => {
     const cities = call(WEATHER_CITIES, undefined) as { name: string; country: string; lat: number; lon: number }[];
     expect(cities).toHaveLength(12);

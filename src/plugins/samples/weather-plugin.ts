@@ -42,6 +42,9 @@ export class WeatherPlugin {
     }
     const from = body.from === undefined ? new Date() : parseDay(body.from);
     if (from === undefined) throw new PluginError('BAD_DATE', 'body.from must be a real calendar date written YYYY-MM-DD, such as 2026-11-23');
+    if (from.getTime() < FIRST_DAY || from.getTime() + (days - 1) * DAY_MS > LAST_DAY) {
+      throw new PluginError('BAD_DATE', 'the forecast must lie between 1900-01-01 and 9999-12-31; pick another body.from or fewer days');
+    }
     return { city: city.name, country: city.country, days: this.model.forecast(city, from, days) };
   }
 
@@ -50,6 +53,10 @@ export class WeatherPlugin {
     return this.catalog.all().map(({ name, country, lat, lon }) => ({ name, country, lat, lon }));
   }
 }
+
+const DAY_MS = 86_400_000;
+const FIRST_DAY = Date.UTC(1900, 0, 1);
+const LAST_DAY = Date.UTC(9999, 11, 31);
 
 /** A YYYY-MM-DD date that exists (Date alone would roll 2026-02-30 over into March). */
 function parseDay(text: unknown): Date | undefined {
