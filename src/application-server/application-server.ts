@@ -51,6 +51,12 @@ export interface ApplicationServerOptions {
   maxConnections?: number;
   maxInflightPerClient?: number;
   maxInflightPerFs?: number;
+  /**
+   * Request bytes one client may have in flight (default 16 MiB): beyond, the AS reads no more of
+   * its requests until half are answered, so one client with big bodies cannot fill the pool
+   * connections every other client shares. A single request is always taken.
+   */
+  maxInflightBytesPerClient?: number;
   /** Bytes of answers the AS holds for one client that does not read them; beyond, that client is closed (default 64 MiB). */
   maxClientBufferedBytes?: number;
   /** A client connection with nothing in flight and no request for this long is closed (default 300000; 0 keeps it). */
@@ -185,6 +191,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
         readTimeoutMs: Math.max(1000, heartbeatMs * 3),
         maxConnections,
         maxInflightPerClient: opts.maxInflightPerClient ?? 1024,
+        maxInflightBytesPerClient: opts.maxInflightBytesPerClient ?? 16 * 1024 * 1024,
         maxBodyBytes,
         maxBufferedBytes: opts.maxClientBufferedBytes ?? 64 * 1024 * 1024,
         idleTimeoutMs: opts.clientIdleTimeoutMs ?? 300_000,

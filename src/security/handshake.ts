@@ -151,7 +151,8 @@ export function authenticateDialer(conn: FrameConnection, auth: AuthSettings, ha
           if (!c.success || c.data.realm !== auth.realm || !c.data.mechanisms.includes(AUTH_MECHANISM)) {
             return fail(new AuthError('SB_ERR_AUTH_FAILED', `the peer at ${conn.remote} asked for proof we cannot give (${c.success ? `realm ${c.data.realm}, mechanisms ${c.data.mechanisms.join(',')}` : 'malformed CHALLENGE'}); is it the right port?`));
           }
-          listenerNonce = c.data.nonce;
+          // A copy: the decoded bin may be a view of a read buffer the socket reuses (onread).
+          listenerNonce = Buffer.from(c.data.nonce);
           const proof = proofOf(auth.secret, auth.realm, 'dialer', listenerNonce, nonce);
           conn.send(encodeEventRequest(EventKind.AUTH, 1, { mechanism: AUTH_MECHANISM, nonce, proof }, true));
           return;

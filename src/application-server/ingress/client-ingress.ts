@@ -15,6 +15,8 @@ export interface ClientIngressOptions {
   readTimeoutMs: number;
   maxConnections: number;
   maxInflightPerClient: number;
+  /** Request bytes one client may have in flight before its reading pauses. */
+  maxInflightBytesPerClient: number;
   maxBodyBytes: number;
   /** Bytes of answers held for one client that does not read them; beyond, it is closed. */
   maxBufferedBytes: number;
@@ -106,7 +108,7 @@ export class ClientIngress {
         }
       },
     });
-    session = new ClientSession(conn, this.#o.maxInflightPerClient, Date.now());
+    session = new ClientSession(conn, this.#o.maxInflightPerClient, this.#o.maxInflightBytesPerClient, Date.now());
     this.#sessions.add(session);
     if (this.#o.clientSecret) guardListener(conn, { secret: this.#o.clientSecret, realm: 'client', timeoutMs: this.#o.authTimeoutMs }, handlers);
   }

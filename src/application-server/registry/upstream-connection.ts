@@ -3,7 +3,9 @@ import type { FrameConnection } from '../../protocol/index.js';
 /** The AS's side of a client connection, as far as an upstream needs to know it. */
 export interface ReplyTarget {
   readonly closed: boolean;
-  inflight: number;
+  readonly inflight: number;
+  /** One request of this client ended (answered or failed): its count and its `bytes` are released. */
+  done(bytes: number): void;
   reply(frame: Buffer): void;
   /** Copies the frame at buf[off, off + len) out to the client. */
   replyFrom(buf: Buffer, off: number, len: number): void;
@@ -35,6 +37,8 @@ export class PendingRequest {
     readonly deadlineAt: number,
     /** When the AS took the request (epoch ms). */
     readonly startedAt: number,
+    /** The request frame's length: what it holds of its client's in-flight byte budget. */
+    readonly bytes: number,
     /** The request frame, kept only while it may be sent again (idempotent services). */
     public frame: Buffer | null,
     public attempts: number,

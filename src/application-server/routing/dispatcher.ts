@@ -106,8 +106,8 @@ export class Dispatcher implements TrafficSink {
       this.#answer(session, clientId, Status.OVERLOADED, 'SB_ERR_OVERLOADED', `this connection has ${session.inflight} requests in flight, the most allowed; wait for answers or open another connection`);
       return;
     }
-    session.inflight++;
-    const p = new PendingRequest(session, clientId, serviceKey, poolType, deadlineAt, now, null, 1);
+    session.admit(len);
+    const p = new PendingRequest(session, clientId, serviceKey, poolType, deadlineAt, now, len, null, 1);
     const failure = this.#route(p, buf, off, len, now, undefined);
     if (failure !== undefined) this.#fail(p, ...failure);
   }
@@ -142,7 +142,7 @@ export class Dispatcher implements TrafficSink {
       g.done = true;
     }
     const t = p.target;
-    t.inflight--;
+    t.done(p.bytes);
     if (t.closed) return;
     buf.writeUInt32BE(p.clientId, off + OFFSET.requestId);
     t.replyFrom(buf, off, len);
@@ -161,7 +161,7 @@ export class Dispatcher implements TrafficSink {
         if (g.done || g.live > 0) continue;
       }
       if (p.target.closed) {
-        p.target.inflight--;
+        p.target.done(p.bytes);
         continue;
       }
       if (p.frame !== null && p.attempts < this.#o.maxAttempts && now < p.deadlineAt) {
@@ -211,7 +211,7 @@ export class Dispatcher implements TrafficSink {
   #sendHedge(p: PendingRequest): void {
     const fs = this.#sweepFs as FunctionServerEntry;
     if (p.frame === null || p.target.closed || p.attempts >= this.#o.maxAttempts || (p.group !== null && p.group.done)) return;
-    const copy = new PendingRequest(p.target, p.clientId, p.serviceKey, p.poolType, p.deadlineAt, p.startedAt, p.frame, p.attempts + 1);
+    const copy = new PendingRequest(p.target, p.clientId, p.serviceKey, p.poolType, p.deadlineAt, p.startedAt, p.bytes, p.frame, p.attempts + 1);
     const g = p.group ?? { done: false, live: 1 };
     copy.group = g;
     if (this.#route(copy, p.frame, 0, p.frame.length, this.#sweepNow, fs, true) !== undefined) return;
@@ -300,7 +300,7 @@ export class Dispatcher implements TrafficSink {
   /** Ends a pending request with an answer from the AS itself. */
   #fail(p: PendingRequest, status: number, code: string, message: string): void {
     if (p.group !== null) p.group.done = true;
-    p.target.inflight--;
+    p.target.done(p.bytes);
     this.#answer(p.target, p.clientId, status, code, message, p.serviceKey);
   }
 
