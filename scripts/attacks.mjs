@@ -96,7 +96,7 @@ async function phase(name, attack) {
   const sampler = setInterval(() => (peak = Math.max(peak, rssMb(as.pid))), 50);
   const t0 = now();
   let outcome;
-  let held = true;
+  let held;
   try {
     const r = await attack();
     outcome = r.outcome;
