@@ -2,8 +2,12 @@
  * The five scenarios. Each start() launches its processes (server side first, then one client
  * process with one connection) and returns the client and the processes whose CPU is counted.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { makeTestCerts } from '../../scripts/lib/certs.mjs';
 import { findHaproxy, startHaproxy } from './haproxy.mjs';
+import { RESULTS_DIR } from './paths.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -38,6 +42,31 @@ export const SCENARIOS = [
       const fs = await children.fork('sb-fs-via-as', 'sb-function-server', ['--name', 'bench-fs-via-as', '--as', String(as.info.controlPort), '--log-level', o.logLevel]);
       await available;
       const client = await children.fork('sb-client-as', 'sb-client', ['--port', String(as.info.port)]);
+      return { client, servers: [{ role: 'AS', child: as }, { role: 'FS', child: fs }] };
+    },
+  },
+  {
+    key: 'sb-as-tls',
+    name: 'via AS, TLS + secret',
+    describe: 'as via AS, with TLS on every hop (mutual TLS AS↔FS) and a join secret',
+    available() {
+      try {
+        const dir = join(RESULTS_DIR, 'tls');
+        mkdirSync(dir, { recursive: true });
+        makeTestCerts(dir);
+        writeFileSync(join(dir, 'join.secret'), 'bench-join-secret-0123456789\n', { mode: 0o600 });
+        return { ok: true, dir };
+      } catch (err) {
+        return { ok: false, reason: `cannot make test certificates with openssl: ${err.message}` };
+      }
+    },
+    async start(children, o, avail) {
+      const tls = ['--tls-dir', avail.dir];
+      const as = await children.fork('sb-as-tls', 'sb-application-server', ['--log-level', o.logLevel, ...tls]);
+      const available = as.waitFor('fs-available', { timeoutMs: 20_000 });
+      const fs = await children.fork('sb-fs-via-as-tls', 'sb-function-server', ['--name', 'bench-fs-via-as-tls', '--as', String(as.info.controlPort), '--log-level', o.logLevel, ...tls]);
+      await available;
+      const client = await children.fork('sb-client-as-tls', 'sb-client', ['--port', String(as.info.port), ...tls]);
       return { client, servers: [{ role: 'AS', child: as }, { role: 'FS', child: fs }] };
     },
   },

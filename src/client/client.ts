@@ -1,6 +1,7 @@
 import { CallTable } from './call-table.js';
 import { authenticateDialer, dial, toSecret, type TlsOptions } from '../security/index.js';
 import {
+  AuthError,
   BadRequestError,
   ChannelClosedError,
   ConnectError,
@@ -110,7 +111,8 @@ export class Client {
         onClose: (reason, err) => {
           clearTimeout(timer);
           if (client) client.onClose(reason, err);
-          else reject(new ConnectError(`cannot connect to the application server at ${host}:${opts.port}: ${err?.message ?? reason}; is it running?`, { cause: err }));
+          // A refused proof is its own answer: "is it running?" would send the user the wrong way.
+          else reject(err instanceof AuthError ? err : new ConnectError(`cannot connect to the application server at ${host}:${opts.port}: ${err?.message ?? reason}; is it running?`, { cause: err }));
         },
       });
     });

@@ -99,6 +99,7 @@ export class ControlLink {
       onFrame: (frame: Buffer) => this.#onRefusal(frame),
     };
     const socket = dial({ host: this.#o.host, port: this.#o.port, tls: this.#o.tls }, () => {
+      if (this.#stopped || conn.closed) return; // stopped while dialling: nothing to say
       const secret = this.#o.joinSecret;
       if (!secret) {
         this.#hello(conn);
@@ -118,6 +119,7 @@ export class ControlLink {
   }
 
   #hello(conn: FrameConnection): void {
+    if (this.#stopped || conn.closed) return;
     this.#o.logger.debug({ as: `${this.#o.host}:${this.#o.port}` }, 'control link connected; sending HELLO');
     void this.#request(EventKind.HELLO, this.#o.hello(), Math.max(5000, this.#o.heartbeatMs * 3)).then((ok) => {
       if (!ok) {

@@ -6,9 +6,11 @@ import { argValue, fail, onShutdown, ready, send } from '../child-runtime.mjs';
 import { dist } from '../paths.mjs';
 
 const { ApplicationServer, createLogger } = await import(dist('index.js'));
+const { tlsFromDir } = await import('../tls-dir.mjs');
 const logger = createLogger('application-server', argValue('log-level', 'warn'));
 
-const as = new ApplicationServer({ host: '127.0.0.1', port: 0, controlPort: 0, logger });
+const secure = tlsFromDir(argValue('tls-dir'), 'server');
+const as = new ApplicationServer({ host: '127.0.0.1', port: 0, controlPort: 0, logger, ...secure });
 const ports = await as.start().catch(fail);
 onShutdown(() => as.stop());
 ready({ port: ports.port, controlPort: ports.controlPort });

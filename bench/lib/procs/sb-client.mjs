@@ -11,7 +11,9 @@ const ECHO = 1;
 const { Client } = await import(dist('index.js'));
 const port = Number(argValue('port'));
 
-const client = await Client.connect({ host: '127.0.0.1', port });
+const { tlsFromDir } = await import('../tls-dir.mjs');
+const tlsDir = argValue('tls-dir');
+const client = await Client.connect({ host: '127.0.0.1', port, tls: tlsDir ? tlsFromDir(tlsDir, 'client').tls : undefined });
 // The path may need a moment (an FS still registering with the AS): try, bounded.
 for (let i = 0; ; i++) {
   try {

@@ -7,6 +7,7 @@ import { argValue, fail, onShutdown, ready } from '../child-runtime.mjs';
 import { dist } from '../paths.mjs';
 
 const { FunctionServer, createLogger, loadPluginModules } = await import(dist('index.js'));
+const { tlsFromDir } = await import('../tls-dir.mjs');
 const asEndpoint = argValue('as');
 const logger = createLogger('function-server', argValue('log-level', 'warn'));
 
@@ -19,6 +20,7 @@ const fs = new FunctionServer({
   applicationServer: asEndpoint ? { host: '127.0.0.1', port: Number(asEndpoint) } : undefined,
   drainTimeoutMs: 1000,
   logger,
+  ...tlsFromDir(argValue('tls-dir'), 'client'),
 });
 const addr = await fs.start().catch(fail);
 onShutdown(() => fs.stop());
