@@ -1,0 +1,296 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  Client,
+  EventKind,
+  FrameTooLargeError,
+  Status,
+  decodeBody,
+  encodeEventRequest,
+  encodeRequest,
+  encodeResponse,
+  isEvent,
+  requestIdOf,
+  statusOf,
+} from '../../src/index.js';
+import { EchoPlugin, ECHO_DELAYED } from '../../src/plugins/samples/echo-plugin.js';
+import { RoleProcess } from '../../src/cli/child-process.js';
+import { expectTrafficUnharmed, useHarness, waitFor, withTimeout, type RawSocket } from '../fixtures/cluster.js';
+import { COUNTED, CountedPlugin, GATED_ECHO, GatedEchoPlugin, collectWarnings, counters, gate, pacedEcho, resetCounters } from './clients-helpers.js';
+
+const h = useHarness();
+afterEach(() => resetCounters());
+
+const MiB = 1024 * 1024;
+const DIST_CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+/** The id-0 connection-level error a raw socket got before it was closed. */
+function connectionError(raw: RawSocket): { status: number; code: string; message: string } | undefined {
+  const f = raw.frames.find((x) => !isEvent(x) && requestIdOf(x) === 0);
+  return f && { status: statusOf(f), ...(decodeBody(f) as { code: string; message: string }) };
+}
+
+describe('a client that never reads its answers', () => {
+  it('is closed with output-limit once more than maxClientBufferedBytes is held for it; RSS stays bounded; others are served', async () => {
+    // The per-client budget of request bytes in flight (16 MiB by default) is raised here, so that
+    // the answer budget alone is under test.
+    const [fs] = await h.cluster({ maxClientBufferedBytes: 8 * MiB, maxInflightBytesPerClient: 64 * MiB }, [{ name: 'fs-1', plugins: [EchoPlugin, GatedEchoPlugin] }]);
+    const bg = pacedEcho(await h.client(), 2);
+    h.defer(() => bg.stop());
+    await waitFor(() => bg.ok() >= 20, 'background traffic to flow');
+    const rssBefore = process.memoryUsage().rss;
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 5);
+    h.defer(() => clearInterval(sampler));
+
+    // A socket nobody reads: Node stops reading it once its small buffer is full, so the kernel's
+    // receive window closes and every answer backs up in the AS.
+    const hog: Socket = connect({ host: '127.0.0.1', port: h.port });
+    hog.on('error', () => undefined);
+    const hogClosed = new Promise<void>((r) => hog.once('close', () => r()));
+    h.defer(() => hog.destroy());
+    await new Promise<void>((r) => hog.once('connect', () => r()));
+    hog.pause();
+    // 32 echoes of 1 MiB, all in flight on the FS before any answer is let go: then 32 MiB of
+    // answers come back at once against an 8 MiB budget (the kernel's buffers hold about 4 MiB more).
+    const value = Buffer.alloc(MiB, 7);
+    for (let i = 1; i <= 32; i++) hog.write(encodeRequest(i, GATED_ECHO, { value }, { budgetMs: 10_000 }));
+    await waitFor(() => gate.waiting() === 32, 'all 32 echoes to be held on the FS', 5000).catch((e: Error) => {
+      throw new Error(`${e.message}: held ${gate.waiting()}, FS inflight ${fs.inflight}, hog wrote ${hog.bytesWritten} with ${hog.writableLength} unsent, AS closed ${JSON.stringify([...h.as.closedConnections().client].filter(([, n]) => n > 0))}, AS clients ${h.as.clientConnections}`);
+    });
+    expect(fs.inflight).toBe(32);
+    const rssAtRelease = process.memoryUsage().rss;
+    gate.open();
+
+    await waitFor(() => h.as.closedConnections().client.get('output-limit') === 1, 'the AS to close the client that does not read', 5000);
+    clearInterval(sampler);
+    // The hog, reading at last, finds its connection closed with most answers never sent.
+    hog.resume();
+    await withTimeout(hogClosed, 3000, 'the hog to see its connection closed');
+    expect(hog.bytesRead).toBeLessThan(16 * MiB);
+    rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+    const closed = h.as.closedConnections().client;
+    expect(closed.get('output-limit')).toBe(1);
+    expect(closed.get('write-stall')).toBe(0);
+    const growthMb = (rssPeak - rssBefore) / MiB;
+    console.log(
+      `never-reading client: RSS before ${(rssBefore / MiB).toFixed(1)} MiB, with 32 MiB of requests held ${(rssAtRelease / MiB).toFixed(1)} MiB, ` +
+        `peak ${(rssPeak / MiB).toFixed(1)} MiB (+${growthMb.toFixed(1)} MiB; client, AS and FS share this process); answers it received ${(hog.bytesRead / MiB).toFixed(1)} MiB`,
+    );
+    expect(growthMb).toBeLessThan(200);
+    const okAtClose = bg.ok();
+    await waitFor(() => bg.ok() >= okAtClose + 50, 'the other client to be served after the close');
+    const { ok, failures } = await bg.stop();
+    expect(failures).toEqual([]);
+    expect(ok).toBeGreaterThan(70);
+  });
+});
+
+describe('idle client connections', () => {
+  it('closes silent, heartbeat-only and response-only connections with idle and SB_ERR_IDLE; a caller is kept', async () => {
+    await h.cluster({ clientIdleTimeoutMs: 300 }, [{ name: 'fs-1' }]);
+    const start = Date.now();
+    const silent = await h.raw();
+    const heartbeats = await h.raw();
+    const responses = await h.raw();
+    const caller = await h.client();
+    let calls = 0;
+    const chatter = setInterval(() => {
+      heartbeats.write(encodeEventRequest(EventKind.HEARTBEAT, 0, undefined, true));
+      responses.write(encodeResponse(5, Status.OK, 'not a request'));
+    }, 50);
+    h.defer(() => clearInterval(chatter));
+    const calling = (async () => {
+      // Calls every 50 ms for four idle timeouts, longer than any idle close below takes.
+      while (Date.now() - start < 1200) {
+        expect(await caller.call(1, calls)).toBe(calls);
+        calls++;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    await Promise.all([silent.waitClosed(3000), heartbeats.waitClosed(3000), responses.waitClosed(3000)]);
+    const closedAfter = Date.now() - start;
+    clearInterval(chatter);
+    for (const raw of [silent, heartbeats, responses]) {
+      expect(connectionError(raw)).toMatchObject({ status: Status.CHANNEL_CLOSED, code: 'SB_ERR_IDLE' });
+    }
+    // The heartbeat-only peer was answered (pongs): it was alive, just not asking for anything.
+    expect(heartbeats.frames.some((f) => isEvent(f) && statusOf(f) === Status.OK)).toBe(true);
+    // The response-only peer was told each frame was wrong; that is not a request either.
+    expect(responses.frames.filter((f) => !isEvent(f) && requestIdOf(f) === 5 && statusOf(f) === Status.BAD_REQUEST).length).toBeGreaterThan(0);
+    expect(closedAfter).toBeGreaterThanOrEqual(300);
+    await calling;
+    expect(calls).toBeGreaterThan(10);
+    expect(caller.closed).toBe(false);
+    expect(h.as.closedConnections().client.get('idle')).toBe(3);
+  });
+});
+
+describe('request id 0', () => {
+  it('a two-way request with id 0 gets an id-0 BAD_REQUEST and a close; one-way requests with id 0 are served', async () => {
+    await h.cluster({}, [{ name: 'fs-1', plugins: [EchoPlugin, CountedPlugin] }]);
+    const bg = await h.background();
+    const bad = await h.raw();
+    bad.write(encodeRequest(0, COUNTED, {}));
+    const f = await bad.nextFrame();
+    expect([requestIdOf(f), statusOf(f)]).toEqual([0, Status.BAD_REQUEST]);
+    expect(decodeBody(f)).toMatchObject({ code: 'SB_ERR_BAD_REQUEST', message: expect.stringMatching(/request id 0 is reserved/) });
+    await bad.waitClosed();
+    expect(h.as.closedConnections().client.get('protocol')).toBe(1);
+
+    const oneWay = await h.raw();
+    for (let i = 0; i < 3; i++) oneWay.write(encodeRequest(0, COUNTED, {}, { twoWay: false }));
+    const sdk = await h.client();
+    sdk.send(COUNTED, {}); // the SDK's one-way send uses id 0 too
+    await waitFor(() => counters.counted === 4, 'four one-way requests with id 0 to run');
+    expect(oneWay.isClosed).toBe(false);
+    expect(oneWay.frames.filter((x) => !isEvent(x))).toEqual([]);
+    expect(await sdk.call(COUNTED)).toBe(5);
+    expect(h.as.closedConnections().client.get('protocol')).toBe(1);
+    await expectTrafficUnharmed(bg);
+  });
+});
+
+/** An AS child process under a lowered open-file limit, with its JSON log lines. */
+class LimitedAs {
+  readonly child: ChildProcess;
+  readonly lines: Record<string, unknown>[] = [];
+  readonly exited: Promise<void>;
+  stderr = '';
+
+  constructor(nofile: number, args: string[]) {
+    this.child = spawn('prlimit', [`--nofile=${nofile}:${nofile}`, process.execPath, DIST_CLI, 'as', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.exited = new Promise((r) => this.child.once('exit', () => r()));
+    this.child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on('line', (text) => {
+      try {
+        this.lines.push(JSON.parse(text) as Record<string, unknown>);
+      } catch {
+        /* not a log line */
+      }
+    });
+  }
+
+  async line(msg: string): Promise<Record<string, unknown>> {
+    await waitFor(() => this.lines.some((l) => l.msg === msg) || this.child.exitCode !== null, `the AS child to log "${msg}"`, 8000);
+    if (!this.lines.some((l) => l.msg === msg)) throw new Error(`the AS child exited (${this.child.exitCode}) before logging "${msg}": ${this.stderr.trim()}`);
+    return this.lines.find((l) => l.msg === msg) as Record<string, unknown>;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null || this.child.pid === undefined) return;
+    process.kill(this.child.pid, 'SIGKILL');
+    await this.exited;
+  }
+}
+
+async function getJson(port: number, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** Asks `path` until `done` holds (each answer is the condition's input); fails after 5 s. */
+async function pollJson(port: number, path: string, done: (r: { status: number; body: Record<string, unknown> }) => boolean, what: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const r = await getJson(port, path);
+    if (done(r)) return r;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last answer ${JSON.stringify(r)}`);
+    await new Promise((res) => setTimeout(res, 10));
+  }
+}
+
+function openSocket(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('error', reject);
+    s.once('connect', () => {
+      s.off('error', reject);
+      s.on('error', () => undefined);
+      resolve(s);
+    });
+  });
+}
+
+describe('maxConnections and the open-file limit', () => {
+  it('an AS under ulimit -n 256 lowers maxConnections, reports saturated on /readyz (not /healthz), and refuses beyond with id-0 OVERLOADED', async () => {
+    expect(existsSync(DIST_CLI), 'run `npm run build` first (npm test does)').toBe(true);
+    const as = new LimitedAs(256, ['--port', '0', '--control-port', '0', '--admin-port', '0', '--heartbeat-ms', '5000', '--log-level', 'info']);
+    h.defer(() => as.stop());
+    const lowered = await as.line('maxConnections is above what the open-file limit can hold; lowered (raise ulimit -n to keep it)');
+    expect(lowered).toMatchObject({ maxConnections: 10_000, openFileLimit: 256, lowered: 128 });
+    const listening = await as.line('application server listening');
+    expect(listening).toMatchObject({ maxConnections: 128, openFileLimit: 256 });
+    const adminPort = (await as.line('admin surface listening on loopback only (no --admin-token-file)')).adminPort as number;
+    const port = listening.port as number;
+
+    const fs = new RoleProcess('fd-fs', ['fs', '--name', 'fd-fs', '--as', `127.0.0.1:${listening.controlPort as number}`, '--port', '0', '--plugins', 'echo'], { cliPath: DIST_CLI });
+    h.defer(() => fs.stop('SIGKILL', 2000));
+    await as.line('function server is available');
+    expect(await getJson(adminPort, '/readyz')).toEqual({ status: 200, body: { ready: true } });
+
+    const sockets: Socket[] = [];
+    h.defer(() => sockets.forEach((s) => s.destroy()));
+    for (let i = 0; i < 128; i++) sockets.push(await openSocket(port));
+    const health = await pollJson(adminPort, '/healthz', (r) => r.body.clients === 128, 'the AS to hold 128 clients');
+    expect(health).toMatchObject({ status: 200, body: { ok: true, clients: 128 } });
+    expect(await getJson(adminPort, '/readyz')).toEqual({ status: 503, body: { ready: false, reason: 'saturated: at maxConnections' } });
+
+    const refused = await h.raw(port);
+    const f = await refused.nextFrame();
+    expect([requestIdOf(f), statusOf(f)]).toEqual([0, Status.OVERLOADED]);
+    expect(decodeBody(f)).toMatchObject({ code: 'SB_ERR_OVERLOADED', message: expect.stringMatching(/holds 128 client connections, its maxConnections/) });
+    await refused.waitClosed();
+    expect((await getJson(adminPort, '/healthz')).status).toBe(200);
+
+    // One slot freed: ready again, and a real client is served.
+    sockets.pop()?.destroy();
+    const ready = await pollJson(adminPort, '/readyz', (r) => r.status === 200, '/readyz to answer 200 again');
+    expect(ready).toEqual({ status: 200, body: { ready: true } });
+    const c = await Client.connect({ port });
+    h.defer(() => c.close());
+    expect(await c.call(1, 'served')).toBe('served');
+  });
+});
+
+describe('client SDK limits', () => {
+  it('a call over maxBodyBytes fails alone before it is sent; the other calls on the connection succeed', async () => {
+    const cap = 64 * 1024;
+    await h.cluster({ maxBodyBytes: cap }, [{ name: 'fs-1' }]);
+    const c = await h.client({ maxBodyBytes: cap });
+    const inFlight = [1, 2, 3, 4, 5].map((i) => c.call(ECHO_DELAYED, { ms: 100, value: i }));
+    const big = c.call(1, Buffer.alloc(cap + 1));
+    const err = await big.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(FrameTooLargeError);
+    expect(err).toMatchObject({ code: 'SB_ERR_FRAME_TOO_LARGE' });
+    expect(await Promise.all(inFlight)).toEqual([1, 2, 3, 4, 5]);
+    expect(c.closed).toBe(false);
+    expect(await c.call(1, 'after')).toBe('after');
+    // Had it been sent, the AS would have closed the connection for a frame over its cap.
+    expect(h.as.closedConnections().client.get('protocol')).toBe(0);
+    expect(h.as.clientConnections).toBe(1);
+  });
+
+  it('a call with a timeout of 2^31 ms or more works and raises no TimeoutOverflowWarning', async () => {
+    await h.cluster({}, [{ name: 'fs-1' }]);
+    const bg = await h.background();
+    const w = collectWarnings();
+    h.defer(() => w.stop());
+    const c = await h.client();
+    for (const timeoutMs of [2 ** 31, 2 ** 32 - 1, 3e9]) {
+      // The delayed echo runs on the FS under a timer of the budget: an unclamped one would fire at once.
+      expect(await c.call(ECHO_DELAYED, { ms: 30, value: timeoutMs }, { timeoutMs })).toBe(timeoutMs);
+      expect(await c.call(1, 'plain', { timeoutMs })).toBe('plain');
+    }
+    await new Promise((r) => setImmediate(r));
+    expect(w.warnings.map((x) => `${x.name}: ${x.message}`)).toEqual([]);
+    await expectTrafficUnharmed(bg);
+  });
+});
