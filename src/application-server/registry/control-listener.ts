@@ -162,8 +162,9 @@ export class ControlListener {
       }
       case EventKind.DRAIN: {
         const e = conn.owner as FunctionServerEntry | undefined;
-        // Only the link that holds the FS may park it.
-        if (e !== undefined && e.link === conn) this.#manager.markDraining(e.id);
+        // Only the link that holds the FS may park it, and only while that FS is the one registered
+        // under its name: a retired entry's link speaks for the old process, not for its successor.
+        if (e !== undefined && e.link === conn && this.#manager.get(e.id) === e) this.#manager.markDraining(e.id);
         if (isTwoWay(frame)) conn.send(encodeEventResponse(EventKind.DRAIN, id, undefined));
         return;
       }

@@ -101,6 +101,8 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   readonly #retired = new Set<FunctionServerEntry>();
   readonly #hooks: PoolHooks;
   readonly #sweeper: NodeJS.Timeout;
+  /** When success rates were last compared: every intervalMs, however often sweep() runs. */
+  #successRateAt = Date.now();
   readonly counters: RegistryCounters = { refusedHellos: new Map(), droppedLoads: new Map(), ejections: 0, forgotten: 0 };
 
   constructor(opts: FsManagerOptions, sink: TrafficSink) {
@@ -169,7 +171,9 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     const prior = this.#entries.get(h.name);
     const sameEndpoint = prior !== undefined && prior.host === h.endpoint.host && prior.port === h.endpoint.port;
     if (prior !== undefined && prior.link !== link) {
-      const stillHeld = prior.source === 'manual' ? !sameEndpoint : prior.held && prior.state !== 'draining';
+      // An FS added by address is held by the operator: a HELLO cannot adopt it (and then park it,
+      // demote it to standby or speak for its load); remove it first if the FS should register itself.
+      const stillHeld = prior.source === 'manual' ? true : prior.held && prior.state !== 'draining';
       if (stillHeld) {
         throw this.#refuse('SB_ERR_NAME_TAKEN', `the name ${h.name} belongs to a live function server (${prior.link?.remote ?? `added at ${prior.host}:${prior.port}`}); stop it first or give this one another --name`);
       }
@@ -348,6 +352,14 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   /** The periodic work: success-rate outliers, and forgetting FSs unavailable for too long. */
   sweep(now: number): void {
     const all = [...this.#entries.values()];
+    if (now - this.#successRateAt >= this.#outlier.intervalMs) {
+      this.#successRateAt = now;
+      this.#compareSuccessRates(all);
+    }
+    this.#forget(all, now);
+  }
+
+  #compareSuccessRates(all: FunctionServerEntry[]): void {
     // Success rates are compared among FSs that serve the same keys: different services fail differently.
     const groups = new Map<string, FunctionServerEntry[]>();
     for (const e of all) {
@@ -360,6 +372,9 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     for (const g of groups.values()) {
       for (const e of successRateOutliers(g, this.#outlier)) this.#eject(e, `success rate far below its peers'`);
     }
+  }
+
+  #forget(all: FunctionServerEntry[], now: number): void {
     const forget = this.#o.forgetUnavailableAfterMs;
     if (forget <= 0) return;
     for (const e of all) {

@@ -79,8 +79,19 @@ export function successRateOutliers<T extends { readonly outlier: OutlierStats }
     p.outlier.failed = 0;
   }
   if (o.successRateMinHosts <= 0 || sampled.length < o.successRateMinHosts) return [];
-  const mean = rates.reduce((a, b) => a + b, 0) / rates.length;
-  const stdev = Math.sqrt(rates.reduce((a, r) => a + (r - mean) ** 2, 0) / rates.length);
-  const threshold = mean - o.successRateStdevFactor * stdev;
-  return sampled.filter((_, i) => rates[i] < threshold);
+  // Each FS is compared with the others. With itself in the mean and spread, no value can lie more
+  // than sqrt(n - 1) standard deviations below the mean (Samuelson), so at factor 1.9 one bad FS
+  // among 3 or 4 could never be ejected. The spread has a floor, so that a hair below peers that
+  // all agree exactly is not an outlier.
+  const sum = rates.reduce((a, r) => a + r, 0);
+  const sumSq = rates.reduce((a, r) => a + r * r, 0);
+  const m = rates.length - 1;
+  return sampled.filter((_, i) => {
+    const mean = (sum - rates[i]) / m;
+    const variance = Math.max(0, (sumSq - rates[i] * rates[i]) / m - mean * mean);
+    return rates[i] < mean - o.successRateStdevFactor * Math.max(Math.sqrt(variance), MIN_SUCCESS_RATE_STDEV);
+  });
 }
+
+/** Floor of the peers' spread in success rate: 5 points. */
+const MIN_SUCCESS_RATE_STDEV = 0.05;
