@@ -40,8 +40,9 @@ describe('standby function servers', () => {
     expect(failover.errors).toEqual([]);
     expect(await whoAnswers(call, 10)).toEqual(new Map([['fs-standby', 10]]));
 
-    // 3. A slow call in flight on the standby when the active one returns.
-    const slow = settle(call(ECHO_DELAYED, { ms: 800, value: 'finished on standby' }));
+    // 3. A slow call in flight on the standby when the active one returns (3 s: longer than a
+    // child FS takes to start and register, even on a busy machine).
+    const slow = settle(call(ECHO_DELAYED, { ms: 3000, value: 'finished on standby' }));
     await waitFor(() => (fsInfo(as, 'fs-standby')?.inflight ?? 0) === 1, 'the slow call to be pending on the standby');
 
     // 4. The active FS restarts under the same name (new port, HELLO): new calls go to it again.
