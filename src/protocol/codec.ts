@@ -43,15 +43,16 @@ export function decodeBodyAt(buf: Buffer, off: number, len: number): unknown {
   }
   if (end <= start) return undefined;
   if (serialization === Serialization.RAW) return buf.subarray(start, end);
+  // Walked before msgpackr sees the bytes, so none of its extension code runs on them.
+  if (!looksStandard(buf, start, end)) {
+    const why = nonStandardReason(buf, start, end);
+    if (why !== undefined) throw new BodyDecodeError(new Error(why), `request body is not standard msgpack: ${why}`);
+  }
   let value: unknown;
   try {
     value = packr.unpack(buf, { start, end });
   } catch (err) {
     throw new BodyDecodeError(err);
-  }
-  if (!looksStandard(buf, start, end)) {
-    const why = nonStandardReason(buf, start, end);
-    if (why !== undefined) throw new BodyDecodeError(new Error(why), `request body is not standard msgpack: ${why}`);
   }
   return value;
 }

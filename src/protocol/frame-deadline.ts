@@ -9,8 +9,8 @@ export class FrameDeadline {
   readonly #timeoutMs: number;
   readonly #timers: Timers;
   readonly #expire: (message: string) => void;
-  /** When the partial frame began (ms); 0 while no frame is partial. */
-  #since = 0;
+  /** When the partial frame began (ms); undefined while no frame is partial. */
+  #since: number | undefined;
   #handle: unknown;
   #paused = false;
   /** When reading was paused (ms). */
@@ -30,11 +30,11 @@ export class FrameDeadline {
   afterRead(partial: boolean, newFrame: boolean): void {
     if (this.#timeoutMs <= 0 || this.#stopped) return;
     if (!partial) {
-      this.#since = 0;
+      this.#since = undefined;
       this.#disarm();
       return;
     }
-    if (this.#since === 0 || newFrame) {
+    if (this.#since === undefined || newFrame) {
       this.#since = this.#timers.now();
       this.#arm(this.#timeoutMs);
     }
@@ -53,7 +53,7 @@ export class FrameDeadline {
     if (!this.#paused) return;
     this.#paused = false;
     const pausedFor = this.#timers.now() - this.#pausedAt;
-    if (this.#since === 0 || this.#stopped) return;
+    if (this.#since === undefined || this.#stopped) return;
     this.#since += pausedFor;
     this.#check();
   }
@@ -77,7 +77,7 @@ export class FrameDeadline {
   }
 
   #check(): void {
-    if (this.#stopped || this.#since === 0 || this.#paused) return; // resuming checks again
+    if (this.#stopped || this.#since === undefined || this.#paused) return; // resuming checks again
     const left = this.#since + this.#timeoutMs - this.#timers.now();
     if (left > 0) {
       this.#arm(left);

@@ -1,7 +1,8 @@
 /**
  * Bodies may use standard msgpack types and the timestamp extension (type -1) only. msgpackr
  * would turn its own extensions (Error, RegExp, Set, typed arrays, records, bundled strings...)
- * into live objects, and tolerates the never-used byte 0xc1; this walk refuses both.
+ * into live objects, and tolerates the never-used byte 0xc1; this walk refuses both, before
+ * msgpackr runs any extension code on the bytes.
  */
 
 /** Bytes whose presence anywhere in a body means it must be walked: 0xc1 and the extension headers. */
@@ -16,13 +17,37 @@ export function looksStandard(buf: Buffer, start: number, end: number): boolean 
 
 const TIMESTAMP = 0xff; // extension type -1 as an unsigned byte
 
+/** Bytes of payload that follow a fixed-size type byte (numbers); 0 for types handled apart. */
+const FIXED = new Uint8Array(256);
+for (const [b, n] of [
+  [0xca, 4],
+  [0xcb, 8],
+  [0xcc, 1],
+  [0xcd, 2],
+  [0xce, 4],
+  [0xcf, 8],
+  [0xd0, 1],
+  [0xd1, 2],
+  [0xd2, 4],
+  [0xd3, 8],
+]) FIXED[b] = n;
+
+const refuseExt = (type: number): string => `extension type ${(type << 24) >> 24} is not accepted; send standard msgpack (timestamps as extension -1)`;
+
 /**
- * Walks one msgpack value that msgpackr has already parsed (so its structure is sound) and
- * returns why it is not standard msgpack plus timestamps, or undefined when it is.
+ * Walks the msgpack items in buf[start, end) and returns why they are not standard msgpack plus
+ * timestamps (fixext 4, fixext 8, or ext 8 of 12 bytes), or undefined when they are. Never reads
+ * past `end`; a body cut short is left for the decoder to refuse.
  */
 export function nonStandardReason(buf: Buffer, start: number, end: number): string | undefined {
   let pos = start;
   let need = 1;
+  const len = (bytes: number): number => {
+    if (pos + bytes > end) return -1;
+    const v = bytes === 1 ? buf[pos] : bytes === 2 ? buf.readUInt16BE(pos) : buf.readUInt32BE(pos);
+    pos += bytes;
+    return v;
+  };
   while (need > 0 && pos < end) {
     const b = buf[pos++];
     need--;
@@ -39,6 +64,11 @@ export function nonStandardReason(buf: Buffer, start: number, end: number): stri
       pos += b & 0x1f;
       continue;
     }
+    if (FIXED[b] !== 0) {
+      pos += FIXED[b];
+      continue;
+    }
+    let n: number;
     switch (b) {
       case 0xc0:
       case 0xc2:
@@ -47,82 +77,62 @@ export function nonStandardReason(buf: Buffer, start: number, end: number): stri
       case 0xc1:
         return '0xc1 is not a msgpack type';
       case 0xc4:
-        pos += 1 + buf[pos];
-        continue;
+      case 0xd9:
+        n = len(1);
+        break;
       case 0xc5:
-        pos += 2 + buf.readUInt16BE(pos);
-        continue;
+      case 0xda:
+        n = len(2);
+        break;
       case 0xc6:
-        pos += 4 + buf.readUInt32BE(pos);
-        continue;
+      case 0xdb:
+        n = len(4);
+        break;
       case 0xc7:
       case 0xc8:
       case 0xc9: {
-        const lenBytes = b === 0xc7 ? 1 : b === 0xc8 ? 2 : 4;
-        const len = lenBytes === 1 ? buf[pos] : lenBytes === 2 ? buf.readUInt16BE(pos) : buf.readUInt32BE(pos);
-        const type = buf[pos + lenBytes];
-        if (type !== TIMESTAMP || len !== 12) return `extension type ${(type << 24) >> 24} is not accepted; send standard msgpack (timestamps as extension -1)`;
-        pos += lenBytes + 1 + len;
-        continue;
+        n = len(b === 0xc7 ? 1 : b === 0xc8 ? 2 : 4);
+        if (n < 0 || pos >= end) return undefined;
+        const type = buf[pos++];
+        if (type !== TIMESTAMP) return refuseExt(type);
+        if (b !== 0xc7 || n !== 12) return 'a timestamp is fixext 4, fixext 8 or ext 8 of 12 bytes';
+        break;
       }
-      case 0xca:
-        pos += 4;
-        continue;
-      case 0xcb:
-        pos += 8;
-        continue;
-      case 0xcc:
-      case 0xd0:
-        pos += 1;
-        continue;
-      case 0xcd:
-      case 0xd1:
-        pos += 2;
-        continue;
-      case 0xce:
-      case 0xd2:
-        pos += 4;
-        continue;
-      case 0xcf:
-      case 0xd3:
-        pos += 8;
-        continue;
       case 0xd4:
       case 0xd5:
       case 0xd6:
       case 0xd7:
       case 0xd8: {
-        const type = buf[pos];
-        if (type !== TIMESTAMP || (b !== 0xd6 && b !== 0xd7)) return `extension type ${(type << 24) >> 24} is not accepted; send standard msgpack (timestamps as extension -1)`;
-        pos += 1 + (1 << (b - 0xd4));
-        continue;
+        if (pos >= end) return undefined;
+        const type = buf[pos++];
+        if (type !== TIMESTAMP) return refuseExt(type);
+        if (b !== 0xd6 && b !== 0xd7) return 'a timestamp is fixext 4, fixext 8 or ext 8 of 12 bytes';
+        n = 1 << (b - 0xd4);
+        break;
       }
-      case 0xd9:
-        pos += 1 + buf[pos];
-        continue;
-      case 0xda:
-        pos += 2 + buf.readUInt16BE(pos);
-        continue;
-      case 0xdb:
-        pos += 4 + buf.readUInt32BE(pos);
-        continue;
       case 0xdc:
-        need += buf.readUInt16BE(pos);
-        pos += 2;
+        n = len(2);
+        if (n < 0) return undefined;
+        need += n;
         continue;
       case 0xdd:
-        need += buf.readUInt32BE(pos);
-        pos += 4;
+        n = len(4);
+        if (n < 0) return undefined;
+        need += n;
         continue;
       case 0xde:
-        need += 2 * buf.readUInt16BE(pos);
-        pos += 2;
+        n = len(2);
+        if (n < 0) return undefined;
+        need += 2 * n;
         continue;
-      case 0xdf:
-        need += 2 * buf.readUInt32BE(pos);
-        pos += 4;
+      default: // 0xdf
+        n = len(4);
+        if (n < 0) return undefined;
+        need += 2 * n;
         continue;
     }
+    if (n < 0) return undefined;
+    pos += n;
   }
   return undefined;
 }

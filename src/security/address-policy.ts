@@ -24,7 +24,9 @@ export class HostAllowList {
       const slash = e.indexOf('/');
       if (slash > 0) {
         const net = e.slice(0, slash);
-        const bits = Number(e.slice(slash + 1));
+        // A missing prefix length ('10.0.0.0/') must not read as /0, which would allow every host.
+        const prefix = e.slice(slash + 1);
+        const bits = /^\d{1,3}$/.test(prefix) ? Number(prefix) : Number.NaN;
         const family = isIP(net);
         if (family === 0 || !Number.isInteger(bits) || bits < 0 || bits > (family === 4 ? 32 : 128)) {
           throw new ConfigError(`allowed host "${raw}" is not a valid CIDR block; write it as 10.0.0.0/8 or fd00::/8`);

@@ -85,6 +85,12 @@ export function guardListener(conn: FrameConnection, auth: AuthSettings, handler
     () => refuse(new AuthError('SB_ERR_AUTH_TIMEOUT', `no proof of the ${auth.realm} secret within ${auth.timeoutMs} ms; answer CHALLENGE with AUTH at once`)),
     auth.timeoutMs,
   );
+  // A peer that hangs up before its proof leaves nothing to time out.
+  conn.socket.once('close', () => {
+    if (done) return;
+    done = true;
+    timers.clearTimeout(timer);
+  });
   const required = (): void =>
     refuse(new AuthError('SB_ERR_AUTH_REQUIRED', `this port requires proof of the ${auth.realm} secret before anything else; configure the secret on this peer (answer CHALLENGE with AUTH)`));
   conn.setHandlers({

@@ -1,0 +1,208 @@
+import { describe, expect, it } from 'vitest';
+import { decodeHeader, HEADER_SIZE } from '../../src/protocol/header.js';
+import { SlabWriter } from '../../src/protocol/slab-writer.js';
+
+const KiB = 1024;
+
+/** A frame-sized buffer of `n` bytes, each byte `fill` (the writer does not parse what it sends). */
+const bytes = (n: number, fill: number): Buffer => Buffer.alloc(n, fill);
+
+/** Byte equality without a slow element-by-element diff of large buffers. */
+function expectBytes(got: Buffer, want: Buffer): void {
+  expect(got.length).toBe(want.length);
+  expect(got.equals(want), 'bytes differ').toBe(true);
+}
+
+/** Lets the writer's end-of-tick flush run. */
+const nextTick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+function make(opts: { earlyFlushBytes?: number; result?: boolean } = {}) {
+  const writes: Buffer[] = [];
+  const copies: Buffer[] = [];
+  const w = new SlabWriter({
+    write: (data) => {
+      writes.push(data);
+      copies.push(Buffer.from(data));
+      return opts.result ?? true;
+    },
+    earlyFlushBytes: opts.earlyFlushBytes,
+  });
+  return { w, writes, copies };
+}
+
+describe('SlabWriter: batching', () => {
+  it('frames sent in one tick leave in one write at the end of the tick', async () => {
+    const { w, copies } = make();
+    w.send(bytes(10, 1));
+    w.send(bytes(20, 2));
+    w.send(bytes(30, 3));
+    expect(copies).toHaveLength(0);
+    await nextTick();
+    expect(copies).toHaveLength(1);
+    expectBytes(copies[0], Buffer.concat([bytes(10, 1), bytes(20, 2), bytes(30, 3)]));
+  });
+
+  it('each tick gets its own write', async () => {
+    const { w, copies } = make();
+    w.send(bytes(10, 1));
+    await nextTick();
+    w.send(bytes(10, 2));
+    w.send(bytes(10, 3));
+    await nextTick();
+    expect(copies).toEqual([bytes(10, 1), Buffer.concat([bytes(10, 2), bytes(10, 3)])]);
+  });
+
+  it('keeps order across small frames, a big frame and more small ones, in one write', async () => {
+    const { w, copies } = make();
+    const big = bytes(20 * KiB, 0xbb);
+    w.send(bytes(100, 1));
+    w.sendFrom(Buffer.concat([bytes(5, 9), bytes(50, 2), bytes(5, 9)]), 5, 50);
+    w.send(big);
+    w.send(bytes(70, 3));
+    w.send(bytes(80, 4));
+    await nextTick();
+    expect(copies).toHaveLength(1);
+    expectBytes(copies[0], Buffer.concat([bytes(100, 1), bytes(50, 2), big, bytes(70, 3), bytes(80, 4)]));
+  });
+
+  it('keeps order when the frames of one tick overflow the 64 KiB slab', async () => {
+    const { w, copies } = make();
+    const frames = [1, 2, 3, 4, 5, 6].map((i) => bytes(16 * KiB, i)); // 16 KiB is still copied
+    for (const f of frames) w.send(f);
+    await nextTick();
+    expect(copies).toHaveLength(1);
+    expectBytes(copies[0], Buffer.concat(frames));
+  });
+
+  it('a big frame (> 16 KiB) is queued by reference', async () => {
+    const { w, writes } = make();
+    const big = bytes(16 * KiB + 1, 7);
+    w.send(big);
+    await nextTick();
+    expect(writes).toHaveLength(1);
+    expect(writes[0]).toBe(big);
+  });
+
+  it('a small frame is copied: the caller may reuse its buffer at once', async () => {
+    const { w, copies } = make();
+    const buf = bytes(100, 1);
+    w.send(buf);
+    buf.fill(0xee);
+    w.sendFrom(buf, 10, 20);
+    buf.fill(0xff);
+    await nextTick();
+    expectBytes(copies[0], Buffer.concat([bytes(100, 1), bytes(20, 0xee)]));
+  });
+
+  it('a big frame given with sendFrom is copied, not referenced', async () => {
+    const { w, copies } = make();
+    const buf = bytes(20 * KiB, 1);
+    w.sendFrom(buf, 0, buf.length);
+    buf.fill(2);
+    await nextTick();
+    expectBytes(copies[0], bytes(20 * KiB, 1));
+  });
+
+  it('a view handed to write is never written over by later frames', async () => {
+    const { w, writes } = make();
+    w.send(bytes(1000, 1));
+    await nextTick();
+    for (let i = 0; i < 200; i++) w.send(bytes(1000, 2)); // past the end of this slab and into the next
+    await nextTick();
+    expectBytes(writes[0], bytes(1000, 1));
+  });
+
+  it('sendFrame writes header and body in place', async () => {
+    const { w, copies } = make();
+    const body = Buffer.from([1, 2, 3]);
+    w.sendFrame(0xc1, 0, 42, 101, 3, 250, body);
+    await nextTick();
+    expect(copies).toHaveLength(1);
+    expect(decodeHeader(copies[0])).toEqual({ flags: 0xc1, status: 0, eventKind: 0, poolType: 3, requestId: 42, serviceKey: 101, budgetMs: 250, bodyLength: 3 });
+    expect(copies[0].subarray(HEADER_SIZE)).toEqual(body);
+  });
+});
+
+describe('SlabWriter: early flush', () => {
+  it('writes the first earlyFlushBytes of a tick at once, later pieces at 8x', async () => {
+    const { w, copies } = make({ earlyFlushBytes: 100 });
+    const sizes = (): number[] => copies.map((c) => c.length);
+    w.send(bytes(40, 1));
+    w.send(bytes(40, 2));
+    expect(sizes()).toEqual([]);
+    w.send(bytes(40, 3)); // 120 >= 100: the first piece leaves now
+    expect(sizes()).toEqual([120]);
+    for (let i = 0; i < 19; i++) w.send(bytes(40, 4)); // 760 < 800
+    expect(sizes()).toEqual([120]);
+    w.send(bytes(40, 5)); // 800: a later piece
+    expect(sizes()).toEqual([120, 800]);
+    w.send(bytes(40, 6));
+    await nextTick();
+    expect(sizes()).toEqual([120, 800, 40]);
+    // A new tick: the first piece is small again.
+    w.send(bytes(60, 7));
+    w.send(bytes(60, 8));
+    expect(sizes()).toEqual([120, 800, 40, 120]);
+  });
+
+  it('earlyFlushBytes 0 waits for the end of the tick', async () => {
+    const { w, copies } = make({ earlyFlushBytes: 0 });
+    for (let i = 0; i < 100; i++) w.send(bytes(500, 1));
+    expect(copies).toHaveLength(0);
+    await nextTick();
+    expect(copies).toHaveLength(1);
+  });
+});
+
+describe('SlabWriter: pendingBytes, flush, close', () => {
+  it('pendingBytes counts queued bytes, slab and big frames alike', () => {
+    const { w } = make();
+    expect(w.pendingBytes).toBe(0);
+    w.send(bytes(10, 1));
+    w.send(bytes(20, 2));
+    expect(w.pendingBytes).toBe(30);
+    w.send(bytes(20 * KiB, 3));
+    expect(w.pendingBytes).toBe(30 + 20 * KiB);
+    w.send(bytes(5, 4));
+    expect(w.pendingBytes).toBe(35 + 20 * KiB);
+    w.flush();
+    expect(w.pendingBytes).toBe(0);
+  });
+
+  it('flush() writes now and returns what write returned', () => {
+    const full = make({ result: false });
+    full.w.send(bytes(10, 1));
+    expect(full.w.flush()).toBe(false);
+    expect(full.copies).toEqual([bytes(10, 1)]);
+
+    const ok = make({ result: true });
+    ok.w.send(bytes(10, 1));
+    ok.w.send(bytes(20 * KiB, 2));
+    expect(ok.w.flush()).toBe(true);
+    expect(ok.copies).toHaveLength(1);
+  });
+
+  it('flush() with nothing queued writes nothing', async () => {
+    const { w, copies } = make({ result: false });
+    expect(w.flush()).toBe(true);
+    w.send(bytes(10, 1));
+    w.flush();
+    await nextTick(); // the end-of-tick flush finds nothing left
+    expect(copies).toHaveLength(1);
+  });
+
+  it('close() drops everything queued and later sends are ignored', async () => {
+    const { w, copies } = make();
+    w.send(bytes(10, 1));
+    w.send(bytes(20 * KiB, 2));
+    w.close();
+    expect(w.pendingBytes).toBe(0);
+    w.send(bytes(10, 3));
+    w.sendFrom(bytes(10, 4), 0, 10);
+    w.sendFrame(0x01, 0, 1, 0, 0, 0, Buffer.alloc(1));
+    expect(w.pendingBytes).toBe(0);
+    expect(w.flush()).toBe(true);
+    await nextTick();
+    expect(copies).toHaveLength(0);
+  });
+});
