@@ -6,6 +6,8 @@ export default defineConfig({
   plugins: [swc.vite({ module: { type: 'es6' }, jsc: { target: 'es2022', parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true } } })],
   test: {
     include: ['test/**/*.test.ts'],
+    // Builds dist/ when it is older than src/, for the tests that start the built CLI.
+    globalSetup: ['test/global-setup.ts'],
     environment: 'node',
     testTimeout: 20_000,
     hookTimeout: 20_000,

@@ -18,7 +18,7 @@ export function asCommand(): Command {
     .option('--join-secret-file <file>', 'shared secret FSs and this AS prove to each other (without it: FSs from loopback only)')
     .option('--client-secret-file <file>', 'secret clients must prove before their first request (without it the client port is open)')
     .option('--admin-token-file <file>', 'bearer token for the admin surface (all but /healthz and /readyz)')
-    .option('--tls-cert <file>', 'PEM certificate for the client and control ports and pool connections')
+    .option('--tls-cert <file>', 'PEM certificate for the client, control and admin (HTTPS) ports and pool connections')
     .option('--tls-key <file>', 'PEM key of --tls-cert')
     .option('--tls-ca <file>', 'PEM CA that signs the FSs (mutual TLS on the control port and pool connections)')
     .option('--tls-require-client-cert', 'clients must present a certificate signed by --tls-ca', false)
@@ -53,6 +53,7 @@ export function asCommand(): Command {
       if (o.adminPort !== undefined && !adminToken && !isLoopback(o.adminHost)) {
         throw new ConfigError(`the admin port may bind ${o.adminHost} only with --admin-token-file; without a token it stays on loopback`);
       }
+      const tls = loadTlsFiles({ certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCa, requireClientCert: o.tlsRequireClientCert });
       const as = new ApplicationServer({
         clientHost: o.clientHost ?? o.host ?? '127.0.0.1',
         controlHost: o.controlHost,
@@ -60,7 +61,7 @@ export function asCommand(): Command {
         controlPort: o.controlPort,
         joinSecret,
         clientSecret: secret(o.clientSecretFile, 'client secret'),
-        tls: loadTlsFiles({ certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCa, requireClientCert: o.tlsRequireClientCert }),
+        tls,
         authTimeoutMs: o.authTimeoutMs,
         strategy: o.strategy,
         heartbeatMs: o.heartbeatMs,
@@ -84,7 +85,7 @@ export function asCommand(): Command {
       await as.start();
       let admin: AdminServer | undefined;
       if (o.adminPort !== undefined) {
-        admin = new AdminServer(as, logger, { processMetrics: true, token: adminToken });
+        admin = new AdminServer(as, logger, { processMetrics: true, token: adminToken, tls });
         const adminPort = await admin.listen(o.adminPort, o.adminHost);
         logger.info({ adminPort, adminHost: o.adminHost, token: adminToken !== undefined }, adminToken ? 'admin surface listening (token required)' : 'admin surface listening on loopback only (no --admin-token-file)');
       }

@@ -96,10 +96,9 @@ export class Client {
       };
       const socket = dial({ host, port: opts.port, tls: opts.tls }, () => {
         if (!secret) return ready();
-        authenticateDialer(conn, { secret, realm: 'client', timeoutMs: connectTimeoutMs }, handlers).then(ready, (err: Error) => {
-          clearTimeout(timer);
-          reject(err);
-        });
+        // Connected: from here the proof's own timer speaks, so an AS without a secret is reported as such.
+        clearTimeout(timer);
+        authenticateDialer(conn, { secret, realm: 'client', timeoutMs: connectTimeoutMs }, handlers).then(ready, reject);
       });
       const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), connectTimeoutMs);
       const conn = new FrameConnection(socket, {

@@ -257,6 +257,33 @@ describe('maxConnections and the open-file limit', () => {
   });
 });
 
+describe('file descriptors', () => {
+  it('clients are refused while peer sockets would leave fewer than 64 descriptors spare, before maxConnections; /readyz says why', async () => {
+    expect(existsSync(DIST_CLI), 'run `npm run build` first (npm test does)').toBe(true);
+    const as = new LimitedAs(256, ['--port', '0', '--control-port', '0', '--admin-port', '0', '--heartbeat-ms', '5000', '--log-level', 'info']);
+    h.defer(() => as.stop());
+    const listening = await as.line('application server listening');
+    expect(listening).toMatchObject({ maxConnections: 128 });
+    const adminPort = (await as.line('admin surface listening on loopback only (no --admin-token-file)')).adminPort as number;
+    const port = listening.port as number;
+    // 100 control connections (loopback: taken without a secret) hold descriptors too.
+    const sockets: Socket[] = [];
+    h.defer(() => sockets.forEach((s) => s.destroy()));
+    for (let i = 0; i < 100; i++) sockets.push(await openSocket(listening.controlPort as number));
+    // 256 - 64 spare = 192 peer sockets at most: 100 control, so 92 clients at most.
+    const raws = await Promise.all(Array.from({ length: 110 }, () => h.raw(port)));
+    await waitFor(() => raws.filter((r) => r.isClosed).length >= 18, 'the AS to turn the clients beyond its spare descriptors away', 8000);
+    const refused = raws.filter((r) => r.isClosed);
+    const f = refused[0].frames[0];
+    expect([requestIdOf(f), statusOf(f)]).toEqual([0, Status.OVERLOADED]);
+    expect(decodeBody(f)).toMatchObject({ code: 'SB_ERR_OVERLOADED', message: expect.stringMatching(/short of file descriptors/) });
+    const clients = (await getJson(adminPort, '/healthz')).body.clients as number;
+    expect(clients).toBeLessThanOrEqual(92);
+    expect(clients).toBeGreaterThan(80);
+    expect(await getJson(adminPort, '/readyz')).toEqual({ status: 503, body: { ready: false, reason: 'short of file descriptors' } });
+  });
+});
+
 describe('client SDK limits', () => {
   it('a call over maxBodyBytes fails alone before it is sent; the other calls on the connection succeed', async () => {
     const cap = 64 * 1024;

@@ -1,9 +1,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Registry } from 'prom-client';
 import { listenOn } from '../../common/listen.js';
 import type { Logger } from '../../common/logger.js';
-import { toSecret } from '../../security/index.js';
+import { toSecret, type TlsOptions } from '../../security/index.js';
 import type { ApplicationServer } from '../application-server.js';
 import { createMetrics } from './metrics.js';
 
@@ -15,6 +16,8 @@ export interface AdminServerOptions {
    * loopback only (the CLI refuses anything else).
    */
   token?: string | Buffer;
+  /** Serve HTTPS with this certificate (the CLI gives the AS's own). */
+  tls?: TlsOptions;
 }
 
 /** Paths a load balancer or an orchestrator probes without credentials. */
@@ -35,7 +38,8 @@ export class AdminServer {
     this.#metrics = createMetrics(as, opts);
     const token = toSecret(opts.token, 'the admin token');
     this.#tokenDigest = token ? digest(token) : undefined;
-    this.#server = createServer((req, res) => this.#route(req, res));
+    const route = (req: IncomingMessage, res: ServerResponse): void => this.#route(req, res);
+    this.#server = opts.tls?.cert ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, route) : createServer(route);
     this.#server.headersTimeout = 5000;
     this.#server.requestTimeout = 10_000;
     this.#server.maxHeadersCount = 50;

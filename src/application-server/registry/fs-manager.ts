@@ -89,7 +89,7 @@ export interface RegistryCounters {
   forgotten: number;
 }
 
-const MAX_CACHED_SETS = 10_000;
+export const MAX_CACHED_SETS = 10_000;
 
 /** The AS's registry of FSs: who, where, which keys, which state, what load. */
 export class FsManager extends EventEmitter<FsManagerEvents> {
@@ -130,6 +130,11 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
 
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** Candidate sets cached now (at most 10,000: requests for any number of keys cannot grow it further). */
+  get cachedCandidateSets(): number {
+    return this.#sets.size;
   }
 
   get(id: string): FunctionServerEntry | undefined {

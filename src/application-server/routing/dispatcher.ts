@@ -99,7 +99,7 @@ export class Dispatcher implements TrafficSink {
     const budget = buf.readUInt32BE(off + OFFSET.budget);
     const deadlineAt = now + (budget > 0 ? budget : this.#o.defaultTimeoutMs);
     if ((flags & FLAG_TWO_WAY) === 0) {
-      this.#forwardOneWay(buf, off, len, serviceKey, poolType, deadlineAt, now);
+      this.#forwardOneWay(session, buf, off, len, serviceKey, poolType, deadlineAt, now);
       return;
     }
     if (session.inflight >= session.maxInflight) {
@@ -276,7 +276,7 @@ export class Dispatcher implements TrafficSink {
     up.waiting.clear();
   }
 
-  #forwardOneWay(buf: Buffer, off: number, len: number, serviceKey: number, poolType: number, deadlineAt: number, now: number): void {
+  #forwardOneWay(session: ClientSession, buf: Buffer, off: number, len: number, serviceKey: number, poolType: number, deadlineAt: number, now: number): void {
     const set = (this.#manager as FsManager).candidates(serviceKey, poolType);
     const tier = set.active.length > 0 ? set.active : set.standby;
     this.#ctx.now = now;
@@ -285,6 +285,12 @@ export class Dispatcher implements TrafficSink {
     if (up === undefined) return; // one-way: nobody waits for an answer, so there is nobody to tell
     buf.writeUInt32BE(Math.max(1, deadlineAt - now), off + OFFSET.budget);
     up.conn.sendFrom(buf, off, len);
+    // Nothing comes back to count against a budget, so backpressure is the only bound: a client
+    // flooding one-way requests at a slow FS is read no faster than that FS reads.
+    if (up.conn.blocked && !up.waiting.has(session)) {
+      session.pause(up);
+      up.waiting.add(session);
+    }
   }
 
   /**
