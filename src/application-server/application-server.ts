@@ -11,6 +11,8 @@ import { FsManager, type AddFunctionServerOptions } from './registry/fs-manager.
 import { Dispatcher } from './routing/dispatcher.js';
 import type { OutlierOptions } from './routing/outlier-detector.js';
 import { createStrategy, type SchedulingStrategy, type StrategyName } from './routing/scheduler.js';
+import { PairNode, type PairOptions } from './pair/pair-node.js';
+import type { PairRole, SiblingView } from './pair/pair-machine.js';
 
 export interface ApplicationServerOptions {
   /** Address the client port binds (default 127.0.0.1). `host` is the older name for it. */
@@ -86,6 +88,10 @@ export interface ApplicationServerOptions {
   maxControlConnections?: number;
   /** Largest control event body (default 1 MiB): a HELLO with every allowed key fits. */
   maxControlBodyBytes?: number;
+  /** Host clients should dial to reach this AS (the standby names it in NOT_ACTIVE); default clientHost. */
+  clientAdvertiseHost?: string;
+  /** Run as one of an active/standby pair negotiated over UDP (docs/pair.md). */
+  pair?: PairOptions;
   /** Outlier detection (consecutive failures, success rate); see docs/security.md. */
   outlier?: Partial<OutlierOptions> & { minTimeoutMs?: number };
   logger?: Logger;
@@ -96,10 +102,30 @@ export interface ApplicationServerEvents {
   'fs-joined': [FunctionServerInfo];
   'fs-left': [FunctionServerInfo, string];
   'fs-state': [FunctionServerInfo, FsState];
+  /** The pair gave this AS another role. */
+  role: [{ from: PairRole; to: PairRole; reason: string; epoch: number }];
+  /** The pair's sibling came online or went offline. */
+  sibling: [{ online: boolean; reason: string }];
+}
+
+/** The pair as the admin surface and `switchboard status` show it. */
+export interface PairStatus {
+  role: PairRole;
+  epoch: number;
+  nodeId: string;
+  priority: number;
+  siblingOnline: boolean;
+  sibling: SiblingView | undefined;
+  datagrams: { sent: number; received: number; dropped: Record<string, number> };
 }
 
 /** Why this AS cannot serve right now, or undefined when it can (for /readyz). */
-export type NotReadyReason = 'not listening' | 'no function server available' | 'saturated: at maxConnections' | 'short of file descriptors';
+export type NotReadyReason =
+  | 'not listening'
+  | 'not the active of its pair'
+  | 'no function server available'
+  | 'saturated: at maxConnections'
+  | 'short of file descriptors';
 
 /** The application server: client ingress, FS registry, pools, scheduler and dispatcher in one process. */
 export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
@@ -111,7 +137,9 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
   readonly #log: RateLimitedLog;
   readonly #fdLimit: number | undefined;
   readonly #authenticated: boolean;
-  #ports: { port: number; controlPort: number } | undefined;
+  readonly #pair: PairNode | undefined;
+  readonly #clientAdvertiseHost: string;
+  #ports: { port: number; controlPort: number; pairPort?: number } | undefined;
 
   constructor(opts: ApplicationServerOptions = {}) {
     super();
@@ -219,12 +247,24 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
       },
       this.manager,
     );
+    this.#clientAdvertiseHost = opts.clientAdvertiseHost ?? clientHost;
+    if (opts.pair) {
+      const pair = new PairNode(opts.pair, controlHost, () => (this.#ports ? { host: this.#clientAdvertiseHost, port: this.#ports.port } : undefined), logger, log);
+      this.#pair = pair;
+      // Until the pair says otherwise, this AS is not the active: it serves no request.
+      this.dispatcher.notActive = () => pair.sibling?.clientEndpoint;
+      pair.on('role', (from, to, reason, epoch) => {
+        this.dispatcher.notActive = to === 'active' ? null : () => pair.sibling?.clientEndpoint;
+        this.emit('role', { from, to, reason, epoch });
+      });
+      pair.on('sibling', (online, reason) => this.emit('sibling', { online, reason }));
+    }
     if (!this.#authenticated && !isLoopback(controlHost)) {
       logger.warn({ controlHost }, 'the control port listens beyond loopback without a join secret; it still takes FSs from loopback only: set joinSecret');
     }
   }
 
-  get ports(): { port: number; controlPort: number } {
+  get ports(): { port: number; controlPort: number; pairPort?: number } {
     if (!this.#ports) throw new ConfigError('the application server is not listening; call start() first');
     return this.#ports;
   }
@@ -255,16 +295,45 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
   /** Undefined when this AS can take a request now; otherwise why not. */
   notReadyReason(): NotReadyReason | undefined {
     if (!this.#ports) return 'not listening';
+    if (this.#pair && this.#pair.role !== 'active') return 'not the active of its pair';
     if (this.#ingress.saturated) return 'saturated: at maxConnections';
     if (!this.#hasRoom()) return 'short of file descriptors';
     for (const e of this.manager.entries()) if (e.state === 'available') return undefined;
     return 'no function server available';
   }
 
-  async start(): Promise<{ port: number; controlPort: number }> {
+  /** 'active' when this AS runs alone; its pair role otherwise. */
+  get role(): PairRole {
+    return this.#pair?.role ?? 'active';
+  }
+
+  /** Undefined when this AS runs alone. */
+  pairStatus(): PairStatus | undefined {
+    const p = this.#pair;
+    if (!p) return undefined;
+    const c = p.counters;
+    return {
+      role: p.role,
+      epoch: p.epoch,
+      nodeId: p.nodeId,
+      priority: p.priority,
+      siblingOnline: p.siblingOnline,
+      sibling: p.sibling,
+      datagrams: { sent: c.sent, received: c.received, dropped: Object.fromEntries(c.dropped) },
+    };
+  }
+
+  /** An operator fixes the pair's roles: this AS takes `role`, its sibling the other. */
+  designate(role: 'active' | 'standby'): void {
+    if (!this.#pair) throw new ConfigError('this application server runs alone (no pair): it is always active');
+    this.#pair.designate(role);
+  }
+
+  async start(): Promise<{ port: number; controlPort: number; pairPort?: number }> {
     const port = await this.#ingress.listen();
     const controlPort = await this.#control.listen();
     this.#ports = { port, controlPort };
+    if (this.#pair) this.#ports.pairPort = await this.#pair.start();
     const auth = this.manager ? (this.#authenticated ? 'join secret or mutual TLS' : 'none: FSs from loopback only') : '';
     this.#logger.info({ port, controlPort, fsAuth: auth, maxConnections: this.#ingress.maxConnections, openFileLimit: this.#fdLimit }, 'application server listening');
     return this.#ports;
@@ -283,6 +352,8 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
   }
 
   async stop(): Promise<void> {
+    // First: an active hands over at once, so the standby does not wait out the down interval.
+    await this.#pair?.stop(true);
     this.#control.close();
     this.#ingress.close();
     this.manager.close();

@@ -4,3 +4,7 @@ export type { FsState, FunctionServerInfo, FsSource } from './registry/function-
 export type { AddFunctionServerOptions, CandidateSet } from './registry/fs-manager.js';
 export * from './admin/admin-server.js';
 export { createMetrics } from './admin/metrics.js';
+export type { PairOptions } from './pair/pair-node.js';
+export type { PairRole, SiblingView } from './pair/pair-machine.js';
+export { PairMachine, type PairMachineOptions } from './pair/pair-machine.js';
+export { encodePairMessage, decodePairMessage, Head, AsState, type PairMessage } from './pair/pair-datagram.js';

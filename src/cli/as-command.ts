@@ -1,9 +1,41 @@
 import { Command, Option } from 'commander';
-import { AdminServer, ApplicationServer } from '../application-server/index.js';
+import { AdminServer, ApplicationServer, type ApplicationServerOptions } from '../application-server/index.js';
 import { createLogger } from '../common/logger.js';
 import { ConfigError } from '../protocol/index.js';
 import { isLoopback, loadTlsFiles, readSecretFile } from '../security/index.js';
-import { parseIntIn, parsePort } from './parse.js';
+import { parseEndpoint, parseIntIn, parsePort } from './parse.js';
+
+interface PairFlags {
+  pairPort?: number;
+  pairHost?: string;
+  pairPeer?: { host: string; port: number };
+  pairSecretFile?: string;
+  pairInsecure: boolean;
+  priority: number;
+  advertMs: number;
+  preempt: boolean;
+  nodeId?: string;
+  onActive?: string;
+  onStandby?: string;
+}
+
+function pairOptions(o: PairFlags, secret: (file: string | undefined, what: string) => Buffer | undefined): ApplicationServerOptions['pair'] {
+  if (o.pairPort === undefined && o.pairPeer === undefined) return undefined;
+  if (o.pairPort === undefined || o.pairPeer === undefined) throw new ConfigError('an AS pair needs both --pair-port and --pair-peer');
+  return {
+    port: o.pairPort,
+    host: o.pairHost,
+    peer: o.pairPeer,
+    secret: secret(o.pairSecretFile, 'pair secret'),
+    insecure: o.pairInsecure,
+    priority: o.priority,
+    advertMs: o.advertMs,
+    preempt: o.preempt,
+    nodeId: o.nodeId,
+    onActive: o.onActive,
+    onStandby: o.onStandby,
+  };
+}
 
 export function asCommand(): Command {
   return new Command('as')
@@ -38,6 +70,18 @@ export function asCommand(): Command {
     .option('--forget-unavailable-ms <ms>', 'forget a registered FS unavailable this long (0 keeps it)', parseIntIn(0, 86_400_000 * 30), 600_000)
     .option('--allow-fs-host <host...>', 'IPs, CIDR blocks or names HELLOs may ask this AS to dial (default: any with a join secret, loopback without)')
     .option('--max-control-connections <n>', 'control connections held at once', parseIntIn(1, 100_000), 1024)
+    .option('--client-advertise-host <address>', 'host clients should dial to reach this AS (named by a standby in NOT_ACTIVE)')
+    .option('--pair-port <port>', 'UDP port of the active/standby pair (with --pair-peer)', parsePort)
+    .option('--pair-host <address>', 'address the pair port binds (default: --control-host)')
+    .option('--pair-peer <host:port>', "the sibling AS's pair endpoint", parseEndpoint)
+    .option('--pair-secret-file <file>', 'shared secret that signs every pair datagram (HMAC-SHA256)')
+    .option('--pair-insecure', 'run a pair without a secret (anyone who reaches the pair port can forge datagrams)', false)
+    .option('--priority <n>', 'pair priority, 1-255: wins negotiations and takes over sooner', parseIntIn(1, 255), 100)
+    .option('--advert-ms <ms>', "the active's advert interval; the standby takes over after 3 missed adverts plus a skew", parseIntIn(10, 60_000), 200)
+    .option('--preempt', 'take the active role back from a sibling of lower priority (off: no flapping)', false)
+    .option('--node-id <hex16>', 'this AS on the pair wire, 16 hex digits (default random)')
+    .option('--on-active <command>', 'shell command run when this AS becomes active (e.g. to move a virtual IP)')
+    .option('--on-standby <command>', 'shell command run when this AS becomes standby')
     .option('--load-refresh-ms <ms>', "the FSs' LOAD period; older than 3 periods is stale", parseIntIn(10, 600_000), 1000)
     .option('--log-level <level>', 'pino level: trace, debug, info, warn, error, silent')
     .action(async (o) => {
@@ -79,6 +123,8 @@ export function asCommand(): Command {
         allowedFsHosts: o.allowFsHost,
         maxControlConnections: o.maxControlConnections,
         loadRefreshMs: o.loadRefreshMs,
+        clientAdvertiseHost: o.clientAdvertiseHost,
+        pair: pairOptions(o, secret),
         logger,
       });
       if (!joinSecret && !o.tlsCa) logger.warn('no join secret: function servers are taken from loopback only (set --join-secret-file for FSs on other machines)');

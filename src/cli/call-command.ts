@@ -2,13 +2,14 @@ import { Command } from 'commander';
 import { Client } from '../client/index.js';
 import { ServiceFailedError, SwitchboardError, statusName } from '../protocol/index.js';
 import { loadTlsFiles, readSecretFile } from '../security/index.js';
-import { parseEndpoint, parseIntIn } from './parse.js';
+import { parseEndpoints, parseIntIn } from './parse.js';
 
 export function callCommand(): Command {
   return new Command('call')
     .description('call one service through an application server and print the JSON answer')
     .requiredOption('--service <key>', 'service key', parseIntIn(0, 0xffffffff))
-    .option('--as <host:port>', "the application server's client endpoint", parseEndpoint, { host: '127.0.0.1', port: 7100 })
+    .option('--as <host:port,...>', 'the client endpoints of the application servers (several: the client follows the active one)', parseEndpoints, [{ host: '127.0.0.1', port: 7100 }])
+    .option('--idempotent', 'the service is safe to run twice: re-send it if the connection is lost', false)
     .option('--data <json>', 'request body as JSON', '{}')
     .option('--pool-type <n>', 'pool type to route to (0 = any)', parseIntIn(0, 65535), 0)
     .option('--timeout-ms <ms>', 'deadline for the answer', parseIntIn(1, 3_600_000), 10_000)
@@ -28,8 +29,8 @@ export function callCommand(): Command {
       let client: Client | undefined;
       try {
         const tls = loadTlsFiles({ certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCa });
-        client = await Client.connect({ host: o.as.host, port: o.as.port, secret: o.secretFile ? readSecretFile(o.secretFile, 'client secret').secret : undefined, tls });
-        const answer = await client.call(o.service, body, { poolType: o.poolType, timeoutMs: o.timeoutMs });
+        client = await Client.connect({ endpoints: o.as, secret: o.secretFile ? readSecretFile(o.secretFile, 'client secret').secret : undefined, tls });
+        const answer = await client.call(o.service, body, { poolType: o.poolType, timeoutMs: o.timeoutMs, idempotent: o.idempotent });
         process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
       } catch (err) {
         const e = err as SwitchboardError;

@@ -5,7 +5,7 @@ import { loadTlsFiles, readSecretFile } from '../security/index.js';
 import { createLogger } from '../common/logger.js';
 import { FunctionServer } from '../function-server/index.js';
 import { loadPluginModules } from '../plugins/index.js';
-import { parseEndpoint, parseFraction, parseIntIn, parsePort } from './parse.js';
+import { parseEndpoints, parseFraction, parseIntIn, parsePort } from './parse.js';
 
 /**
  * Keeps the event loop busy for `fraction` of every 20 ms: a stand-in for a machine that has
@@ -32,7 +32,7 @@ export function fsCommand(): Command {
   return new Command('fs')
     .description('start a function server that hosts plugins and registers with an application server')
     .requiredOption('--plugins <module...>', 'plugin modules: paths to built .js files, package names, or the bundled echo and weather')
-    .option('--as <host:port>', "the application server's control endpoint to register with", parseEndpoint)
+    .option('--as <host:port,...>', 'the control endpoints of the application servers to register with (all of a pair, or several)', parseEndpoints)
     .option('--host <address>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'data port the AS connects to (0 picks a free one)', parsePort, 7200)
     .option('--advertise-host <address>', 'host the AS dials, when it differs from --host')
@@ -70,7 +70,7 @@ export function fsCommand(): Command {
         maxConnections: o.maxConnections,
         poolType: o.poolType,
         standby: o.standby,
-        applicationServer: o.as,
+        applicationServers: o.as,
         refreshMs: o.refreshMs,
         heartbeatMs: o.heartbeatMs,
         maxInflight: o.maxInflight,

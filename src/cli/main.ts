@@ -5,6 +5,7 @@ import { asCommand } from './as-command.js';
 import { callCommand } from './call-command.js';
 import { demoCommand } from './demo-command.js';
 import { fsCommand } from './fs-command.js';
+import { pairCommand, statusCommand } from './status-command.js';
 
 const program = new Command('switchboard')
   .description('Switchboard: an application server that routes requests to the least-loaded function server')
@@ -13,6 +14,8 @@ const program = new Command('switchboard')
   .addCommand(fsCommand())
   .addCommand(callCommand())
   .addCommand(demoCommand())
+  .addCommand(statusCommand())
+  .addCommand(pairCommand())
   .showHelpAfterError();
 
 program.parseAsync(process.argv).catch((err: Error & { code?: string }) => {

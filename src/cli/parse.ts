@@ -1,14 +1,24 @@
 import { InvalidArgumentError } from 'commander';
 
-/** Parses "host:port" (IPv4 or name); tells the user the expected form when it is wrong. */
+/** Parses "host:port" (IPv4, a name, or [IPv6]:port); tells the user the expected form when it is wrong. */
 export function parseEndpoint(value: string): { host: string; port: number } {
   const i = value.lastIndexOf(':');
-  const host = i > 0 ? value.slice(0, i) : '';
+  let host = i > 0 ? value.slice(0, i) : '';
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
   const port = Number(value.slice(i + 1));
   if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
     throw new InvalidArgumentError(`expected host:port, such as 127.0.0.1:7101, got "${value}"`);
   }
   return { host, port };
+}
+
+/** Parses "host:port,host:port,..." (one or more). */
+export function parseEndpoints(value: string): { host: string; port: number }[] {
+  return value
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0)
+    .map(parseEndpoint);
 }
 
 export function parseIntIn(min: number, max: number): (value: string) => number {

@@ -1,22 +1,24 @@
-import { CallTable } from './call-table.js';
-import { authenticateDialer, dial, toSecret, type TlsOptions } from '../security/index.js';
+import { EventEmitter } from 'node:events';
+import { backoffDelay } from '../common/backoff.js';
 import {
   AuthError,
   BadRequestError,
   ChannelClosedError,
   ConnectError,
   DEFAULT_HEARTBEAT_MS,
-  DeadlineExceededError,
   DEFAULT_MAX_BODY_BYTES,
+  DeadlineExceededError,
+  FLAG_REQUEST,
+  FLAG_TWO_WAY,
   FrameConnection,
   FrameTooLargeError,
   HEADER_SIZE,
   MAX_UINT32,
-  Status,
-  FLAG_REQUEST,
-  FLAG_TWO_WAY,
-  Serialization,
+  NotActiveError,
   OFFSET,
+  OverloadedError,
+  Serialization,
+  Status,
   decodeBodyAt,
   encodeBody,
   encodeRequest,
@@ -24,13 +26,24 @@ import {
   tryDecodeBody,
   type SwitchboardError,
 } from '../protocol/index.js';
+import { authenticateDialer, dial, toSecret, type TlsOptions } from '../security/index.js';
+import { CallTable } from './call-table.js';
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
 
 export interface ClientOptions {
+  /** One AS (the older form; `endpoints` takes several). */
   host?: string;
-  port: number;
+  port?: number;
+  /** ASs to use, in order of preference: an AS pair, or several ASs. */
+  endpoints?: readonly Endpoint[];
   /** Deadline for calls that name none. */
   defaultTimeoutMs?: number;
   heartbeatMs?: number;
+  /** The first connection must be up within this, or connect() fails. */
   connectTimeoutMs?: number;
   /** The AS's body cap (default 8 MiB): a call whose body is larger fails alone, before it is sent. */
   maxBodyBytes?: number;
@@ -38,6 +51,12 @@ export interface ClientOptions {
   secret?: string | Buffer;
   /** Dial the AS over TLS: `ca` to trust it, `cert` and `key` when it asks for client certificates. */
   tls?: TlsOptions;
+  /** Backoff between reconnection attempts after a loss (default 100 ms doubling to 5000 ms, with jitter); false: no reconnection. */
+  reconnect?: { baseMs?: number; capMs?: number } | false;
+  /** On NOT_ACTIVE, go to the endpoint the standby names even when it is not in `endpoints` (default true). */
+  followRedirects?: boolean;
+  /** Calls that may wait for a connection at once; beyond, a call fails at once with OVERLOADED (default 10000). */
+  maxQueued?: number;
 }
 
 export interface CallOptions {
@@ -45,25 +64,70 @@ export interface CallOptions {
   poolType?: number;
   /** Sent as the request's deadline budget; the call fails with TIMEOUT once it passes. */
   timeoutMs?: number;
+  /**
+   * Safe to run twice: if the connection is lost before the answer, the call is sent again on the
+   * next connection (within its deadline) instead of failing with CHANNEL_CLOSED.
+   */
+  idempotent?: boolean;
+}
+
+export interface ClientEvents {
+  /** A connection to `endpoint` is up (the first one, or after a loss). */
+  connected: [{ endpoint: Endpoint }];
+  /** The connection to `endpoint` was lost; the client reconnects unless closed. */
+  disconnected: [{ endpoint: Endpoint; reason: string }];
+  /** The client moved from one AS to another (a NOT_ACTIVE redirect, or a loss). */
+  failover: [{ from: Endpoint; to: Endpoint; reason: string }];
 }
 
 const REQUEST_FLAGS = FLAG_REQUEST | FLAG_TWO_WAY | Serialization.MSGPACK;
 const SWEEP_MS = 50;
-
 /** Grace on top of the deadline: the AS answers TIMEOUT itself, this only guards against a silent AS. */
 const LOCAL_GRACE_MS = 1000;
 
+/** One connection to one AS. Calls carry the generation they were sent on. */
+interface Link {
+  conn: FrameConnection;
+  endpoint: Endpoint;
+  gen: number;
+  /** Connection-level error the AS sent (request id 0) before closing. */
+  closeError?: SwitchboardError;
+  /** No new calls: the client moved on and waits for this link's calls to be answered. */
+  retiring: boolean;
+}
+
+const same = (a: Endpoint, b: Endpoint): boolean => a.host === b.host && a.port === b.port;
+const show = (e: Endpoint): string => `${e.host}:${e.port}`;
+
 /**
- * A pipelined client: many calls in flight on one connection, each answered by request id, each
- * failure an error carrying the response status.
+ * A pipelined client that follows its ASs: many calls in flight on one connection, each answered by
+ * request id; after a loss it reconnects with backoff and jitter, to the next endpoint; on NOT_ACTIVE
+ * it moves to the active the standby names. Calls wait for a connection up to their deadline, never
+ * longer: idempotent ones are sent again after a loss, the others fail with CHANNEL_CLOSED.
  */
-export class Client {
-  readonly #conn: FrameConnection;
+export class Client extends EventEmitter<ClientEvents> {
+  readonly #o: ClientOptions;
+  readonly #endpoints: Endpoint[];
   readonly #calls = new CallTable();
   readonly #defaultTimeoutMs: number;
   readonly #maxBodyBytes: number;
+  readonly #maxQueued: number;
+  readonly #secret: Buffer | undefined;
   readonly #sweeper: NodeJS.Timeout;
-  #closeError: SwitchboardError | undefined;
+  #link: Link | undefined;
+  readonly #retiring = new Set<Link>();
+  #gen = 0;
+  #next = 0;
+  #attempt = 0;
+  #dialing = false;
+  #retry: NodeJS.Timeout | undefined;
+  #closed = false;
+  /** Endpoints that refused us (OVERLOADED) in a row: a full round fails what waits. */
+  #refusals = 0;
+  #fatal: SwitchboardError | undefined;
+  /** The AS last connected to, and why the client is leaving it (for the failover event). */
+  #lastEndpoint: Endpoint | undefined;
+  #moveReason = 'connection lost';
   /** Coarse clock (the sweeper's), enough for a deadline that has a second of grace. */
   #now = Date.now();
   // One executor for every call, so a call allocates no closure of its own.
@@ -74,60 +138,63 @@ export class Client {
     this.#lastReject = reject;
   };
 
-  private constructor(conn: FrameConnection, defaultTimeoutMs: number, maxBodyBytes: number) {
-    this.#conn = conn;
-    this.#defaultTimeoutMs = defaultTimeoutMs;
-    this.#maxBodyBytes = maxBodyBytes;
+  private constructor(opts: ClientOptions, endpoints: Endpoint[]) {
+    super();
+    this.#o = opts;
+    this.#endpoints = endpoints;
+    this.#defaultTimeoutMs = opts.defaultTimeoutMs ?? 30_000;
+    this.#maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.#maxQueued = opts.maxQueued ?? 10_000;
+    this.#secret = toSecret(opts.secret, 'the client secret');
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS);
     this.#sweeper.unref();
   }
 
-  static connect(opts: ClientOptions): Promise<Client> {
-    const host = opts.host ?? '127.0.0.1';
-    const secret = toSecret(opts.secret, 'the client secret');
-    const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
-    return new Promise((resolve, reject) => {
-      let client: Client | undefined;
-      const handlers = { onFrameAt: (buf: Buffer, off: number, len: number) => client?.onFrameAt(buf, off, len) };
-      const ready = (): void => {
-        clearTimeout(timer);
-        client = new Client(conn, opts.defaultTimeoutMs ?? 30_000, opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
-        resolve(client);
-      };
-      const socket = dial({ host, port: opts.port, tls: opts.tls }, () => {
-        if (!secret) return ready();
-        // Connected: from here the proof's own timer speaks, so an AS without a secret is reported as such.
-        clearTimeout(timer);
-        authenticateDialer(conn, { secret, realm: 'client', timeoutMs: connectTimeoutMs }, handlers).then(ready, reject);
-      });
-      const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), connectTimeoutMs);
-      const conn = new FrameConnection(socket, {
-        heartbeatMs: opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
-        maxBodyBytes: opts.maxBodyBytes,
-        // Many calls made in one tick leave in pieces, so the AS starts on the first while we encode the rest.
-        earlyFlushBytes: 8192,
-        ...handlers,
-        onClose: (reason, err) => {
-          clearTimeout(timer);
-          if (client) client.onClose(reason, err);
-          // A refused proof is its own answer: "is it running?" would send the user the wrong way.
-          else reject(err instanceof AuthError ? err : new ConnectError(`cannot connect to the application server at ${host}:${opts.port}: ${err?.message ?? reason}; is it running?`, { cause: err }));
-        },
-      });
-    });
+  /**
+   * Connects to the first endpoint that answers (in order) and resolves; rejects with ConnectError
+   * when none does within connectTimeoutMs each, or with AuthError when an AS refuses our proof.
+   */
+  static async connect(opts: ClientOptions): Promise<Client> {
+    const endpoints = opts.endpoints?.length ? [...opts.endpoints] : [{ host: opts.host ?? '127.0.0.1', port: opts.port ?? 7100 }];
+    const client = new Client(opts, endpoints);
+    let last: Error | undefined;
+    for (let i = 0; i < endpoints.length; i++) {
+      try {
+        await client.#open(endpoints[i]);
+        client.#next = i;
+        return client;
+      } catch (err) {
+        last = err as Error;
+        if (err instanceof AuthError) break;
+      }
+    }
+    await client.close();
+    throw last instanceof AuthError ? last : new ConnectError(`cannot connect to any application server (${endpoints.map(show).join(', ')}): ${last?.message}; is one running?`, { cause: last });
   }
 
+  /** Calls still waiting for an answer (sent or queued). */
   get inflight(): number {
     return this.#calls.size;
   }
 
+  /** Closed by close(), or for good after a fatal error. */
   get closed(): boolean {
-    return this.#conn.closed;
+    return this.#closed;
+  }
+
+  /** Up on an AS now. */
+  get connected(): boolean {
+    return this.#link !== undefined && !this.#link.retiring && !this.#link.conn.closed;
+  }
+
+  /** The AS this client talks to now, if any. */
+  get endpoint(): Endpoint | undefined {
+    return this.#link?.endpoint;
   }
 
   /** Calls one service and resolves with its decoded answer, or rejects with the status's error class. */
   call<T = unknown>(serviceKey: number, body?: unknown, opts?: CallOptions): Promise<T> {
-    if (this.#conn.closed) return Promise.reject(this.#closeError ?? new ChannelClosedError('the client is closed'));
+    if (this.#closed) return Promise.reject(this.#fatal ?? new ChannelClosedError('the client is closed'));
     // The budget field is 32 bits: a longer timeout is sent as the longest budget there is.
     const timeoutMs = Math.min(opts?.timeoutMs ?? this.#defaultTimeoutMs, MAX_UINT32);
     let encoded: Buffer;
@@ -138,36 +205,131 @@ export class Client {
     }
     // An oversize body would make the AS close the connection under every other call on it: fail this one alone.
     if (encoded.length > this.#maxBodyBytes) return Promise.reject(new FrameTooLargeError(encoded.length, this.#maxBodyBytes));
+    const link = this.#link;
+    const up = link !== undefined && !link.retiring && !link.conn.closed;
+    if (!up && this.#calls.queued >= this.#maxQueued) {
+      return Promise.reject(new OverloadedError(`${this.#calls.queued} calls already wait for a connection to an application server; retry later`));
+    }
     const promise = new Promise<T>(this.#executor as (resolve: (v: T) => void, reject: (e: unknown) => void) => void);
-    const id = this.#calls.add(this.#lastResolve, this.#lastReject, this.#now + timeoutMs + LOCAL_GRACE_MS + SWEEP_MS);
-    this.#conn.sendFrame(REQUEST_FLAGS, 0, id, serviceKey, opts?.poolType ?? 0, timeoutMs, encoded);
+    const poolType = opts?.poolType ?? 0;
+    const spec = { serviceKey, poolType, body: encoded, idempotent: opts?.idempotent === true };
+    const deadlineAt = this.#now + timeoutMs + SWEEP_MS;
+    const id = this.#calls.add(this.#lastResolve, this.#lastReject, deadlineAt + LOCAL_GRACE_MS, spec, up ? link.gen : undefined);
+    if (up) link.conn.sendFrame(REQUEST_FLAGS, 0, id, serviceKey, poolType, timeoutMs, encoded);
+    else this.#reconnectSoon();
     return promise;
   }
 
-  /** Sends a one-way request: no answer, no error if it fails. */
+  /** Sends a one-way request: no answer, no error if it fails; dropped when no connection is up. */
   send(serviceKey: number, body?: unknown, opts: CallOptions = {}): void {
     const frame = encodeRequest(0, serviceKey, body, { poolType: opts.poolType ?? 0, budgetMs: Math.min(opts.timeoutMs ?? 0, MAX_UINT32), twoWay: false });
     // Thrown, not sent: an oversize frame would make the AS close the connection under every call on it.
     if (frame.length - HEADER_SIZE > this.#maxBodyBytes) throw new FrameTooLargeError(frame.length - HEADER_SIZE, this.#maxBodyBytes);
     // One-way requests need no slot: id 0 is never answered.
-    this.#conn.send(frame);
+    if (this.connected) this.#link?.conn.send(frame);
   }
 
+  /** Fails what waits with CHANNEL_CLOSED, closes every connection, and reconnects no more. */
   close(): Promise<void> {
+    this.#closed = true;
     clearInterval(this.#sweeper);
-    if (this.#conn.closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#conn.socket.once('close', () => resolve());
-      this.#conn.close('local');
+    clearTimeout(this.#retry);
+    this.#calls.rejectAll(this.#fatal ?? new ChannelClosedError('the client was closed before the answer came'));
+    const links = [...this.#retiring, ...(this.#link ? [this.#link] : [])];
+    this.#link = undefined;
+    this.#retiring.clear();
+    return Promise.all(
+      links.map(
+        (l) =>
+          new Promise<void>((resolve) => {
+            if (l.conn.socket.destroyed) return resolve();
+            l.conn.socket.once('close', () => resolve());
+            l.conn.close('local');
+          }),
+      ),
+    ).then(() => undefined);
+  }
+
+  /** Opens a connection to `endpoint` and makes it the current one; rejects if it cannot. */
+  #open(endpoint: Endpoint): Promise<void> {
+    const connectTimeoutMs = this.#o.connectTimeoutMs ?? 5000;
+    return new Promise<void>((resolve, reject) => {
+      const gen = ++this.#gen;
+      let link: Link | undefined;
+      const handlers = {
+        onFrameAt: (buf: Buffer, off: number, len: number) => {
+          if (link) this.#onFrameAt(link, buf, off, len);
+        },
+      };
+      const ready = (): void => {
+        clearTimeout(timer);
+        link = { conn, endpoint, gen, retiring: false };
+        this.#adopt(link);
+        resolve();
+      };
+      const socket = dial({ host: endpoint.host, port: endpoint.port, tls: this.#o.tls }, () => {
+        if (!this.#secret) return ready();
+        // Connected: from here the proof's own timer speaks, so an AS without a secret is reported as such.
+        clearTimeout(timer);
+        authenticateDialer(conn, { secret: this.#secret, realm: 'client', timeoutMs: connectTimeoutMs }, handlers).then(ready, reject);
+      });
+      const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), connectTimeoutMs);
+      const conn = new FrameConnection(socket, {
+        heartbeatMs: this.#o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+        maxBodyBytes: this.#o.maxBodyBytes,
+        // Many calls made in one tick leave in pieces, so the AS starts on the first while we encode the rest.
+        earlyFlushBytes: 8192,
+        ...handlers,
+        onClose: (reason, err) => {
+          clearTimeout(timer);
+          if (link) this.#onLinkClosed(link, reason, err);
+          // A refused proof is its own answer: "is it running?" would send the user the wrong way.
+          else reject(err instanceof AuthError ? err : new ConnectError(`cannot connect to the application server at ${show(endpoint)}: ${err?.message ?? reason}; is it running?`, { cause: err }));
+        },
+      });
     });
   }
 
-  private onFrameAt(buf: Buffer, off: number, len: number): void {
+  /** A new connection is up: it takes the queued calls. */
+  #adopt(link: Link): void {
+    const previous = this.#lastEndpoint;
+    this.#link = link;
+    this.#lastEndpoint = link.endpoint;
+    this.#attempt = 0;
+    this.emit('connected', { endpoint: link.endpoint });
+    if (previous && !same(previous, link.endpoint)) this.emit('failover', { from: previous, to: link.endpoint, reason: this.#moveReason });
+    this.#moveReason = 'connection lost';
+    this.#flushQueue();
+  }
+
+  #flushQueue(): void {
+    const link = this.#link;
+    if (!link || link.retiring || link.conn.closed) return;
+    const now = Date.now();
+    for (const id of this.#calls.queuedIds()) {
+      const spec = this.#calls.spec(id);
+      if (!spec) continue;
+      const budget = Math.max(1, Math.min(MAX_UINT32, Math.floor(this.#calls.deadline(id) - LOCAL_GRACE_MS - now)));
+      this.#calls.markSent(id, link.gen);
+      link.conn.sendFrame(REQUEST_FLAGS, 0, id, spec.serviceKey, spec.poolType, budget, spec.body);
+    }
+  }
+
+  #onFrameAt(link: Link, buf: Buffer, off: number, len: number): void {
     const id = buf.readUInt32BE(off + OFFSET.requestId);
     const status = buf[off + OFFSET.status];
     if (id === 0 && status !== Status.OK) {
-      // A connection-level refusal (too many connections, bad frame): it applies to every call.
-      this.#closeError = errorFromStatus(status, tryDecodeBody(buf.subarray(off, off + len)) as { code?: string; message?: string });
+      // A connection-level refusal: it applies to every call on this connection, which closes next.
+      link.closeError = errorFromStatus(status, tryDecodeBody(buf.subarray(off, off + len)) as { code?: string; message?: string });
+      return;
+    }
+    if (!this.#calls.isLiveOn(id, link.gen)) return; // late, or the call moved to another connection
+    if (status === Status.NOT_ACTIVE) {
+      // The request did not run: send it to the active one, and move there.
+      this.#calls.requeue(id);
+      const e = errorFromStatus(status, tryDecodeBody(buf.subarray(off, off + len)) as { active?: unknown }) as NotActiveError;
+      this.#moveAway(link, e.active, 'the AS answered NOT_ACTIVE');
+      this.#maybeRetired(link);
       return;
     }
     let body: unknown;
@@ -175,22 +337,114 @@ export class Client {
       body = decodeBodyAt(buf, off, len);
     } catch (err) {
       this.#calls.reject(id, err as SwitchboardError);
+      this.#maybeRetired(link);
       return;
     }
     if (status === Status.OK) this.#calls.resolve(id, body);
     else this.#calls.reject(id, errorFromStatus(status, body as { code?: string; message?: string }));
+    this.#refusals = 0;
+    this.#maybeRetired(link);
   }
 
-  private onClose(reason: string, err: Error | undefined): void {
-    clearInterval(this.#sweeper);
-    const e = this.#closeError ?? new ChannelClosedError(`the connection to the application server closed (${reason}${err ? `: ${err.message}` : ''})`);
-    this.#closeError = e;
-    this.#calls.rejectAll(e);
+  /**
+   * Leaves `link` for `target` (or the next endpoint): no new calls go on it; the calls already on
+   * it are answered there (a standby answers them all NOT_ACTIVE, so they come back to the queue).
+   */
+  #moveAway(link: Link, target: Endpoint | undefined, reason: string): void {
+    if (link.retiring || this.#closed) return;
+    link.retiring = true;
+    this.#retiring.add(link);
+    if (this.#link === link) this.#link = undefined;
+    let to = target && (this.#o.followRedirects !== false || this.#endpoints.some((e) => same(e, target))) ? target : undefined;
+    if (to && !this.#endpoints.some((e) => same(e, to as Endpoint))) this.#endpoints.push(to);
+    to ??= this.#endpoints[(this.#endpoints.findIndex((e) => same(e, link.endpoint)) + 1) % this.#endpoints.length];
+    this.#next = this.#endpoints.findIndex((e) => same(e, to as Endpoint));
+    this.#moveReason = reason;
+    this.#dial(0);
+  }
+
+  /** A retiring connection whose calls are all answered is closed. */
+  #maybeRetired(link: Link): void {
+    if (link.retiring && this.#calls.liveOn(link.gen).length === 0) link.conn.close('local');
+  }
+
+  #onLinkClosed(link: Link, reason: string, err: Error | undefined): void {
+    this.#retiring.delete(link);
+    const current = this.#link === link;
+    if (current) this.#link = undefined;
+    this.#calls.forgetOwedOn(link.gen);
+    const refusal = link.closeError;
+    const overloaded = refusal instanceof OverloadedError;
+    if (overloaded) this.#refusals++;
+    for (const id of this.#calls.liveOn(link.gen)) {
+      const spec = this.#calls.spec(id);
+      // Refused at the door (OVERLOADED before anything ran), or safe twice: go again.
+      if (overloaded || spec?.idempotent) this.#calls.requeue(id);
+      else this.#calls.reject(id, refusal ?? new ChannelClosedError(`the connection to the application server at ${show(link.endpoint)} closed (${reason}${err ? `: ${err.message}` : ''}) before the answer came; the request may or may not have run`));
+    }
+    if (refusal instanceof AuthError) {
+      this.#failQueued(refusal);
+    } else if (overloaded && this.#refusals >= this.#endpoints.length) {
+      // Every AS turned us away in a row: tell the callers rather than make them wait.
+      this.#refusals = 0;
+      this.#failQueued(refusal);
+    }
+    if (this.#closed) return;
+    if (!link.retiring) this.emit('disconnected', { endpoint: link.endpoint, reason: refusal?.code ?? reason });
+    if (current || this.#calls.queued > 0) {
+      if (current) this.#next = (this.#endpoints.findIndex((e) => same(e, link.endpoint)) + 1) % this.#endpoints.length;
+      this.#reconnectSoon();
+    }
+  }
+
+  #failQueued(err: SwitchboardError): void {
+    for (const id of this.#calls.queuedIds()) this.#calls.reject(id, err);
+  }
+
+  /** Dials in the background unless a connection is up or a dial is under way. */
+  #reconnectSoon(): void {
+    if (this.#closed || this.#dialing || this.#retry !== undefined || this.connected) return;
+    if (this.#o.reconnect === false && this.#gen > 0) {
+      this.#failQueued(new ChannelClosedError('the connection to the application server is lost and reconnection is off'));
+      return;
+    }
+    const r = this.#o.reconnect || {};
+    this.#dial(this.#attempt === 0 ? 0 : backoffDelay(this.#attempt - 1, { baseMs: r.baseMs ?? 100, capMs: r.capMs ?? 5000 }));
+  }
+
+  #dial(delayMs: number): void {
+    if (this.#closed || this.#dialing) return;
+    clearTimeout(this.#retry);
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      if (this.#closed || this.connected) return;
+      this.#dialing = true;
+      const endpoint = this.#endpoints[this.#next % this.#endpoints.length];
+      this.#open(endpoint).then(
+        () => {
+          this.#dialing = false;
+        },
+        (err: Error) => {
+          this.#dialing = false;
+          this.#attempt++;
+          this.#next = (this.#next + 1) % this.#endpoints.length;
+          if (err instanceof AuthError) this.#failQueued(err);
+          this.#reconnectSoon();
+        },
+      );
+    }, delayMs);
+    this.#retry.unref();
   }
 
   #sweep(): void {
     this.#now = Date.now();
-    if (this.#calls.size === 0) return;
-    this.#calls.expire(this.#now, () => new DeadlineExceededError('no answer from the application server within the deadline and its grace; is it overloaded?'));
+    if (this.#calls.size > 0) {
+      this.#calls.expire(this.#now, (queued) =>
+        queued
+          ? new DeadlineExceededError(`no application server could be reached before the deadline (${this.#endpoints.map(show).join(', ')})`)
+          : new DeadlineExceededError('no answer from the application server within the deadline and its grace; is it overloaded?'),
+      );
+    }
+    for (const l of this.#retiring) this.#maybeRetired(l);
   }
 }

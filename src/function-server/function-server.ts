@@ -44,6 +44,8 @@ export interface FunctionServerOptions {
   standby?: boolean;
   /** The AS's control endpoint to register with; without it the FS waits to be added by address. */
   applicationServer?: { host: string; port: number };
+  /** Several ASs' control endpoints (an AS pair, or several active ASs): the FS registers with each. */
+  applicationServers?: readonly { host: string; port: number }[];
   /** LOAD period. */
   refreshMs?: number;
   heartbeatMs?: number;
@@ -89,15 +91,15 @@ export interface FunctionServerEvents {
 export class FunctionServer extends EventEmitter<FunctionServerEvents> {
   readonly name: string;
   readonly table: ServiceTable;
-  readonly #o: Required<Omit<FunctionServerOptions, 'applicationServer' | 'advertiseHost' | 'container' | 'plugins' | 'monitor' | 'joinSecret' | 'tls'>> &
-    Pick<FunctionServerOptions, 'applicationServer' | 'advertiseHost' | 'tls'>;
+  readonly #o: Required<Omit<FunctionServerOptions, 'applicationServer' | 'applicationServers' | 'advertiseHost' | 'container' | 'plugins' | 'monitor' | 'joinSecret' | 'tls'>> &
+    Pick<FunctionServerOptions, 'advertiseHost' | 'tls'> & { applicationServers: readonly { host: string; port: number }[] };
   readonly #secret: Buffer | undefined;
   readonly #log: RateLimitedLog;
   readonly #server: Server;
   readonly #conns = new Set<FrameConnection>();
   readonly #handler: RequestHandler;
   readonly #monitor: LoadSampler;
-  #link: ControlLink | undefined;
+  readonly #links: ControlLink[] = [];
   #draining = false;
   #stopping: Promise<void> | undefined;
 
@@ -116,7 +118,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       advertiseHost: opts.advertiseHost,
       poolType,
       standby: opts.standby ?? false,
-      applicationServer: opts.applicationServer,
+      applicationServers: [...(opts.applicationServer ? [opts.applicationServer] : []), ...(opts.applicationServers ?? [])],
       refreshMs: opts.refreshMs ?? 1000,
       heartbeatMs: opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
       maxInflight: opts.maxInflight ?? 10_000,
@@ -179,9 +181,8 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
     const addr = this.address();
     const auth = this.#secret ? 'join secret' : this.#mutualTls ? 'mutual TLS' : 'none: pool connections from loopback only';
     this.#o.logger.info({ name: this.name, ...addr, services: this.table.keys(), poolType: this.#o.poolType, standby: this.#o.standby, auth, tls: this.#o.tls?.cert !== undefined }, 'function server listening');
-    const as = this.#o.applicationServer;
-    if (as) {
-      this.#link = new ControlLink({
+    for (const as of this.#o.applicationServers) {
+      const link = new ControlLink({
         host: as.host,
         port: as.port,
         hello: () => this.hello(),
@@ -195,16 +196,22 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
         reconnectCapMs: this.#o.reconnectCapMs,
         logger: this.#o.logger,
       });
-      this.#link.start();
-      void this.#link.whenRegistered().then(() => this.emit('registered'));
+      this.#links.push(link);
+      link.start();
     }
+    if (this.#links.length > 0) void this.whenRegistered().then(() => this.emit('registered'));
     return addr;
   }
 
-  /** Resolves once the AS has acknowledged HELLO. */
+  /** How many of its ASs have acknowledged its HELLO now. */
+  get registeredWith(): number {
+    return this.#links.filter((l) => l.registered).length;
+  }
+
+  /** Resolves once every AS it registers with has acknowledged HELLO. */
   whenRegistered(): Promise<void> {
-    if (!this.#link) return Promise.reject(new ConfigError('this function server has no applicationServer to register with'));
-    return this.#link.whenRegistered();
+    if (this.#links.length === 0) return Promise.reject(new ConfigError('this function server has no applicationServer to register with'));
+    return Promise.all(this.#links.map((l) => l.whenRegistered())).then(() => undefined);
   }
 
   hello(): Hello {
@@ -233,7 +240,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
     this.emit('draining');
     this.#o.logger.info({ name: this.name, inflight: this.#handler.inflight }, 'draining');
     for (const c of this.#conns) c.send(encodeEventRequest(EventKind.DRAIN, 0, {}, false));
-    if (this.#link) await this.#link.drain(Math.min(2000, this.#o.drainTimeoutMs));
+    await Promise.all(this.#links.map((l) => l.drain(Math.min(2000, this.#o.drainTimeoutMs))));
     // The AS has stopped choosing us; a ping answered on each pool connection proves that every
     // request it sent before has been read here, so "idle" below really means nothing is coming.
     await Promise.all([...this.#conns].map((c) => c.barrier(Math.min(2000, this.#o.drainTimeoutMs))));
@@ -249,7 +256,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       this.#o.logger.warn({ inflight: this.#handler.inflight }, 'drain timed out; closing with requests in flight');
       this.#handler.abortAll(new ChannelClosedError('the function server stopped before this request finished'));
     }
-    this.#link?.stop();
+    for (const l of this.#links) l.stop();
     this.#server.close();
     for (const c of this.#conns) c.close('local');
     this.#conns.clear();

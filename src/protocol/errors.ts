@@ -120,6 +120,18 @@ export class AuthError extends SwitchboardError {
   }
 }
 
+/**
+ * The AS that got the request is the standby of a pair. The request did not run. `active` is the
+ * active AS's client endpoint when the standby knows it: send the request there.
+ */
+export class NotActiveError extends SwitchboardError {
+  readonly active: { host: string; port: number } | undefined;
+  constructor(message = 'this application server is the standby of a pair; send requests to the active one', active?: { host: string; port: number }) {
+    super('SB_ERR_NOT_ACTIVE', message, Status.NOT_ACTIVE);
+    this.active = active;
+  }
+}
+
 // ── Set-up errors: raised at start-up, never on the wire. ──
 
 export class ConfigError extends SwitchboardError {
@@ -134,7 +146,7 @@ export class ConnectError extends SwitchboardError {
   }
 }
 
-const BY_STATUS: Record<number, (message: string, code: string | undefined) => SwitchboardError> = {
+const BY_STATUS: Record<number, (message: string, code: string | undefined, body?: { active?: unknown }) => SwitchboardError> = {
   [Status.BAD_REQUEST]: (m, c) => new BadRequestError(m, c),
   [Status.SERVICE_NOT_FOUND]: (m, c) => new ServiceNotFoundError(m, c),
   [Status.UNAVAILABLE]: (m, c) => new UnavailableError(m, c),
@@ -144,10 +156,18 @@ const BY_STATUS: Record<number, (message: string, code: string | undefined) => S
   [Status.CHANNEL_CLOSED]: (m, c) => new ChannelClosedError(m, c),
   [Status.OVERLOADED]: (m, c) => new OverloadedError(m, c),
   [Status.UNAUTHORIZED]: (m, c) => new AuthError(c ?? 'SB_ERR_AUTH_FAILED', m),
+  [Status.NOT_ACTIVE]: (m, _c, body) => new NotActiveError(m, endpointOf(body?.active)),
 };
 
+function endpointOf(v: unknown): { host: string; port: number } | undefined {
+  const e = v as { host?: unknown; port?: unknown } | undefined;
+  if (typeof e?.host !== 'string' || e.host.length === 0 || e.host.length > 253) return undefined;
+  if (!Number.isInteger(e.port) || (e.port as number) < 1 || (e.port as number) > 65535) return undefined;
+  return { host: e.host, port: e.port as number };
+}
+
 /** Turns a non-OK response (status plus its error body) back into the matching error class. */
-export function errorFromStatus(status: number, body: { code?: unknown; message?: unknown } | undefined): SwitchboardError {
+export function errorFromStatus(status: number, body: { code?: unknown; message?: unknown; active?: unknown } | undefined): SwitchboardError {
   const message = typeof body?.message === 'string' ? body.message : statusName(status);
   const code = typeof body?.code === 'string' ? body.code : undefined;
   const make = BY_STATUS[status];
@@ -155,7 +175,7 @@ export function errorFromStatus(status: number, body: { code?: unknown; message?
   // Keep a Switchboard code from the wire (SB_ERR_BAD_BODY, SB_ERR_BAD_MAGIC...); a plugin's own
   // code travels only under SERVICE_ERROR, as serviceCode.
   if (status === Status.SERVICE_ERROR) return make(message, code);
-  return make(message, code !== undefined && code.startsWith('SB_ERR_') ? code : undefined);
+  return make(message, code !== undefined && code.startsWith('SB_ERR_') ? code : undefined, body);
 }
 
 /** Every stable error code this module can raise; docs/errors.md must list each one. */
@@ -182,6 +202,7 @@ export const ERROR_CODES = [
   'SB_ERR_REGISTRY_FULL',
   'SB_ERR_LIMIT',
   'SB_ERR_HOST_NOT_ALLOWED',
+  'SB_ERR_NOT_ACTIVE',
   'SB_ERR_METHOD',
   'SB_ERR_NOT_FOUND',
   'SB_ERR_CONFIG',

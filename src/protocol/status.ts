@@ -11,6 +11,8 @@ export const Status = {
   OVERLOADED: 80,
   /** The peer has not proved who it is (no proof yet, a wrong one, or too late). */
   UNAUTHORIZED: 90,
+  /** This AS is the standby of a pair: the request did not run; send it to the active (named in the body). */
+  NOT_ACTIVE: 100,
 } as const;
 
 export type StatusName = keyof typeof Status;

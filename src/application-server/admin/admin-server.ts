@@ -67,9 +67,16 @@ export class AdminServer {
       res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
       res.end(head ? undefined : text);
     };
-    if (req.method !== 'GET' && !head) return send(405, { code: 'SB_ERR_METHOD', message: 'the admin surface is read-only; use GET or HEAD' }, { allow: 'GET, HEAD' });
+    const write = req.method === 'POST' && path === '/pair/designate';
+    if (req.method !== 'GET' && !head && !write) {
+      return send(405, { code: 'SB_ERR_METHOD', message: 'use GET or HEAD (POST only on /pair/designate)' }, { allow: path === '/pair/designate' ? 'POST' : 'GET, HEAD' });
+    }
     if (!OPEN_PATHS.has(path) && !this.#authorized(req)) {
       return send(401, { code: 'SB_ERR_AUTH_REQUIRED', message: 'send the admin token as "Authorization: Bearer <token>"' }, { 'www-authenticate': 'Bearer' });
+    }
+    if (write) {
+      this.#designate(req, send);
+      return;
     }
     switch (path) {
       case '/healthz':
@@ -80,6 +87,10 @@ export class AdminServer {
       }
       case '/functionservers':
         return send(200, this.#as.listFunctionServers());
+      case '/pair': {
+        const p = this.#as.pairStatus();
+        return p ? send(200, p) : send(404, { code: 'SB_ERR_NOT_FOUND', message: 'this application server runs alone: it has no pair' });
+      }
       case '/metrics':
         this.#metrics.metrics().then(
           (text) => {
@@ -92,6 +103,28 @@ export class AdminServer {
       default:
         return send(404, { code: 'SB_ERR_NOT_FOUND', message: `no such admin path ${path}; try /healthz, /readyz, /functionservers or /metrics` });
     }
+  }
+
+  /** POST /pair/designate { "role": "active" | "standby" }: this AS takes the role, its sibling the other. */
+  #designate(req: IncomingMessage, send: (code: number, body: unknown) => void): void {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => {
+      text += d;
+      if (text.length > 1024) req.destroy();
+    });
+    req.on('end', () => {
+      let role: unknown;
+      try {
+        role = (JSON.parse(text) as { role?: unknown }).role;
+      } catch {
+        role = undefined;
+      }
+      if (role !== 'active' && role !== 'standby') return send(400, { code: 'SB_ERR_BAD_REQUEST', message: 'send a JSON body {"role": "active"} or {"role": "standby"}' });
+      if (!this.#as.pairStatus()) return send(409, { code: 'SB_ERR_CONFIG', message: 'this application server runs alone (no pair): it is always active' });
+      this.#as.designate(role);
+      return send(200, this.#as.pairStatus());
+    });
   }
 
   #authorized(req: IncomingMessage): boolean {

@@ -6,6 +6,7 @@ import {
   OFFSET,
   Status,
   encodeErrorResponse,
+  encodeResponse,
 } from '../../protocol/index.js';
 import type { ClientSession } from '../ingress/client-session.js';
 import type { FunctionServerEntry } from '../registry/function-server-entry.js';
@@ -60,6 +61,11 @@ export class Dispatcher implements TrafficSink {
   #sweepFs: FunctionServerEntry | undefined;
   #sweepNow = 0;
   readonly #hedge = (p: PendingRequest): void => this.#sendHedge(p);
+  /**
+   * Set while this AS is not the active of its pair: every request is answered NOT_ACTIVE, naming
+   * the active's client endpoint when known. Null while serving.
+   */
+  notActive: (() => { host: string; port: number } | undefined) | null = null;
 
   constructor(opts: DispatcherOptions) {
     this.#o = opts;
@@ -96,6 +102,10 @@ export class Dispatcher implements TrafficSink {
     const poolType = buf.readUInt16BE(off + OFFSET.poolType);
     const now = Date.now();
     session.lastRequestAt = now;
+    if (this.notActive !== null) {
+      this.#refuseNotActive(session, clientId, serviceKey, (flags & FLAG_TWO_WAY) !== 0);
+      return;
+    }
     const budget = buf.readUInt32BE(off + OFFSET.budget);
     const deadlineAt = now + (budget > 0 ? budget : this.#o.defaultTimeoutMs);
     if ((flags & FLAG_TWO_WAY) === 0) {
@@ -301,6 +311,17 @@ export class Dispatcher implements TrafficSink {
   #outcome(fs: FunctionServerEntry, p: PendingRequest, timedOut: boolean, now: number): void {
     if (timedOut && now - p.startedAt < this.#o.minTimeoutMs) return;
     (this.#manager as FsManager).recordOutcome(fs, timedOut);
+  }
+
+  /** The standby's answer: the request did not run; here is where the active is. */
+  #refuseNotActive(session: ClientSession, clientId: number, serviceKey: number, twoWay: boolean): void {
+    this.localAnswers.set(Status.NOT_ACTIVE, (this.localAnswers.get(Status.NOT_ACTIVE) ?? 0) + 1);
+    if (!twoWay) return;
+    const active = (this.notActive as () => { host: string; port: number } | undefined)();
+    const message = active
+      ? `this application server is the standby of its pair; the active one serves clients at ${active.host}:${active.port}`
+      : 'this application server is not the active of its pair (the pair is negotiating, or the active is unknown); try the other one';
+    session.reply(encodeResponse(clientId, Status.NOT_ACTIVE, active ? { code: 'SB_ERR_NOT_ACTIVE', message, active } : { code: 'SB_ERR_NOT_ACTIVE', message }, serviceKey));
   }
 
   /** Ends a pending request with an answer from the AS itself. */

@@ -1,0 +1,158 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../../common/logger.js';
+import type { RateLimitedLog } from '../../common/rate-limited-log.js';
+import { ConfigError } from '../../protocol/index.js';
+import { toSecret } from '../../security/index.js';
+import { NotifyRunner } from './notify.js';
+import type { DropReason } from './pair-datagram.js';
+import { PairMachine, type PairRole, type SiblingView } from './pair-machine.js';
+import { DROP_REASONS, PairTransport } from './pair-transport.js';
+
+export interface PairOptions {
+  /** UDP port for the pair (0 picks a free one). */
+  port: number;
+  /** Address the pair port binds (default: the control host). */
+  host?: string;
+  /** The sibling AS's pair endpoint. */
+  peer: { host: string; port: number };
+  /** Shared by both ASs; every datagram carries an HMAC-SHA256 tag made with it. */
+  secret?: string | Buffer;
+  /** Run without a secret (datagrams are then signed with a well-known key: anyone can forge them). */
+  insecure?: boolean;
+  /** 1-255 (default 100): wins negotiations, and takes over sooner (the skew). */
+  priority?: number;
+  /** The active's advert interval (default 200 ms). */
+  advertMs?: number;
+  /** Take the active role from a sibling of lower priority (default false: no flapping). */
+  preempt?: boolean;
+  /** 16 hex digits naming this node on the wire (default random per start). */
+  nodeId?: string;
+  /** An Initial node alone for this long becomes active (default 5 adverts). */
+  negotiationTimeoutMs?: number;
+  /** Datagrams whose clock is further than this from ours are dropped (default 60000). */
+  maxClockSkewMs?: number;
+  /** Shell commands run on each change to active / standby (keepalived's notify). */
+  onActive?: string;
+  onStandby?: string;
+}
+
+const INSECURE_KEY = Buffer.from('switchboard-pair-insecure-well-known-key');
+
+export interface PairNodeEvents {
+  role: [from: PairRole, to: PairRole, reason: string, epoch: number];
+  sibling: [online: boolean, reason: string];
+}
+
+/** The pair as the AS sees it: the state machine on a UDP transport, with notify commands. */
+export class PairNode extends EventEmitter<PairNodeEvents> {
+  readonly nodeId: string;
+  readonly #machine: PairMachine;
+  readonly #transport: PairTransport;
+  readonly #notify: NotifyRunner;
+  readonly #o: PairOptions;
+  readonly #log: RateLimitedLog;
+
+  constructor(o: PairOptions, host: string, clientEndpoint: { host: string; port: number } | (() => { host: string; port: number } | undefined), logger: Logger, log: RateLimitedLog) {
+    super();
+    const secret = toSecret(o.secret, 'the pair secret');
+    if (!secret && !o.insecure) throw new ConfigError('an AS pair needs a shared secret (--pair-secret-file); without one any host could make two actives. Give --pair-insecure to run without, knowingly');
+    if (o.nodeId !== undefined && !/^[0-9a-f]{16}$/.test(o.nodeId)) throw new ConfigError(`pair node id "${o.nodeId}" must be 16 lowercase hex digits`);
+    this.#o = o;
+    this.#log = log;
+    this.nodeId = o.nodeId ?? randomBytes(8).toString('hex');
+    const advertMs = o.advertMs ?? 200;
+    this.#notify = new NotifyRunner(logger);
+    const endpoint = typeof clientEndpoint === 'function' ? clientEndpoint : () => clientEndpoint;
+    this.#transport = new PairTransport(this.nodeId, {
+      host: o.host ?? host,
+      port: o.port,
+      peer: o.peer,
+      secret: secret ?? INSECURE_KEY,
+      maxClockSkewMs: o.maxClockSkewMs ?? 60_000,
+      onMessage: (m) => this.#machine.receive(m),
+      onDrop: (reason, from, message) => this.#log.warn(`pair-drop:${reason}`, { reason, from, message }, 'pair datagram dropped'),
+    });
+    const priority = o.priority ?? 100;
+    this.#machine = new PairMachine({
+      nodeId: this.nodeId,
+      priority,
+      advertMs,
+      negotiationTimeoutMs: o.negotiationTimeoutMs ?? advertMs * 5,
+      preempt: o.preempt ?? false,
+      downAfterAdverts: 3,
+      offlineAfterAdverts: 5,
+      get clientEndpoint() {
+        return endpoint();
+      },
+      send: (m) =>
+        this.#transport.send({
+          ...m,
+          nodeId: this.nodeId,
+          state: this.#machine.state,
+          priority: m.priority ?? priority,
+          preempt: o.preempt ?? false,
+          epoch: m.epoch ?? this.#machine.epoch,
+        }),
+      onRole: (from, to, reason, epoch) => {
+        logger.warn({ from, to, reason, epoch, node: this.nodeId }, `this application server is now ${to}`);
+        this.emit('role', from, to, reason, epoch);
+        if (to === 'active') this.#notify.run(o.onActive, to, epoch, reason);
+        if (to === 'standby') this.#notify.run(o.onStandby, to, epoch, reason);
+      },
+      onSibling: (online, reason) => {
+        logger[online ? 'info' : 'warn']({ online, reason, node: this.nodeId }, online ? 'sibling online' : 'sibling offline');
+        this.emit('sibling', online, reason);
+      },
+    });
+  }
+
+  get role(): PairRole {
+    return this.#machine.role;
+  }
+
+  get epoch(): number {
+    return this.#machine.epoch;
+  }
+
+  get siblingOnline(): boolean {
+    return this.#machine.siblingOnline;
+  }
+
+  get sibling(): SiblingView | undefined {
+    return this.#machine.sibling;
+  }
+
+  get priority(): number {
+    return this.#o.priority ?? 100;
+  }
+
+  /** Datagrams sent, taken, and dropped by reason. */
+  get counters(): { sent: number; received: number; dropped: Map<DropReason, number> } {
+    return { sent: this.#transport.sent, received: this.#transport.received, dropped: this.#transport.dropped };
+  }
+
+  get notifyHistory(): NotifyRunner['history'] {
+    return this.#notify.history;
+  }
+
+  async start(): Promise<number> {
+    const port = await this.#transport.bind();
+    this.#machine.start();
+    return port;
+  }
+
+  designate(role: 'active' | 'standby'): void {
+    this.#machine.designate(role);
+  }
+
+  /** Hands over (an active tells its sibling to take over now), then closes the socket. */
+  async stop(handOver = true): Promise<void> {
+    this.#machine.stop(handOver);
+    // Let the hand-over datagrams leave before the socket closes.
+    await new Promise((r) => setTimeout(r, 20));
+    this.#transport.close();
+  }
+}
+
+export { DROP_REASONS };

@@ -1,0 +1,113 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { ConfigError } from '../../protocol/index.js';
+import { decodePairMessage, encodePairMessage, PairDropError, type DropReason, type PairMessage } from './pair-datagram.js';
+
+export interface PairTransportOptions {
+  /** Where this node listens for its sibling's datagrams. */
+  host: string;
+  port: number;
+  /** The sibling's pair endpoint: datagrams from anywhere else are dropped. */
+  peer: { host: string; port: number };
+  secret: Buffer;
+  /** A datagram whose sequence (the sender's clock) is further than this from ours is dropped. */
+  maxClockSkewMs: number;
+  onMessage: (m: PairMessage) => void;
+  onDrop: (reason: DropReason, from: string, message: string) => void;
+  now?: () => number;
+}
+
+/** Every drop reason, for counters that start at zero. */
+export const DROP_REASONS: readonly DropReason[] = ['short', 'frame-head', 'version', 'tag', 'malformed', 'replay', 'clock', 'stranger', 'self'];
+
+/**
+ * The pair's UDP socket: signs what it sends; drops (and counts) what does not come from the
+ * configured sibling, fails the tag, repeats or precedes a sequence already seen, or carries a clock
+ * too far from ours. Only what survives reaches the state machine.
+ */
+export class PairTransport {
+  readonly #o: PairTransportOptions;
+  readonly #socket: Socket;
+  readonly #now: () => number;
+  readonly #nodeId: string;
+  /** Highest sequence seen per sender node id (a handful: the sibling across its restarts). */
+  readonly #lastSeq = new Map<string, bigint>();
+  #seq = 0n;
+  /** The sibling's address as datagrams show it (its host name resolved once, at bind). */
+  #peerAddress: string;
+  sent = 0;
+  received = 0;
+  readonly dropped = new Map<DropReason, number>(DROP_REASONS.map((r) => [r, 0]));
+
+  constructor(nodeId: string, opts: PairTransportOptions) {
+    this.#o = opts;
+    this.#nodeId = nodeId;
+    this.#now = opts.now ?? Date.now;
+    this.#peerAddress = opts.peer.host;
+    const family = isIP(opts.host) === 6 ? 'udp6' : 'udp4';
+    this.#socket = createSocket({ type: family });
+    this.#socket.on('message', (b, rinfo) => this.#receive(b, `${rinfo.address}:${rinfo.port}`, rinfo.address, rinfo.port));
+    this.#socket.on('error', (err) => this.#o.onDrop('malformed', 'socket', err.message));
+  }
+
+  async bind(): Promise<number> {
+    if (isIP(this.#o.peer.host) === 0) {
+      try {
+        this.#peerAddress = (await lookup(this.#o.peer.host)).address;
+      } catch (err) {
+        throw new ConfigError(`cannot resolve the pair peer ${this.#o.peer.host}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    return new Promise((resolve, reject) => {
+      const fail = (err: Error & { code?: string }): void => reject(new ConfigError(`cannot bind the pair port ${this.#o.host}:${this.#o.port}: ${err.code ?? err.message}; pick another --pair-port`, { cause: err }));
+      this.#socket.once('error', fail);
+      this.#socket.bind(this.#o.port, this.#o.host, () => {
+        this.#socket.off('error', fail);
+        this.#socket.unref();
+        resolve(this.#socket.address().port);
+      });
+    });
+  }
+
+  send(m: Omit<PairMessage, 'seq'>): void {
+    // The sequence is our clock in µs, kept strictly increasing across calls in one millisecond.
+    const t = BigInt(this.#now()) * 1000n;
+    this.#seq = t > this.#seq ? t : this.#seq + 1n;
+    const b = encodePairMessage({ ...m, seq: this.#seq }, this.#o.secret);
+    this.sent++;
+    this.#socket.send(b, this.#o.peer.port, this.#o.peer.host);
+  }
+
+  close(): void {
+    try {
+      this.#socket.close();
+    } catch {
+      /* closed already */
+    }
+  }
+
+  #receive(b: Buffer, from: string, address: string, port: number): void {
+    try {
+      if (port !== this.#o.peer.port || !sameHost(address, this.#peerAddress)) throw new PairDropError('stranger', `datagram from ${from}, which is not the configured sibling`);
+      const m = decodePairMessage(b, this.#o.secret);
+      if (m.nodeId === this.#nodeId) throw new PairDropError('self', 'a datagram carrying our own node id');
+      const last = this.#lastSeq.get(m.nodeId);
+      if (last !== undefined && m.seq <= last) throw new PairDropError('replay', `sequence ${m.seq} is not after ${last}`);
+      const skew = Math.abs(Number(m.seq / 1000n) - this.#now());
+      if (skew > this.#o.maxClockSkewMs) throw new PairDropError('clock', `the sender's clock is ${skew} ms from ours (more than ${this.#o.maxClockSkewMs})`);
+      if (!this.#lastSeq.has(m.nodeId) && this.#lastSeq.size >= 16) this.#lastSeq.delete(this.#lastSeq.keys().next().value as string);
+      this.#lastSeq.set(m.nodeId, m.seq);
+      this.received++;
+      this.#o.onMessage(m);
+    } catch (err) {
+      if (!(err instanceof PairDropError)) throw err;
+      this.dropped.set(err.reason, (this.dropped.get(err.reason) ?? 0) + 1);
+      this.#o.onDrop(err.reason, from, err.message);
+    }
+  }
+}
+
+function sameHost(address: string, expected: string): boolean {
+  return (address.startsWith('::ffff:') ? address.slice(7) : address) === expected;
+}
