@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { CallTable } from '../../src/client/call-table.js';
 import { ChannelClosedError, DeadlineExceededError, type SwitchboardError } from '../../src/protocol/errors.js';
 
-function call(t: CallTable, deadlineAt = Number.MAX_SAFE_INTEGER): { id: number; result: Promise<unknown> } {
+/** A call sent on connection 1 (or queued, with `gen` undefined). */
+function call(t: CallTable, deadlineAt = Number.MAX_SAFE_INTEGER, gen: number | undefined = 1): { id: number; result: Promise<unknown> } {
   let id = 0;
   const result = new Promise((resolve, reject) => {
-    id = t.add(resolve, reject as (e: SwitchboardError) => void, deadlineAt);
+    id = t.add(resolve, reject as (e: SwitchboardError) => void, deadlineAt, undefined, gen);
   });
   return { id, result };
 }
@@ -51,5 +52,51 @@ describe('CallTable', () => {
     t.rejectAll(new ChannelClosedError('gone'));
     for (const c of calls) await expect(c.result).rejects.toThrow('gone');
     expect(t.size).toBe(0);
+  });
+});
+
+describe('CallTable across connections', () => {
+  it('queues a call until it is sent, then matches its answer only on the connection it went out on', async () => {
+    const t = new CallTable();
+    const q = call(t, Number.MAX_SAFE_INTEGER, undefined);
+    expect([t.size, t.queued]).toEqual([1, 1]);
+    expect(t.queuedIds()).toEqual([q.id]);
+    expect(t.isLiveOn(q.id, 1)).toBe(false);
+    t.markSent(q.id, 7);
+    expect([t.size, t.queued]).toEqual([1, 0]);
+    expect(t.isLiveOn(q.id, 7)).toBe(true);
+    expect(t.isLiveOn(q.id, 6)).toBe(false);
+    expect(t.liveOn(7)).toEqual([q.id]);
+    // Lost connection 7: the call goes back to the queue with the same id, and is sent on 8.
+    t.requeue(q.id);
+    expect(t.isLiveOn(q.id, 7)).toBe(false);
+    expect(t.queuedIds()).toEqual([q.id]);
+    t.markSent(q.id, 8);
+    expect(t.liveOn(7)).toEqual([]);
+    expect(t.resolve(q.id, 'answered on 8')).toBe(true);
+    await expect(q.result).resolves.toBe('answered on 8');
+  });
+
+  it('frees a queued call at its deadline at once, but keeps a sent one owed until its connection goes', async () => {
+    const t = new CallTable();
+    const queued = call(t, 100, undefined);
+    const sent = call(t, 100, 3);
+    const made: boolean[] = [];
+    t.expire(100, (q) => {
+      made.push(q);
+      return new DeadlineExceededError(q ? 'never sent' : 'no answer');
+    });
+    expect(made.sort()).toEqual([false, true]);
+    await expect(queued.result).rejects.toThrow('never sent');
+    await expect(sent.result).rejects.toThrow('no answer');
+    expect(t.size).toBe(0);
+    // The queued slot is free again; the sent one is owed, so a new call gets the queued one's id.
+    const next = call(t);
+    expect(next.id).toBe(queued.id);
+    const other = call(t);
+    expect(other.id).not.toBe(sent.id);
+    // Connection 3 went: its owed slot is free now.
+    t.forgetOwedOn(3);
+    expect(call(t).id).toBe(sent.id);
   });
 });
