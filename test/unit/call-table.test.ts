@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { CallTable } from '../../src/client/call-table.js';
 import { ChannelClosedError, DeadlineExceededError, type SwitchboardError } from '../../src/protocol/errors.js';
 
-/** A call sent on connection 1 (or queued, with `gen` undefined). */
-function call(t: CallTable, deadlineAt = Number.MAX_SAFE_INTEGER, gen: number | undefined = 1): { id: number; result: Promise<unknown> } {
+/** A call sent on connection 1 (or another), or queued for a connection. */
+function call(t: CallTable, deadlineAt = Number.MAX_SAFE_INTEGER, gen: number | 'queued' = 1): { id: number; result: Promise<unknown> } {
   let id = 0;
   const result = new Promise((resolve, reject) => {
-    id = t.add(resolve, reject as (e: SwitchboardError) => void, deadlineAt, undefined, gen);
+    id = t.add(resolve, reject as (e: SwitchboardError) => void, deadlineAt, undefined, gen === 'queued' ? undefined : gen);
   });
   return { id, result };
 }
@@ -58,7 +58,7 @@ describe('CallTable', () => {
 describe('CallTable across connections', () => {
   it('queues a call until it is sent, then matches its answer only on the connection it went out on', async () => {
     const t = new CallTable();
-    const q = call(t, Number.MAX_SAFE_INTEGER, undefined);
+    const q = call(t, Number.MAX_SAFE_INTEGER, 'queued');
     expect([t.size, t.queued]).toEqual([1, 1]);
     expect(t.queuedIds()).toEqual([q.id]);
     expect(t.isLiveOn(q.id, 1)).toBe(false);
@@ -79,7 +79,7 @@ describe('CallTable across connections', () => {
 
   it('frees a queued call at its deadline at once, but keeps a sent one owed until its connection goes', async () => {
     const t = new CallTable();
-    const queued = call(t, 100, undefined);
+    const queued = call(t, 100, 'queued');
     const sent = call(t, 100, 3);
     const made: boolean[] = [];
     t.expire(100, (q) => {
@@ -89,14 +89,21 @@ describe('CallTable across connections', () => {
     expect(made.sort()).toEqual([false, true]);
     await expect(queued.result).rejects.toThrow('never sent');
     await expect(sent.result).rejects.toThrow('no answer');
+    expect(t.resolve(sent.id, 'late')).toBe(false); // the late answer frees the owed slot...
+    const again = call(t, 100, 3);
+    expect(again.id).toBe(sent.id);
+    t.resolve(again.id, 'x');
+    const owed = call(t, 100, 3);
+    t.expire(100, () => new DeadlineExceededError('no answer'));
+    await expect(owed.result).rejects.toThrow('no answer');
     expect(t.size).toBe(0);
     // The queued slot is free again; the sent one is owed, so a new call gets the queued one's id.
     const next = call(t);
-    expect(next.id).toBe(queued.id);
+    expect(next.id).not.toBe(owed.id);
     const other = call(t);
-    expect(other.id).not.toBe(sent.id);
-    // Connection 3 went: its owed slot is free now.
+    expect(other.id).not.toBe(owed.id);
+    // ...or its connection going does: connection 3 went, so its owed slot is free now.
     t.forgetOwedOn(3);
-    expect(call(t).id).toBe(sent.id);
+    expect(call(t).id).toBe(owed.id);
   });
 });
