@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import * as protocolErrors from '../../src/protocol/errors.js';
 import {
   AuthError,
+  NotActiveError,
   BadMagicError,
   BadRequestError,
   BadVersionError,
@@ -45,6 +46,7 @@ const TABLE: [AnyErrorClass, () => SwitchboardError, string, number][] = [
   [ConfigError, () => new ConfigError('bad'), 'SB_ERR_CONFIG', Status.SERVER_ERROR],
   [ConnectError, () => new ConnectError('refused'), 'SB_ERR_CONNECT', Status.UNAVAILABLE],
   [AuthError, () => new AuthError('SB_ERR_AUTH_FAILED', 'wrong proof'), 'SB_ERR_AUTH_FAILED', Status.UNAUTHORIZED],
+  [NotActiveError, () => new NotActiveError('standby', { host: '127.0.0.1', port: 7100 }), 'SB_ERR_NOT_ACTIVE', Status.NOT_ACTIVE],
 ];
 
 describe('error classes', () => {
@@ -92,6 +94,7 @@ describe('errorFromStatus', () => {
     ['CHANNEL_CLOSED', ChannelClosedError, 'SB_ERR_CHANNEL_CLOSED'],
     ['OVERLOADED', OverloadedError, 'SB_ERR_OVERLOADED'],
     ['UNAUTHORIZED', AuthError, 'SB_ERR_AUTH_FAILED'],
+    ['NOT_ACTIVE', NotActiveError, 'SB_ERR_NOT_ACTIVE'],
   ];
 
   it.each(cases)('maps %s to its class and keeps the message', (name, cls, code) => {
@@ -106,6 +109,13 @@ describe('errorFromStatus', () => {
     const mapped = new Set(cases.map(([n]) => n));
     const nonOk = (Object.keys(Status) as (keyof typeof Status)[]).filter((n) => n !== 'OK');
     expect(new Set(nonOk)).toEqual(mapped);
+  });
+
+  it('NotActiveError keeps the active endpoint from the body, and drops a malformed one', () => {
+    const e = errorFromStatus(Status.NOT_ACTIVE, { code: 'SB_ERR_NOT_ACTIVE', message: 'standby', active: { host: '10.0.0.1', port: 7100 } }) as NotActiveError;
+    expect(e.active).toEqual({ host: '10.0.0.1', port: 7100 });
+    expect((errorFromStatus(Status.NOT_ACTIVE, { message: 'x', active: { host: '', port: 0 } }) as NotActiveError).active).toBeUndefined();
+    expect((errorFromStatus(Status.NOT_ACTIVE, { message: 'x', active: 'nope' }) as NotActiveError).active).toBeUndefined();
   });
 
   it('ServiceFailedError keeps the plugin error code as serviceCode', () => {
