@@ -15,6 +15,11 @@ if (!existsSync(DIST)) {
   process.stderr.write(`chaos: ${DIST} is missing; build first (npm run build)\n`);
   process.exit(2);
 }
+if (process.argv.includes('--pair')) {
+  // The AS pair's scenario: kill -9, restart, SIGSTOP/SIGCONT of the active AS.
+  await import('./chaos-pair.mjs');
+  await new Promise(() => undefined); // chaos-pair.mjs exits by itself
+}
 const { Client } = await import('../dist/client/index.js');
 const { Role, freePort, getJson, killAllNow, logPath, now, poll, stopAll } = await import('./lib/chaos-roles.mjs');
 const { startLoad, settle } = await import('./lib/chaos-load.mjs');
