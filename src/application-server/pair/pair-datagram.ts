@@ -104,7 +104,7 @@ export function decodePairMessage(b: Buffer, secret: Buffer): PairMessage {
   } catch {
     throw new PairDropError('malformed', 'the data is not msgpack');
   }
-  if (data === null || typeof data !== 'object') throw new PairDropError('malformed', 'the data is not a map');
+  if (data === null || typeof data !== 'object' || Object.getPrototypeOf(data) !== Object.prototype) throw new PairDropError('malformed', 'the data is not a map');
   return {
     head: b[1] as HeadValue,
     state: b[2] as AsStateValue,

@@ -210,6 +210,12 @@ export class PairMachine {
 
   #onConnected(m: PairMessage): void {
     if (this.#role === 'active') {
+      // A hand-over by an active of another term (after a split brain): we already are the active;
+      // only take the newer term, so the sibling's second priority-0 copy cannot flap us.
+      if (m.priority === 0) {
+        this.#epoch = Math.max(this.#epoch, m.epoch + 1);
+        return;
+      }
       // Two actives hear each other (a healed partition, a frozen active that woke): the lower
       // (epoch, priority, node id) steps down at once; the other tells it to.
       if (this.#outranks(m)) {
