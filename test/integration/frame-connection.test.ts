@@ -1,4 +1,5 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   EventKind,
@@ -12,7 +13,11 @@ import {
   eventKindOf,
   requestIdOf,
   statusOf,
+  encodeEventResponse,
+  isEvent,
+  isRequest,
   type CloseReason,
+  type Timers,
 } from '../../src/protocol/index.js';
 
 const cleanup: (() => void)[] = [];
@@ -113,3 +118,150 @@ describe('FrameConnection', () => {
     expect(counts.get(eager)).toBe(4);
   });
 });
+
+/** Two connected sockets on 127.0.0.1: [ours, peer]. */
+async function socketPair(): Promise<[Socket, Socket]> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const peer = connect({ host: '127.0.0.1', port: (srv.address() as AddressInfo).port });
+  const [ours] = (await once(srv, 'connection')) as [Socket];
+  await once(peer, 'connect');
+  srv.close();
+  for (const s of [ours, peer]) s.on('error', () => undefined);
+  cleanup.push(() => {
+    ours.destroy();
+    peer.destroy();
+  });
+  return [ours, peer];
+}
+
+/** Timers whose timeouts fire only when the test says so: a barrier's own timeout cannot decide a test by accident. */
+function manualTimers(): Timers & { fireTimeouts(): void; pendingTimeouts(): number } {
+  const pending = new Map<number, () => void>();
+  let next = 1;
+  return {
+    now: () => Date.now(),
+    setInterval: () => 0,
+    clearInterval: () => undefined,
+    setTimeout: (fn) => {
+      pending.set(next, fn);
+      return next++;
+    },
+    clearTimeout: (h) => void pending.delete(h as number),
+    fireTimeouts() {
+      for (const [id, fn] of [...pending]) {
+        pending.delete(id);
+        fn();
+      }
+    },
+    pendingTimeouts: () => pending.size,
+  };
+}
+
+/** The barrier's state without waiting: 'pending' until it settles. */
+function track(p: Promise<boolean>): { state: () => boolean | 'pending' } {
+  let state: boolean | 'pending' = 'pending';
+  void p.then((v) => (state = v));
+  return { state: () => state };
+}
+
+/** A raw peer that parses what it reads; answers nothing by itself. */
+function rawPeer(peer: Socket): Buffer[] {
+  const got: Buffer[] = [];
+  const parser = new FrameParser({ onFrame: (f) => got.push(Buffer.from(f)), onError: () => undefined });
+  peer.on('data', (d: Buffer) => parser.push(d));
+  return got;
+}
+
+const pings = (frames: Buffer[]): Buffer[] => frames.filter((f) => isEvent(f) && isRequest(f) && eventKindOf(f) === EventKind.HEARTBEAT);
+
+describe('FrameConnection.barrier', () => {
+  it('resolves true when the peer answers its ping, after every frame the peer wrote before it', async () => {
+    const [ours, theirs] = await socketPair();
+    const timers = manualTimers();
+    const seen: number[] = [];
+    const conn = new FrameConnection(ours, { heartbeatMs: 0, timers, onFrame: (f) => seen.push(requestIdOf(f)) });
+    const peer = new FrameConnection(theirs, { heartbeatMs: 0, onFrame: () => undefined }); // answers pings by itself
+    cleanup.push(() => peer.destroy());
+    for (let id = 1; id <= 3; id++) peer.send(encodeResponse(id, Status.OK, 'x'.repeat(1000)));
+    const answered = await barrierOutcome(conn.barrier(60_000));
+    expect(answered).toBe(true);
+    expect(seen).toEqual([1, 2, 3]); // TCP keeps order: the peer's earlier frames came first
+    expect(timers.pendingTimeouts()).toBe(0); // its timeout was cleared
+    expect(conn.closed).toBe(false);
+  });
+
+  it('resolves only on a pong with its own request id: a blind pong or another id leaves it waiting', async () => {
+    const [ours, theirs] = await socketPair();
+    const got = rawPeer(theirs);
+    const seen: number[] = [];
+    const conn = new FrameConnection(ours, { heartbeatMs: 0, timers: manualTimers(), onFrame: (f) => seen.push(requestIdOf(f)) });
+    const first = track(conn.barrier(60_000));
+    const second = track(conn.barrier(60_000));
+    await until(() => pings(got).length === 2);
+    const [id1, id2] = pings(got).map(requestIdOf);
+    expect(id1).not.toBe(0);
+    expect(id2).not.toBe(id1);
+    // A blind pong (id 0), a pong for an id never asked, then a frame that shows both were read.
+    theirs.write(Buffer.concat([encodeEventResponse(EventKind.HEARTBEAT, 0, undefined), encodeEventResponse(EventKind.HEARTBEAT, id2 + 100, undefined), encodeResponse(9, Status.OK, 'marker')]));
+    await until(() => seen.includes(9));
+    expect([first.state(), second.state()]).toEqual(['pending', 'pending']);
+    theirs.write(encodeEventResponse(EventKind.HEARTBEAT, id2, undefined));
+    await until(() => second.state() !== 'pending');
+    expect([first.state(), second.state()]).toEqual(['pending', true]);
+    theirs.write(encodeEventResponse(EventKind.HEARTBEAT, id1, undefined));
+    await until(() => first.state() !== 'pending');
+    expect(first.state()).toBe(true);
+  });
+
+  it('resolves false when the peer closes the connection before the pong, without waiting for its timeout', async () => {
+    const [ours, theirs] = await socketPair();
+    const got = rawPeer(theirs);
+    const timers = manualTimers();
+    const conn = new FrameConnection(ours, { heartbeatMs: 0, timers });
+    const b = track(conn.barrier(60_000));
+    await until(() => pings(got).length === 1); // the ping went out; no pong will come
+    expect(b.state()).toBe('pending');
+    expect(timers.pendingTimeouts()).toBe(1); // its timeout, which only the test can fire
+    theirs.destroy();
+    await until(() => b.state() !== 'pending');
+    expect(b.state()).toBe(false);
+    expect(conn.closed).toBe(true);
+    expect(timers.pendingTimeouts()).toBe(0); // cleared, never fired: the close decided it
+  });
+
+  it('resolves false when this side closes first, and at once on a connection already closed', async () => {
+    const [ours, theirs] = await socketPair();
+    rawPeer(theirs);
+    const conn = new FrameConnection(ours, { heartbeatMs: 0, timers: manualTimers() });
+    const b = track(conn.barrier(60_000));
+    conn.destroy();
+    await until(() => b.state() !== 'pending');
+    expect(b.state()).toBe(false);
+    expect(await barrierOutcome(conn.barrier(60_000))).toBe(false);
+  });
+
+  it('resolves false when its timeout passes first; a late pong changes nothing', async () => {
+    const [ours, theirs] = await socketPair();
+    const got = rawPeer(theirs);
+    const timers = manualTimers();
+    const seen: number[] = [];
+    const conn = new FrameConnection(ours, { heartbeatMs: 0, timers, onFrame: (f) => seen.push(requestIdOf(f)) });
+    const b = track(conn.barrier(500));
+    await until(() => pings(got).length === 1);
+    timers.fireTimeouts();
+    await until(() => b.state() !== 'pending');
+    expect(b.state()).toBe(false);
+    theirs.write(Buffer.concat([encodeEventResponse(EventKind.HEARTBEAT, requestIdOf(pings(got)[0]), undefined), encodeResponse(4, Status.OK, 'after')]));
+    await until(() => seen.includes(4));
+    expect(b.state()).toBe(false);
+    expect(conn.closed).toBe(false);
+  });
+});
+
+/** Awaits a barrier, failing the test (rather than hanging it) if it has not settled within 2 s of real time. */
+async function barrierOutcome(p: Promise<boolean>): Promise<boolean> {
+  const t = track(p);
+  await until(() => t.state() !== 'pending');
+  return t.state() as boolean;
+}

@@ -12,22 +12,6 @@ const c = useCleanup();
 const REPLY_BYTES = 16 * 1024;
 const N = 4000;
 
-/** Served count that has not moved for `quietMs`. */
-async function plateau(read: () => number, quietMs: number, timeoutMs: number): Promise<number> {
-  const deadline = performance.now() + timeoutMs;
-  let last = read();
-  let since = performance.now();
-  while (performance.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 25));
-    const now = read();
-    if (now !== last) {
-      last = now;
-      since = performance.now();
-    } else if (performance.now() - since >= quietMs) return now;
-  }
-  throw new Error(`served count still moving after ${timeoutMs} ms (at ${last})`);
-}
-
 describe('socket backpressure', () => {
   it('a client that never reads is paused, not buffered without limit; others are served; reading again releases it', async () => {
     // Heartbeats off on the AS: with them on, a client that reads nothing for three periods is
@@ -46,15 +30,25 @@ describe('socket backpressure', () => {
       flood.socket.write(Buffer.concat(frames));
       await new Promise((r) => setTimeout(r, 10));
     }
-    const stuckAt = await plateau(() => servedBy(as, 'fs-bp'), 400, 3000);
+    // Meanwhile another client is served normally. Its round trips are also the clock: the count
+    // of the flood's requests served is read after each one, until ten in a row leave it unchanged
+    // (the AS went around its event loop that often without reading more of the flood).
+    const other = await connectClient(c, port);
+    let otherCalls = 0;
+    const floodServed = (): number => servedBy(as, 'fs-bp') - otherCalls;
+    let stuckAt = floodServed();
+    for (let same = 0; same < 10; ) {
+      if (otherCalls > 5000) throw new Error(`the flood's served count is still moving (at ${stuckAt})`);
+      expect(await other.call(ECHO, otherCalls)).toBe(otherCalls);
+      otherCalls++;
+      const now = floodServed();
+      same = now === stuckAt ? same + 1 : 0;
+      stuckAt = now;
+    }
     expect(written).toBe(N);
     expect(stuckAt).toBeGreaterThan(0);
     expect(stuckAt).toBeLessThan(N / 2);
     expect(flood.isClosed).toBe(false);
-
-    // Meanwhile another client is served normally.
-    const other = await connectClient(c, port);
-    for (let i = 0; i < 20; i++) expect(await other.call(ECHO, i)).toBe(i);
 
     // Once the flooding client reads, the AS resumes reading it and every request is answered.
     let answers = 0;
@@ -75,7 +69,7 @@ describe('socket backpressure', () => {
     await waitFor(() => answers >= N, `all ${N} answers`, 4000);
     expect(notOk).toBe(0);
     expect(answers).toBe(N);
-    expect(servedBy(as, 'fs-bp')).toBe(N + 20); // the flood and the other client's calls
+    expect(servedBy(as, 'fs-bp')).toBe(N + otherCalls); // the flood and the other client's calls
   });
 
   it('closes a client that has read nothing it was sent for three heartbeat periods; others are served', async () => {
@@ -85,13 +79,21 @@ describe('socket backpressure', () => {
     const flood = await RawPeer.connect(c, port);
     flood.socket.removeAllListeners('data');
     flood.socket.pause();
+    // It never reads, but it is not silent: a blind pong every 100 ms, so the heartbeat rule
+    // (three periods with nothing read) cannot be what closes it. Only write-stall can: the AS's
+    // socket to it stays full and nothing of what the AS wrote leaves it.
+    c.defer(flood.blindPongs(100));
     const frames: Buffer[] = [];
     // Enough answers to fill the loopback buffers on both sides, so the AS's writes really block.
     for (let i = 1; i <= 1000; i++) frames.push(encodeRequest(i, BLOB, { bytes: REPLY_BYTES }));
     flood.socket.write(Buffer.concat(frames));
     await waitFor(() => as.clientConnections === 1, 'the AS to accept the flood', 1000);
     // A paused socket does not see its own close, so watch the AS's side.
-    await waitFor(() => as.clientConnections === 0, 'the AS to close the write-stalled client', 3000);
+    await waitFor(() => as.clientConnections === 0, 'the AS to close the write-stalled client', 5000);
+    const closed = as.closedConnections().client;
+    expect(closed.get('write-stall')).toBe(1);
+    expect(closed.get('heartbeat')).toBe(0);
+    expect(closed.get('output-limit')).toBe(0); // 1000 answers of 16 KiB stay under the 64 MiB limit
     const other = await connectClient(c, port);
     for (let i = 0; i < 20; i++) expect(await other.call(ECHO, i)).toBe(i);
   });

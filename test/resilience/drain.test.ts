@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ECHO, ECHO_DELAYED } from '../../src/plugins/samples/echo-plugin.js';
+import { ECHO, ECHO_DELAYED, EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
 import type { FunctionServer } from '../../src/index.js';
-import { WHO, connectClient, fsInfo, settle, startAs, startFs, steadyLoad, useCleanup, waitFor, waitForLeft, waitForState } from './helpers.js';
+import { GATED, WHO, connectClient, fsInfo, gatedPlugin, settle, startAs, startFs, steadyLoad, useCleanup, waitFor, waitForLeft, waitForState, whoPlugin } from './helpers.js';
 
 const HB = 200;
 const c = useCleanup();
@@ -9,25 +9,31 @@ const c = useCleanup();
 describe('graceful drain', () => {
   it('FS.stop() under load: the AS stops choosing it at once, its in-flight calls finish OK, then it closes', async () => {
     const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB });
-    const a = await startFs(c, 'fs-a', controlPort, { heartbeatMs: HB });
+    // The in-flight calls are held until the test opens the gate: "at once" is then an order of
+    // events (draining while all six are still held), not a time window.
+    let openGate!: () => void;
+    const gate = new Promise<void>((r) => (openGate = r));
+    c.defer(() => openGate());
+    const a = await startFs(c, 'fs-a', controlPort, { heartbeatMs: HB, plugins: [EchoPlugin, whoPlugin('fs-a'), gatedPlugin(gate)] });
     await waitForState(as, 'fs-a', 'available');
     const client = await connectClient(c, port);
-    const inflight = Array.from({ length: 6 }, (_, i) => settle(client.call(ECHO_DELAYED, { ms: 300, value: i }, { timeoutMs: 5000 })));
+    const inflight = Array.from({ length: 6 }, (_, i) => settle(client.call(GATED, { value: i }, { timeoutMs: 5000 })));
     await waitFor(() => a.inflight === 6, 'six calls running on fs-a');
     await startFs(c, 'fs-b', controlPort, { heartbeatMs: HB });
     await waitForState(as, 'fs-b', 'available');
 
-    const draining = waitForState(as, 'fs-a', 'draining', 1000);
+    const draining = waitForState(as, 'fs-a', 'draining', 3000);
     const left = waitForLeft(as, 'fs-a', 3000);
-    const stopStarted = performance.now();
     const stopped = a.stop();
-    await draining;
-    expect(performance.now() - stopStarted).toBeLessThan(100);
+    const atDrain = await draining;
+    expect(atDrain.inflight).toBe(6); // the AS saw the drain while all six were still held
     // From now on every new call goes elsewhere.
     const after = await Promise.all(Array.from({ length: 20 }, () => client.call(WHO)));
     expect(new Set(after)).toEqual(new Set(['fs-b']));
     expect(a.inflight).toBe(6);
+    expect(fsInfo(as, 'fs-a')?.state).toBe('draining');
 
+    openGate();
     const results = await Promise.all(inflight);
     expect(results.map((r) => (r.ok ? r.value : r.error.message))).toEqual([0, 1, 2, 3, 4, 5]);
     await stopped;
@@ -68,16 +74,22 @@ describe('graceful drain', () => {
 
   it('a successor registering under the same name does not cut short the in-flight calls of the FS still draining', async () => {
     const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB });
-    const old = await startFs(c, 'fs-r', controlPort, { heartbeatMs: HB });
+    let openGate!: () => void;
+    const gate = new Promise<void>((r) => (openGate = r));
+    c.defer(() => openGate());
+    const old = await startFs(c, 'fs-r', controlPort, { heartbeatMs: HB, plugins: [EchoPlugin, whoPlugin('fs-r'), gatedPlugin(gate)] });
     await waitForState(as, 'fs-r', 'available');
     const client = await connectClient(c, port);
-    const inflight = Array.from({ length: 3 }, (_, i) => settle(client.call(ECHO_DELAYED, { ms: 500, value: i }, { timeoutMs: 5000 })));
+    const inflight = Array.from({ length: 3 }, (_, i) => settle(client.call(GATED, { value: i }, { timeoutMs: 5000 })));
     await waitFor(() => old.inflight === 3, 'three calls running on the old fs-r');
     const stopped = old.stop();
-    await waitForState(as, 'fs-r', 'draining', 1000);
-    // The new process starts (on a new port) while the old one is still finishing its work.
+    await waitForState(as, 'fs-r', 'draining', 3000);
+    // The new process starts (on a new port) while the old one is still finishing its work: its
+    // three calls are held until the successor is registered and available.
     await startFs(c, 'fs-r', controlPort, { heartbeatMs: HB });
     await waitForState(as, 'fs-r', 'available', 3000);
+    expect(old.inflight).toBe(3);
+    openGate();
     const results = await Promise.all(inflight);
     expect(results.map((r) => (r.ok ? r.value : `${r.error.constructor.name}: ${r.error.message}`))).toEqual([0, 1, 2]);
     await stopped;

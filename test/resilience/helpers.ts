@@ -9,6 +9,7 @@ import {
   EventKind,
   FrameParser,
   FunctionServer,
+  encodeEventResponse,
   eventKindOf,
   isEvent,
   type ApplicationServerOptions,
@@ -193,6 +194,39 @@ export class RawPeer {
     const p = new RawPeer(s);
     c.defer(() => s.destroy());
     return p;
+  }
+
+  /**
+   * Writes `bytes` one byte every `everyMs` (a slowloris) until they run out or the socket closes;
+   * returns a function that stops it. Bytes keep arriving, so the peer is never silent for the
+   * heartbeat rule, while a frame they belong to stays unfinished.
+   */
+  trickle(bytes: Buffer, everyMs: number): () => void {
+    let i = 0;
+    const timer = setInterval(() => {
+      if (this.isClosed || this.socket.destroyed || i >= bytes.length) {
+        clearInterval(timer);
+        return;
+      }
+      this.socket.write(bytes.subarray(i, ++i));
+    }, everyMs);
+    void this.closed.then(() => clearInterval(timer));
+    return () => clearInterval(timer);
+  }
+
+  /**
+   * Sends a pong (a HEARTBEAT event response, request id 0) every `everyMs` without reading
+   * anything: bytes keep arriving at the other side even though this peer never answers a ping.
+   * Returns a function that stops it.
+   */
+  blindPongs(everyMs: number): () => void {
+    const pong = encodeEventResponse(EventKind.HEARTBEAT, 0, undefined);
+    const timer = setInterval(() => {
+      if (this.isClosed || this.socket.destroyed) clearInterval(timer);
+      else this.socket.write(pong);
+    }, everyMs);
+    void this.closed.then(() => clearInterval(timer));
+    return () => clearInterval(timer);
   }
 
   /** Frames that are not heartbeats. */

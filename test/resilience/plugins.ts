@@ -6,6 +6,7 @@ import { Plugin, Service } from '../../src/index.js';
 export const SLOW_IDEMPOTENT = 3001;
 export const BLOB = 3002;
 export const WHO = 3003;
+export const GATED = 3004;
 
 /** Answers with the name of the FS that served the call (in-process FSs). */
 export function whoPlugin(fsName: string): unknown {
@@ -26,4 +27,17 @@ export class BlobPlugin {
   blob(body: { bytes: number }): Buffer {
     return Buffer.alloc(body.bytes, 0x61);
   }
+}
+
+/** Holds every call until `gate` resolves, then answers its `value`: in-flight calls that last exactly as long as a test wants. */
+export function gatedPlugin(gate: Promise<void>): unknown {
+  @Plugin({ name: 'gated' })
+  class Gated {
+    @Service(GATED)
+    async held(body: { value: unknown }): Promise<unknown> {
+      await gate;
+      return body.value;
+    }
+  }
+  return Gated;
 }

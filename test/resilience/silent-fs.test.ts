@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ECHO } from '../../src/plugins/samples/echo-plugin.js';
 import { UnavailableError, type FsState } from '../../src/index.js';
@@ -23,7 +24,10 @@ const c = useCleanup();
 
 describe('a function server that goes silent with its socket open', () => {
   it('SIGSTOP: is marked unavailable within a few heartbeats, loses no idempotent call, and is re-admitted after SIGCONT', async () => {
-    const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB, connectTimeoutMs: 500, reconnectBaseMs: 50, reconnectCapMs: 300 });
+    // The AS's log tells why it dropped the frozen FS's pool connection.
+    const logged: { msg?: string; fs?: string; reason?: string }[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void logged.push(JSON.parse(line) as (typeof logged)[number]) });
+    const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB, connectTimeoutMs: 500, reconnectBaseMs: 50, reconnectCapMs: 300, logger });
     const args = ['--as', `${HOST}:${controlPort}`, '--port', '0', '--plugins', 'echo', '--heartbeat-ms', String(HB), '--refresh-ms', '200'];
     const a = spawnFs(c, 'fs-a', args);
     spawnFs(c, 'fs-b', args);
@@ -43,9 +47,11 @@ describe('a function server that goes silent with its socket open', () => {
     process.kill(a.pid, 'SIGSTOP');
     const info = await unavailable;
     const detectMs = performance.now() - frozenAt;
-    // Dubbo's rule: dead after three silent periods, so between two and four periods after the last byte.
+    // Dubbo's rule: dead after three silent periods, so at least two periods after the last byte.
+    // The rule that fired is read from the AS's log rather than guessed from a time window.
     expect(detectMs).toBeGreaterThanOrEqual(2 * HB);
-    expect(detectMs).toBeLessThan(1500);
+    const downs = logged.filter((l) => l.msg === 'pool connection to function server closed' && l.fs === 'fs-a');
+    expect(downs.map((l) => l.reason)).toEqual(['heartbeat']);
     // Calls were pending on the frozen FS when it was declared dead (the 'fs-state' snapshot precedes their re-send).
     expect(info.inflight).toBeGreaterThan(0);
 
@@ -58,7 +64,6 @@ describe('a function server that goes silent with its socket open', () => {
     process.kill(a.pid, 'SIGCONT');
     await waitForState(as, 'fs-a', 'available', 5000);
     const readmitMs = performance.now() - resumedAt;
-    expect(readmitMs).toBeLessThan(3000);
     const aBefore = servedBy(as, 'fs-a');
     await waitFor(() => servedBy(as, 'fs-a') > aBefore + 20, 'fs-a to get traffic again', 3000);
 
@@ -76,8 +81,11 @@ describe('a function server that goes silent with its socket open', () => {
       s.pause(); // hold it open, read nothing, write nothing
     });
     const states: FsState[] = [];
+    let acceptedAtUnavailable = -1;
     as.on('fs-state', (i) => {
-      if (i.id === 'mute') states.push(i.state);
+      if (i.id !== 'mute') return;
+      states.push(i.state);
+      if (i.state === 'unavailable' && acceptedAtUnavailable < 0) acceptedAtUnavailable = accepted;
     });
     as.addFunctionServer({ host: HOST, port: mute.port, name: 'mute', services: [{ key: 4040, idempotent: true }] });
     const client = await connectClient(c, port);
@@ -88,19 +96,22 @@ describe('a function server that goes silent with its socket open', () => {
     expect(early.ok).toBe(false);
     expect(early.ok ? undefined : early.error).toBeInstanceOf(UnavailableError);
 
-    const t0 = performance.now();
     await waitForState(as, 'mute', 'unavailable', 3000);
-    expect(accepted).toBeGreaterThanOrEqual(2); // it was dialled, and the TCP handshakes succeeded
-    expect(performance.now() - t0).toBeLessThan(2000);
+    // Unavailable after exactly ejectAfterFailures (2) dials whose TCP handshakes succeeded and whose
+    // DESCRIBE was never answered.
+    expect(acceptedAtUnavailable).toBe(2);
 
     for (let i = 0; i < 5; i++) {
-      const started = performance.now();
+      const before = as.dispatcher.localAnswers.get(30) ?? 0;
       const r = await settle(client.call(4040, { i }, { timeoutMs: 5000 }));
       expect(r.ok).toBe(false);
       expect(r.ok ? undefined : r.error).toBeInstanceOf(UnavailableError);
       expect(r.ok ? 0 : r.error.status).toBe(30);
-      expect(r.at - started).toBeLessThan(200);
+      // Fast is told by who answered: the AS, at once, from its registry (a call it had waited on
+      // would have ended in TIMEOUT at 5 s).
+      expect((as.dispatcher.localAnswers.get(30) ?? 0) - before).toBe(1);
     }
+    expect(as.dispatcher.localAnswers.get(40) ?? 0).toBe(0);
     // Probing goes on, but a handshake that never completes never admits it.
     await waitFor(() => accepted >= 4, 'more probes of the mute peer', 3000);
     expect(states).not.toContain('available');

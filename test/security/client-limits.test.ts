@@ -59,7 +59,7 @@ describe('a client that never reads its answers', () => {
     // answers come back at once against an 8 MiB budget (the kernel's buffers hold about 4 MiB more).
     const value = Buffer.alloc(MiB, 7);
     for (let i = 1; i <= 32; i++) hog.write(encodeRequest(i, GATED_ECHO, { value }, { budgetMs: 10_000 }));
-    await waitFor(() => gate.waiting() === 32, 'all 32 echoes to be held on the FS', 5000).catch((e: Error) => {
+    await waitFor(() => gate.waiting() === 32, 'all 32 echoes to be held on the FS', 15_000).catch((e: Error) => {
       throw new Error(`${e.message}: held ${gate.waiting()}, FS inflight ${fs.inflight}, hog wrote ${hog.bytesWritten} with ${hog.writableLength} unsent, AS closed ${JSON.stringify([...h.as.closedConnections().client].filter(([, n]) => n > 0))}, AS clients ${h.as.clientConnections}`);
     });
     expect(fs.inflight).toBe(32);
