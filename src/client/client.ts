@@ -229,7 +229,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (this.connected) this.#link?.conn.send(frame);
   }
 
-  /** Fails what waits with CHANNEL_CLOSED, closes every connection, and reconnects no more. */
+  /** Fails what waits with CHANNEL_CLOSED (or the fatal error that closed it), closes every connection, and reconnects no more. */
   close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#sweeper);
@@ -383,7 +383,10 @@ export class Client extends EventEmitter<ClientEvents> {
       else this.#calls.reject(id, refusal ?? new ChannelClosedError(`the connection to the application server at ${show(link.endpoint)} closed (${reason}${err ? `: ${err.message}` : ''}) before the answer came; the request may or may not have run`));
     }
     if (refusal instanceof AuthError) {
-      this.#failQueued(refusal);
+      // A proof refused does not get better by retrying: the client is closed, and says why.
+      this.#fatal = refusal;
+      void this.close();
+      return;
     } else if (overloaded && this.#refusals >= this.#endpoints.length) {
       // Every AS turned us away in a row: tell the callers rather than make them wait.
       this.#refusals = 0;
