@@ -25,6 +25,10 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: ['**/application-server/**', '**/function-server/**', '**/plugins/**', '**/client/**', '**/cli/**'] }] },
   },
   {
+    files: ['src/contracts/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/application-server/**', '**/function-server/**', '**/plugins/**', '**/client/**', '**/cli/**', '**/security/**', '**/common/**'] }] },
+  },
+  {
     files: ['src/plugins/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['**/application-server/**', '**/function-server/**', '**/client/**', '**/cli/**', '**/security/**'] }] },
   },

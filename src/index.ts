@@ -6,3 +6,4 @@ export * from './application-server/index.js';
 export * from './client/index.js';
 export * from './security/index.js';
 export { createLogger, silentLogger, type Logger } from './common/logger.js';
+export * from './contracts/index.js';

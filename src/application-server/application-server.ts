@@ -102,6 +102,8 @@ export interface ApplicationServerEvents {
   'fs-joined': [FunctionServerInfo];
   'fs-left': [FunctionServerInfo, string];
   'fs-state': [FunctionServerInfo, FsState];
+  /** An FS's service table changed (it reloaded its plugins). */
+  'fs-changed': [FunctionServerInfo];
   /** The pair gave this AS another role. */
   role: [{ from: PairRole; to: PairRole; reason: string; epoch: number }];
   /** The pair's sibling came online or went offline. */
@@ -211,6 +213,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     this.manager.on('joined', (i) => this.emit('fs-joined', i));
     this.manager.on('left', (i, why) => this.emit('fs-left', i, why));
     this.manager.on('state', (i, from) => this.emit('fs-state', i, from));
+    this.manager.on('changed', (i) => this.emit('fs-changed', i));
     this.#ingress = new ClientIngress(
       {
         host: clientHost,
@@ -227,6 +230,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
         tls,
         authTimeoutMs,
         hasRoom: () => this.#hasRoom(),
+        resolveName: (name) => this.manager.resolveName(name),
         logger,
         log,
       },

@@ -7,7 +7,7 @@ import { parseEndpoints, parseIntIn } from './parse.js';
 export function callCommand(): Command {
   return new Command('call')
     .description('call one service through an application server and print the JSON answer')
-    .requiredOption('--service <key>', 'service key', parseIntIn(0, 0xffffffff))
+    .requiredOption('--service <key|name>', 'service key, or a contract name such as greeter.greet (resolved by the AS)')
     .option('--as <host:port,...>', 'the client endpoints of the application servers (several: the client follows the active one)', parseEndpoints, [{ host: '127.0.0.1', port: 7100 }])
     .option('--idempotent', 'the service is safe to run twice: re-send it if the connection is lost', false)
     .option('--data <json>', 'request body as JSON', '{}')
@@ -30,7 +30,16 @@ export function callCommand(): Command {
       try {
         const tls = loadTlsFiles({ certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCa });
         client = await Client.connect({ endpoints: o.as, secret: o.secretFile ? readSecretFile(o.secretFile, 'client secret').secret : undefined, tls });
-        const answer = await client.call(o.service, body, { poolType: o.poolType, timeoutMs: o.timeoutMs, idempotent: o.idempotent });
+        const service = String(o.service);
+        let key: number;
+        let idempotent: boolean = o.idempotent;
+        if (/^\d+$/.test(service)) key = parseIntIn(0, 0xffffffff)(service);
+        else {
+          const d = await client.resolve(service);
+          key = d.key;
+          idempotent ||= d.idempotent;
+        }
+        const answer = await client.call(key, body, { poolType: o.poolType, timeoutMs: o.timeoutMs, idempotent });
         process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
       } catch (err) {
         const e = err as SwitchboardError;

@@ -4,7 +4,9 @@ import { Command } from 'commander';
 import { loadTlsFiles, readSecretFile } from '../security/index.js';
 import { createLogger } from '../common/logger.js';
 import { FunctionServer } from '../function-server/index.js';
-import { loadPluginModules } from '../plugins/index.js';
+import { watch } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { isPathSpec, loadPluginModules, pluginPath } from '../plugins/index.js';
 import { parseEndpoints, parseFraction, parseIntIn, parsePort } from './parse.js';
 
 /**
@@ -20,6 +22,49 @@ function burn(fraction: number): void {
     }
   }, slice);
   t.unref();
+}
+
+/**
+ * Reloads the plugin modules when a watched file changes (debounced): the new code serves new
+ * requests, running ones finish on the old. A module that fails to load or start changes nothing:
+ * the old code keeps serving and the log says why.
+ */
+function watchPlugins(fs: FunctionServer, specs: string[], logger: ReturnType<typeof createLogger>): void {
+  const files = specs.filter(isPathSpec).map((s) => pluginPath(s));
+  if (files.length === 0) {
+    logger.warn('--watch: no plugin is given by path; bundled plugins and packages are not watched');
+    return;
+  }
+  let version = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let running = Promise.resolve();
+  const reload = (): void => {
+    running = running.then(async () => {
+      try {
+        const plugins = await loadPluginModules(specs, process.cwd(), ++version);
+        await fs.replacePlugins(plugins);
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        logger.error({ err: e.message, code: e.code }, 'plugin reload failed; the code loaded before keeps serving');
+      }
+    });
+  };
+  // Directories, not files: an editor that saves by writing a new file and renaming it would end a
+  // watch on the old file.
+  const byDir = new Map<string, Set<string>>();
+  for (const f of files) {
+    const names = byDir.get(dirname(f)) ?? new Set<string>();
+    names.add(basename(f));
+    byDir.set(dirname(f), names);
+  }
+  for (const [dir, names] of byDir) {
+    watch(dir, (_event, name) => {
+      if (name !== null && !names.has(String(name))) return;
+      clearTimeout(timer);
+      timer = setTimeout(reload, 150);
+    }).unref();
+  }
+  logger.info({ files }, 'watching plugin modules; a change reloads them');
 }
 
 /** Unique across containers too, where every process may be pid 1. */
@@ -48,6 +93,7 @@ export function fsCommand(): Command {
     .option('--heartbeat-ms <ms>', 'heartbeat period', parseIntIn(0, 600_000), 2000)
     .option('--max-inflight <n>', 'requests in flight before OVERLOADED', parseIntIn(1, 1_000_000), 10_000)
     .option('--drain-timeout-ms <ms>', 'longest wait for in-flight requests on SIGTERM', parseIntIn(0, 3_600_000), 30_000)
+    .option('--watch', 'reload plugin modules given by path when their file changes, without dropping requests', false)
     .option('--busy <fraction>', 'simulate a busier machine: keep the event loop busy this fraction of the time', parseFraction)
     .option('--log-level <level>', 'pino level: trace, debug, info, warn, error, silent')
     .action(async (o) => {
@@ -79,6 +125,7 @@ export function fsCommand(): Command {
       });
       await fs.start();
       if (o.busy) burn(o.busy);
+      if (o.watch) watchPlugins(fs, o.plugins, logger);
       const stop = async (signal: string): Promise<void> => {
         logger.info({ signal }, 'stopping');
         await fs.stop();

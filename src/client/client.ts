@@ -24,9 +24,18 @@ import {
   encodeRequest,
   errorFromStatus,
   tryDecodeBody,
+  EventKind,
+  encodeEventRequest,
+  eventKindOf,
+  isRequest,
+  requestIdOf,
+  serviceDescriptorSchema,
+  statusOf,
+  type ServiceDescriptor,
   type SwitchboardError,
 } from '../protocol/index.js';
 import { authenticateDialer, dial, toSecret, type TlsOptions } from '../security/index.js';
+import { isServiceContract, type RequestOf, type ResponseOf, type ServiceContract } from '../contracts/index.js';
 import { CallTable } from './call-table.js';
 
 export interface Endpoint {
@@ -128,6 +137,8 @@ export class Client extends EventEmitter<ClientEvents> {
   /** The AS last connected to, and why the client is leaving it (for the failover event). */
   #lastEndpoint: Endpoint | undefined;
   #moveReason = 'connection lost';
+  readonly #resolves = new Map<number, (frame: Buffer) => void>();
+  #resolveId = 0;
   /** Coarse clock (the sweeper's), enough for a deadline that has a second of grace. */
   #now = Date.now();
   // One executor for every call, so a call allocates no closure of its own.
@@ -192,8 +203,17 @@ export class Client extends EventEmitter<ClientEvents> {
     return this.#link?.endpoint;
   }
 
-  /** Calls one service and resolves with its decoded answer, or rejects with the status's error class. */
-  call<T = unknown>(serviceKey: number, body?: unknown, opts?: CallOptions): Promise<T> {
+  /** Calls a contract's service (its key, and idempotent unless told otherwise); typed from its schemas. */
+  call<C extends ServiceContract<unknown, unknown, unknown>>(contract: C, body: RequestOf<C>, opts?: CallOptions): Promise<ResponseOf<C>>;
+  /** Calls one service by key and resolves with its decoded answer, or rejects with the status's error class. */
+  call<T = unknown>(serviceKey: number, body?: unknown, opts?: CallOptions): Promise<T>;
+  call<T>(target: number | ServiceContract, body?: unknown, opts?: CallOptions): Promise<T> {
+    let serviceKey: number;
+    if (typeof target === 'number') serviceKey = target;
+    else if (isServiceContract(target)) {
+      serviceKey = target.key;
+      if (opts?.idempotent === undefined && target.idempotent) opts = { ...opts, idempotent: true };
+    } else return Promise.reject(new BadRequestError('call() takes a service key or a contract made with defineService'));
     if (this.#closed) return Promise.reject(this.#fatal ?? new ChannelClosedError('the client is closed'));
     // The budget field is 32 bits: a longer timeout is sent as the longest budget there is.
     const timeoutMs = Math.min(opts?.timeoutMs ?? this.#defaultTimeoutMs, MAX_UINT32);
@@ -218,6 +238,40 @@ export class Client extends EventEmitter<ClientEvents> {
     if (up) link.conn.sendFrame(REQUEST_FLAGS, 0, id, serviceKey, poolType, timeoutMs, encoded);
     else this.#reconnectSoon();
     return promise;
+  }
+
+  /**
+   * Asks the AS for the service registered under a contract's name (`greeter.greet`): its key and
+   * options. Rejects with ServiceNotFoundError when no FS serves it.
+   */
+  resolve(name: string, timeoutMs = 5000): Promise<ServiceDescriptor> {
+    const link = this.#link;
+    if (!link || link.retiring || link.conn.closed) return Promise.reject(new ChannelClosedError('no connection to an application server is up; retry'));
+    const id = (this.#resolveId = (this.#resolveId % 0x7fffffff) + 1);
+    return new Promise<ServiceDescriptor>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#resolves.delete(id);
+        reject(new DeadlineExceededError(`no answer to RESOLVE ${name} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer.unref();
+      this.#resolves.set(id, (frame) => {
+        clearTimeout(timer);
+        const body = tryDecodeBody(frame);
+        if (statusOf(frame) !== Status.OK) return reject(errorFromStatus(statusOf(frame), body as { code?: string; message?: string }));
+        const d = serviceDescriptorSchema.safeParse(body);
+        if (d.success) resolve(d.data);
+        else reject(new BadRequestError(`the AS answered RESOLVE ${name} with something unreadable`));
+      });
+      link.conn.send(encodeEventRequest(EventKind.RESOLVE, id, { name }, true));
+    });
+  }
+
+  #onEvent(frame: Buffer): void {
+    if (isRequest(frame) || eventKindOf(frame) !== EventKind.RESOLVE) return;
+    const done = this.#resolves.get(requestIdOf(frame));
+    if (!done) return;
+    this.#resolves.delete(requestIdOf(frame));
+    done(frame);
   }
 
   /** Sends a one-way request: no answer, no error if it fails; dropped when no connection is up. */
@@ -260,6 +314,7 @@ export class Client extends EventEmitter<ClientEvents> {
         onFrameAt: (buf: Buffer, off: number, len: number) => {
           if (link) this.#onFrameAt(link, buf, off, len);
         },
+        onEvent: (frame: Buffer) => this.#onEvent(frame),
       };
       const ready = (): void => {
         clearTimeout(timer);

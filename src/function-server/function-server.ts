@@ -68,6 +68,10 @@ export interface FunctionServerOptions {
   authTimeoutMs?: number;
   /** Pool connections held at once (default 1024); beyond, new ones are refused. */
   maxConnections?: number;
+  /** Longest each plugin's onStop may take when the FS stops (default 5000 ms). */
+  pluginStopTimeoutMs?: number;
+  /** Check answers against their contract's response schema: SERVER_ERROR when one does not match (default off). */
+  validateResponses?: boolean;
   /** Load sampler; the default measures this process. Replace it to simulate load in tests or to add metrics. */
   monitor?: LoadSampler;
   /** Parent for each plugin's child container: put FS-wide providers here. */
@@ -90,7 +94,7 @@ export interface FunctionServerEvents {
  */
 export class FunctionServer extends EventEmitter<FunctionServerEvents> {
   readonly name: string;
-  readonly table: ServiceTable;
+  #started = false;
   readonly #o: Required<Omit<FunctionServerOptions, 'applicationServer' | 'applicationServers' | 'advertiseHost' | 'container' | 'plugins' | 'monitor' | 'joinSecret' | 'tls'>> &
     Pick<FunctionServerOptions, 'advertiseHost' | 'tls'> & { applicationServers: readonly { host: string; port: number }[] };
   readonly #secret: Buffer | undefined;
@@ -100,6 +104,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
   readonly #handler: RequestHandler;
   readonly #monitor: LoadSampler;
   readonly #links: ControlLink[] = [];
+  readonly #container: DependencyContainer;
   #draining = false;
   #stopping: Promise<void> | undefined;
 
@@ -129,6 +134,8 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       maxBodyBytes: opts.maxBodyBytes ?? 8 * 1024 * 1024,
       authTimeoutMs: opts.authTimeoutMs ?? 5000,
       maxConnections: opts.maxConnections ?? 1024,
+      pluginStopTimeoutMs: opts.pluginStopTimeoutMs ?? 5000,
+      validateResponses: opts.validateResponses ?? false,
       tls: opts.tls,
       logger: opts.logger ?? silentLogger,
     };
@@ -136,13 +143,14 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
     this.#log = new RateLimitedLog(this.#o.logger);
     this.#monitor = opts.monitor ?? new PerformanceMonitor();
     const parent = (opts.container ?? rootContainer).createChildContainer();
-    this.table = new ServiceTable(opts.plugins, parent);
+    this.#container = parent;
     this.#handler = new RequestHandler({
-      table: this.table,
+      table: new ServiceTable(opts.plugins, parent),
       logger: this.#o.logger,
       maxInflight: this.#o.maxInflight,
       defaultTimeoutMs: this.#o.defaultTimeoutMs,
       maxBodyBytes: this.#o.maxBodyBytes,
+      validateResponses: this.#o.validateResponses,
     });
     this.#server = createListener(this.#o.tls, { mutual: true, handshakeTimeoutMs: this.#o.authTimeoutMs }, (socket) => this.#accept(socket));
   }
@@ -154,6 +162,15 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
 
   get inflight(): number {
     return this.#handler.inflight;
+  }
+
+  /** The services this FS serves now (replaced whole by a reload). */
+  get table(): ServiceTable {
+    return this.#handler.table;
+  }
+
+  get #table(): ServiceTable {
+    return this.#handler.table;
   }
 
   /** Handlers still running after their deadline was answered (they ignore their signal). */
@@ -177,6 +194,9 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
 
   /** Listens, then registers with the AS when one is configured (without waiting for it to answer). */
   async start(): Promise<{ host: string; port: number }> {
+    // Plugins open what they need first: nothing is served, and no AS hears of us, before that.
+    await this.#table.start();
+    this.#started = true;
     await listenOn(this.#server, this.#o.port, this.#o.host);
     const addr = this.address();
     const auth = this.#secret ? 'join secret' : this.#mutualTls ? 'mutual TLS' : 'none: pool connections from loopback only';
@@ -227,6 +247,27 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
   }
 
   /**
+   * Serves new requests with these plugins from now on, without dropping any: the new plugins are
+   * built and started (onStart) first, then take new requests; requests already running finish on
+   * the old ones, which are stopped (onStop) once they have. Every AS is told the table changed
+   * (CHANGED on each pool connection) and asks for it again. If the new plugins cannot be built or
+   * started, nothing changes and the error is thrown.
+   */
+  async replacePlugins(plugins: readonly unknown[]): Promise<void> {
+    const next = new ServiceTable(plugins, this.#container);
+    await next.start();
+    const old = this.#handler.table;
+    this.#handler.table = next;
+    this.#o.logger.info({ name: this.name, services: next.keys(), plugins: next.pluginNames() }, 'plugins reloaded');
+    for (const c of this.#conns) c.send(encodeEventRequest(EventKind.CHANGED, 0, {}, false));
+    // The old plugins stop once what they were running has ended (at most drainTimeoutMs).
+    const until = Date.now() + this.#o.drainTimeoutMs;
+    while (old.running > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    const failures = await old.stop(this.#o.pluginStopTimeoutMs);
+    for (const f of failures) this.#o.logger.warn(f, 'plugin onStop failed (old code, after a reload)');
+  }
+
+  /**
    * Graceful stop: tell the AS (control link and every pool connection) to choose us no more,
    * let in-flight requests finish (at most drainTimeoutMs), then close.
    */
@@ -260,6 +301,10 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
     this.#server.close();
     for (const c of this.#conns) c.close('local');
     this.#conns.clear();
+    if (this.#started) {
+      const failures = await this.#table.stop(this.#o.pluginStopTimeoutMs);
+      for (const f of failures) this.#o.logger.warn(f, 'plugin onStop failed');
+    }
     this.#o.logger.info({ name: this.name }, 'function server stopped');
     this.emit('closed');
   }

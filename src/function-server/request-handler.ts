@@ -12,13 +12,24 @@ import {
   decodeBodyAt,
   encodeBody,
   encodeErrorResponse,
-  type FrameConnection,
+  encodeResponse,
 } from '../protocol/index.js';
+import { describeIssues } from '../contracts/index.js';
 import { RequestContext, type ServiceEntry, type ServiceTable } from '../plugins/index.js';
 import type { Logger } from '../common/logger.js';
 import { RateLimitedLog } from '../common/rate-limited-log.js';
 
+/** Where answers go: a pool connection, or the test bed's in-memory sink. */
+export interface AnswerSink {
+  send(frame: Buffer): void;
+  sendFrame(flags: number, status: number, requestId: number, serviceKey: number, poolType: number, budgetMs: number, body: Buffer): void;
+  refuse(err: SwitchboardError): void;
+  /** The largest answer body the caller accepts. */
+  readonly peerMaxBodyBytes: number;
+}
+
 export interface RequestHandlerOptions {
+  /** The first table; replaced whole by a reload (see `table`). */
   table: ServiceTable;
   logger: Logger;
   /** Requests in flight on this FS beyond which new ones get OVERLOADED. */
@@ -27,6 +38,8 @@ export interface RequestHandlerOptions {
   defaultTimeoutMs: number;
   /** Largest answer body; the peer's own announced cap may be smaller. */
   maxBodyBytes: number;
+  /** Check answers against their contract's response schema (SERVER_ERROR when one does not match). */
+  validateResponses?: boolean;
 }
 
 interface Thenable {
@@ -38,6 +51,11 @@ const isThenable = (v: unknown): v is Thenable => typeof (v as Thenable | null)?
 export class RequestHandler {
   readonly #opts: RequestHandlerOptions;
   readonly #log: RateLimitedLog;
+  /**
+   * The services served now. A reload swaps it; a request takes its entry when it arrives, so the
+   * requests already running finish on the code they started on.
+   */
+  table: ServiceTable;
   /** Handlers running now, overdue ones included: they hold memory and CPU until they really end. */
   #inflight = 0;
   /** Handlers whose deadline was answered with TIMEOUT but which have not ended (they ignore their signal). */
@@ -51,6 +69,7 @@ export class RequestHandler {
 
   constructor(opts: RequestHandlerOptions) {
     this.#opts = opts;
+    this.table = opts.table;
     this.#log = new RateLimitedLog(opts.logger, { burst: 10, windowMs: 10_000 });
   }
 
@@ -69,7 +88,7 @@ export class RequestHandler {
   }
 
   /** The request lies at buf[off, off + len). */
-  handle(buf: Buffer, off: number, len: number, conn: FrameConnection): void {
+  handle(buf: Buffer, off: number, len: number, conn: AnswerSink): void {
     const id = buf.readUInt32BE(off + OFFSET.requestId);
     const key = buf.readUInt32BE(off + OFFSET.serviceKey);
     const twoWay = (buf[off + OFFSET.flags] & FLAG_TWO_WAY) !== 0;
@@ -77,7 +96,7 @@ export class RequestHandler {
       conn.refuse(new BadRequestError('request id 0 is reserved for connection-level errors; number two-way requests from 1'));
       return;
     }
-    const entry = this.#opts.table.get(key);
+    const entry = this.table.get(key);
     if (entry === undefined) {
       if (twoWay) conn.send(encodeErrorResponse(id, Status.SERVICE_NOT_FOUND, 'SB_ERR_SERVICE_NOT_FOUND', `this function server has no service ${key}`, key));
       return;
@@ -94,6 +113,19 @@ export class RequestHandler {
       const e = err as BodyDecodeError;
       if (twoWay) conn.send(encodeErrorResponse(id, Status.BAD_REQUEST, e.code, e.message, key));
       return;
+    }
+    if (entry.request !== undefined) {
+      // The contract's schema: a handler never runs on a body that does not match it.
+      const r = entry.request.safeParse(body);
+      if (!r.success) {
+        if (twoWay) {
+          const issues = describeIssues(r.error);
+          const message = `the body does not match ${entry.name ?? `service ${key}`}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`;
+          conn.send(encodeResponse(id, Status.BAD_REQUEST, { code: 'SB_ERR_VALIDATION', message, issues }, key));
+        }
+        return;
+      }
+      body = r.data;
     }
     const budget = buf.readUInt32BE(off + OFFSET.budget);
     const limit = minPositive(budget, entry.timeoutMs ?? 0) || this.#opts.defaultTimeoutMs;
@@ -118,17 +150,18 @@ export class RequestHandler {
       if (twoWay) this.#answer(conn, id, key, entry, result);
       return;
     }
-    this.#track(result, ctx, entry, twoWay ? conn : undefined, limit);
+    this.#track(result, ctx, entry, twoWay ? conn : undefined, limit, this.table);
   }
 
-  #track(result: Thenable, ctx: RequestContext, entry: ServiceEntry, conn: FrameConnection | undefined, limit: number): void {
+  #track(result: Thenable, ctx: RequestContext, entry: ServiceEntry, conn: AnswerSink | undefined, limit: number, table: ServiceTable): void {
     const id = ctx.requestId;
     const key = ctx.serviceKey;
     this.#inflight++;
+    table.running++;
     let answered = false;
     let overdue = false;
     let timer: NodeJS.Timeout | undefined;
-    const answer = (send: (c: FrameConnection) => void): void => {
+    const answer = (send: (c: AnswerSink) => void): void => {
       if (answered) return;
       answered = true;
       if (timer) clearTimeout(timer);
@@ -137,6 +170,7 @@ export class RequestHandler {
     // The request counts as in flight until the handler really ends, even after TIMEOUT was sent:
     // a handler that ignores its signal still holds what it holds, so it counts against maxInflight.
     const ended = (): void => {
+      table.running--;
       this.#active.delete(ctx);
       if (overdue) this.#overdue--;
       if (--this.#inflight === 0) this.#wakeIdle();
@@ -169,7 +203,16 @@ export class RequestHandler {
   }
 
   /** Encodes the value and sends it, or a clear error when it cannot be encoded or is over the cap. */
-  #answer(conn: FrameConnection, id: number, key: number, entry: ServiceEntry, value: unknown): void {
+  #answer(conn: AnswerSink, id: number, key: number, entry: ServiceEntry, value: unknown): void {
+    if (this.#opts.validateResponses && entry.response !== undefined) {
+      const r = entry.response.safeParse(value);
+      if (!r.success) {
+        const issues = describeIssues(r.error);
+        this.#log.error(`response:${key}`, { serviceKey: key, plugin: entry.pluginName, issues }, 'the handler answered something its contract does not allow');
+        conn.send(encodeErrorResponse(id, Status.SERVER_ERROR, 'SB_ERR_VALIDATION', `${entry.name ?? `service ${key}`} answered something its contract does not allow; see the FS log`, key));
+        return;
+      }
+    }
     let body: Buffer;
     try {
       body = encodeBody(value);

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { injectable, type InjectionToken } from 'tsyringe';
+import { isServiceContract, type ServiceContract } from '../contracts/index.js';
 import { PLUGIN_METADATA, SERVICES_METADATA } from './metadata-keys.js';
 
 export type Provider =
@@ -25,6 +26,8 @@ export interface ServiceMetadata {
   key: number;
   method: string;
   options: ServiceOptions;
+  /** Set when the handler is bound to a contract (`@Service(contract)`). */
+  contract?: ServiceContract;
 }
 
 /** Marks a class as a plugin. Only writes metadata (and makes the class injectable). */
@@ -35,11 +38,22 @@ export function Plugin(options: PluginOptions): ClassDecorator {
   };
 }
 
-/** Marks a method as the handler of one service key. Only writes metadata. */
-export function Service(key: number, options: ServiceOptions = {}): MethodDecorator {
+/**
+ * Marks a method as the handler of one service: a contract made with defineService (its key, name,
+ * options and schemas), or a bare service key with options. Only writes metadata.
+ */
+export function Service(keyOrContract: number | ServiceContract, options: ServiceOptions = {}): MethodDecorator {
   return (target, propertyKey) => {
     const ctor = (target as { constructor: object }).constructor;
     const existing: ServiceMetadata[] = Reflect.getOwnMetadata(SERVICES_METADATA, ctor) ?? [];
-    Reflect.defineMetadata(SERVICES_METADATA, [...existing, { key, method: String(propertyKey), options: { ...options } }], ctor);
+    const meta: ServiceMetadata = isServiceContract(keyOrContract)
+      ? {
+          key: keyOrContract.key,
+          method: String(propertyKey),
+          options: { idempotent: keyOrContract.idempotent, timeoutMs: keyOrContract.timeoutMs, ...options },
+          contract: keyOrContract,
+        }
+      : { key: keyOrContract, method: String(propertyKey), options: { ...options } };
+    Reflect.defineMetadata(SERVICES_METADATA, [...existing, meta], ctor);
   };
 }

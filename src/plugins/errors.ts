@@ -32,4 +32,16 @@ export class PluginLoadError extends SwitchboardError {
   }
 }
 
-export const PLUGIN_ERROR_CODES = ['SB_ERR_INVALID_PLUGIN', 'SB_ERR_DUPLICATE_SERVICE_KEY', 'SB_ERR_PLUGIN_LOAD'] as const;
+/** A plugin's constructor or onStart threw: the FS does not register; the message names the plugin and the error's code. */
+export class PluginStartError extends SwitchboardError {
+  readonly pluginName: string;
+  constructor(pluginName: string, stage: 'constructor' | 'onStart', cause: unknown) {
+    const e = cause as { code?: unknown; message?: unknown } | undefined;
+    const code = typeof e?.code === 'string' ? e.code : 'no code';
+    const message = typeof e?.message === 'string' ? e.message : String(cause);
+    super('SB_ERR_PLUGIN_START', `plugin ${pluginName} failed in its ${stage} (${code}): ${message}; fix the plugin or what it depends on, then start the FS again`, Status.SERVER_ERROR, { cause });
+    this.pluginName = pluginName;
+  }
+}
+
+export const PLUGIN_ERROR_CODES = ['SB_ERR_INVALID_PLUGIN', 'SB_ERR_DUPLICATE_SERVICE_KEY', 'SB_ERR_PLUGIN_LOAD', 'SB_ERR_PLUGIN_START'] as const;

@@ -13,23 +13,34 @@ export function bundledPluginNames(): string[] {
   return Object.keys(BUNDLED);
 }
 
-function specifierFor(spec: string, cwd: string): string {
+function specifierFor(spec: string, cwd: string, version?: number): string {
   const bundled = BUNDLED[spec];
   if (bundled) return new URL(bundled, import.meta.url).href;
-  if (spec.startsWith('.') || isAbsolute(spec)) return pathToFileURL(resolve(cwd, spec)).href;
+  // A query makes the module loader import the file afresh (a reload); the old one stays cached.
+  if (isPathSpec(spec)) return `${pathToFileURL(resolve(cwd, spec)).href}${version ? `?reload=${version}` : ''}`;
   return spec; // a package name
+}
+
+/** Whether a plugin spec names a file (which can be watched and reloaded), not a bundled name or a package. */
+export function isPathSpec(spec: string): boolean {
+  return spec.startsWith('.') || isAbsolute(spec);
+}
+
+/** The file a path spec names. */
+export function pluginPath(spec: string, cwd = process.cwd()): string {
+  return resolve(cwd, spec);
 }
 
 /**
  * Imports each module (a bundled name, a path, or a package) and returns every exported class
  * that carries @Plugin. A module that exports none is an error: it was probably the wrong file.
  */
-export async function loadPluginModules(specs: readonly string[], cwd = process.cwd()): Promise<PluginClass[]> {
+export async function loadPluginModules(specs: readonly string[], cwd = process.cwd(), version?: number): Promise<PluginClass[]> {
   const classes: PluginClass[] = [];
   for (const spec of specs) {
     let mod: Record<string, unknown>;
     try {
-      mod = (await import(specifierFor(spec, cwd))) as Record<string, unknown>;
+      mod = (await import(specifierFor(spec, cwd, version))) as Record<string, unknown>;
     } catch (err) {
       throw new PluginLoadError(
         `cannot import plugin module "${spec}": ${(err as Error).message}; ` +

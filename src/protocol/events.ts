@@ -25,6 +25,16 @@ export const EventKind = {
   CHALLENGE: 6,
   /** Dialer → listener, two-way: the dialer's nonce and its proof; the answer carries the listener's proof. */
   AUTH: 7,
+  /**
+   * Client → AS, two-way: `{ name }` of a service (a contract's name such as `greeter.greet`); the
+   * answer is its descriptor `{ key, name, idempotent, timeoutMs? }`, or SERVICE_NOT_FOUND.
+   */
+  RESOLVE: 8,
+  /**
+   * FS → AS, one-way, on each pool connection: this FS's service table changed (its plugins were
+   * reloaded); the AS answers by sending DESCRIBE again on that connection.
+   */
+  CHANGED: 9,
 } as const;
 
 export type EventKindName = keyof typeof EventKind;
@@ -44,6 +54,8 @@ export const serviceDescriptorSchema = z.object({
   key: uint32,
   idempotent: z.boolean().default(false),
   timeoutMs: uint32.optional(),
+  /** The contract's name (`greeter.greet`), when the handler is bound to one. */
+  name: token(MAX_NAME_LENGTH).optional(),
 });
 export type ServiceDescriptor = z.infer<typeof serviceDescriptorSchema>;
 
@@ -110,3 +122,6 @@ export const authRequestSchema = z.object({
 export const authReplySchema = z.object({
   proof: bytes(32, 32),
 });
+
+/** RESOLVE request body. */
+export const resolveRequestSchema = z.object({ name: token(MAX_NAME_LENGTH) });

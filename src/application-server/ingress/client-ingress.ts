@@ -2,7 +2,24 @@ import type { Server, Socket } from 'node:net';
 import { listenOn } from '../../common/listen.js';
 import type { Logger } from '../../common/logger.js';
 import type { RateLimitedLog } from '../../common/rate-limited-log.js';
-import { CLOSE_REASONS, FrameConnection, Status, SwitchboardError, encodeErrorResponse, type CloseReason, type FrameHandlers } from '../../protocol/index.js';
+import {
+  CLOSE_REASONS,
+  EventKind,
+  FrameConnection,
+  Status,
+  SwitchboardError,
+  encodeErrorResponse,
+  encodeEventResponse,
+  eventKindOf,
+  isRequest,
+  isTwoWay,
+  requestIdOf,
+  resolveRequestSchema,
+  tryDecodeBody,
+  type CloseReason,
+  type FrameHandlers,
+  type ServiceDescriptor,
+} from '../../protocol/index.js';
 import { createListener, guardListener, type TlsOptions } from '../../security/index.js';
 import type { Dispatcher } from '../routing/dispatcher.js';
 import { ClientSession } from './client-session.js';
@@ -28,6 +45,8 @@ export interface ClientIngressOptions {
   authTimeoutMs: number;
   /** Asked before each accept: false when the process is short of file descriptors. */
   hasRoom: () => boolean;
+  /** A service name to its descriptor (RESOLVE), from the registry. */
+  resolveName: (name: string) => ServiceDescriptor | undefined;
   logger: Logger;
   log: RateLimitedLog;
 }
@@ -90,7 +109,10 @@ export class ClientIngress {
     }
     const dispatcher = this.#dispatcher;
     let session: ClientSession | undefined = undefined;
-    const handlers: FrameHandlers = { onFrameAt: (buf, off, len) => dispatcher.dispatch(session as ClientSession, buf, off, len) };
+    const handlers: FrameHandlers = {
+      onFrameAt: (buf, off, len) => dispatcher.dispatch(session as ClientSession, buf, off, len),
+      onEvent: (frame, c) => this.#onEvent(frame, c),
+    };
     const conn = new FrameConnection(socket, {
       heartbeatMs: this.#o.heartbeatMs,
       readTimeoutMs: this.#o.readTimeoutMs,
@@ -111,6 +133,27 @@ export class ClientIngress {
     session = new ClientSession(conn, this.#o.maxInflightPerClient, this.#o.maxInflightBytesPerClient, Date.now());
     this.#sessions.add(session);
     if (this.#o.clientSecret) guardListener(conn, { secret: this.#o.clientSecret, realm: 'client', timeoutMs: this.#o.authTimeoutMs }, handlers);
+  }
+
+  /** Client events: RESOLVE (a service name to its key); any other two-way event is refused. */
+  #onEvent(frame: Buffer, c: FrameConnection): void {
+    if (!isRequest(frame) || !isTwoWay(frame)) return;
+    if (eventKindOf(frame) !== EventKind.RESOLVE) {
+      c.rejectEvent(frame);
+      return;
+    }
+    const req = resolveRequestSchema.safeParse(tryDecodeBody(frame));
+    const id = requestIdOf(frame);
+    if (!req.success) {
+      c.send(encodeEventResponse(EventKind.RESOLVE, id, { code: 'SB_ERR_BAD_REQUEST', message: 'RESOLVE takes { name }: a service name such as greeter.greet' }, Status.BAD_REQUEST));
+      return;
+    }
+    const d = this.#o.resolveName(req.data.name);
+    if (d === undefined) {
+      c.send(encodeEventResponse(EventKind.RESOLVE, id, { code: 'SB_ERR_SERVICE_NOT_FOUND', message: `no registered function server serves a service named ${req.data.name}` }, Status.SERVICE_NOT_FOUND));
+      return;
+    }
+    c.send(encodeEventResponse(EventKind.RESOLVE, id, d));
   }
 
   /** A slot held by a connection that asks for nothing is a slot taken from one that would. */

@@ -6,6 +6,8 @@ import {
   EventKind,
   describeReplySchema,
   eventKindOf,
+  isRequest,
+  tryDecodeBody,
   type CloseReason,
   type FrameConnection,
   type Hello,
@@ -72,6 +74,8 @@ export interface FsManagerEvents {
   joined: [FunctionServerInfo];
   left: [FunctionServerInfo, string];
   state: [FunctionServerInfo, FsState];
+  /** An FS's service table changed (it reloaded its plugins). */
+  changed: [FunctionServerInfo];
 }
 
 /** A compatible set for one (service key, pool type): the active tier, the standby tier, and whether anyone serves the key at all. */
@@ -98,6 +102,8 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   readonly #sink: TrafficSink;
   readonly #entries = new Map<string, FunctionServerEntry>();
   readonly #sets = new Map<number, CandidateSet>();
+  /** Service names to descriptors, built when first asked after a change. */
+  #names: Map<string, ServiceDescriptor> | undefined;
   readonly #retired = new Set<FunctionServerEntry>();
   readonly #hooks: PoolHooks;
   readonly #sweeper: NodeJS.Timeout;
@@ -113,10 +119,14 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     this.#hooks = {
       response: (up, buf, off, len) => this.#sink.response(up, buf, off, len),
       drained: (up) => this.#sink.drained(up),
-      event: (pool, _up, frame) => {
+      event: (pool, up, frame) => {
         // A retired entry's connection speaks for the old process only, not for its successor.
         const e = entryOf(pool);
-        if (eventKindOf(frame) === EventKind.DRAIN && this.#entries.get(e.id) === e) this.markDraining(e.id);
+        if (this.#entries.get(e.id) !== e) return;
+        const kind = eventKindOf(frame);
+        if (kind === EventKind.DRAIN) this.markDraining(e.id);
+        else if (kind === EventKind.CHANGED && isRequest(frame)) pool.describe(up);
+        else if (kind === EventKind.DESCRIBE && !isRequest(frame)) this.#redescribed(e, up, tryDecodeBody(frame));
       },
       vet: (pool, described) => this.#vet(entryOf(pool), described),
       up: (pool, _up, described) => this.#onUp(entryOf(pool), described),
@@ -198,7 +208,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
         this.#setState(prior, prior.pool.readyCount > 0 ? 'available' : 'connecting', 'said HELLO again');
       }
       prior.pool.retryNow();
-      this.#sets.clear();
+      this.#invalidate();
       return prior;
     }
     if (prior !== undefined) this.#retire(prior);
@@ -250,7 +260,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
    */
   #retire(e: FunctionServerEntry): void {
     this.#entries.delete(e.id);
-    this.#sets.clear();
+    this.#invalidate();
     e.retired = true;
     this.#stopEjection(e);
     this.#o.logger.info({ fs: e.id, inflight: e.inflight }, 'function server replaced by a new registration; the old one finishes its in-flight requests');
@@ -276,7 +286,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     const e = this.#entries.get(id);
     if (!e) return false;
     this.#entries.delete(id);
-    this.#sets.clear();
+    this.#invalidate();
     this.#stopEjection(e);
     e.pool.close();
     this.#o.logger.info({ fs: id, reason }, 'function server left');
@@ -303,6 +313,12 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     e.loadScore = loadScoreOf(report);
     e.loadReceivedAt = receivedAt;
     return true;
+  }
+
+  /** The registry changed: cached candidate sets and names are stale. */
+  #invalidate(): void {
+    this.#sets.clear();
+    this.#names = undefined;
   }
 
   /** Counts a LOAD that was not believed (metrics). */
@@ -391,6 +407,29 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     }
   }
 
+  /** A key served under two names, or a name given to two keys, across FSs: the first one stands. */
+  #nameClash(e: FunctionServerEntry, services: readonly ServiceDescriptor[]): string | undefined {
+    for (const s of services) {
+      for (const other of this.#entries.values()) {
+        if (other === e) continue;
+        for (const o of other.services.values()) {
+          if (s.name !== undefined && o.name === s.name && o.key !== s.key) return `service name ${s.name} is key ${o.key} on ${other.id}, but key ${s.key} here; a name belongs to one key`;
+          if (o.key === s.key && s.name !== undefined && o.name !== undefined && o.name !== s.name) return `service key ${s.key} is named ${o.name} on ${other.id}, but ${s.name} here; one key has one name`;
+        }
+      }
+    }
+    return undefined;
+  }
+
+  /** The service registered under `name` (a contract's name), from any FS that serves it. */
+  resolveName(name: string): ServiceDescriptor | undefined {
+    if (this.#names === undefined) {
+      this.#names = new Map();
+      for (const e of this.#entries.values()) for (const d of e.services.values()) if (d.name !== undefined && !this.#names.has(d.name)) this.#names.set(d.name, d);
+    }
+    return this.#names.get(name);
+  }
+
   /** The compatible FSs for a request, split into tiers; cached until the registry changes. */
   candidates(serviceKey: number, poolType: number): CandidateSet {
     const k = serviceKey * 65536 + poolType;
@@ -435,7 +474,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     const e = new FunctionServerEntry(id, source, pool, init);
     pool.owner = e;
     this.#entries.set(id, e);
-    this.#sets.clear();
+    this.#invalidate();
     this.#o.logger.info({ fs: id, host, port, poolType: e.poolType, standby: e.standby, source }, 'function server joined');
     this.emit('joined', e.info());
     pool.fill();
@@ -446,6 +485,11 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   #vet(e: FunctionServerEntry, described: unknown): string | undefined {
     const d = describeReplySchema.safeParse(described);
     if (!d.success) return 'its DESCRIBE answer is malformed';
+    const clash = this.#nameClash(e, d.data.services);
+    if (clash !== undefined) {
+      this.#o.log.warn(`name-clash:${e.id}`, { fs: e.id, clash }, 'function server refused: its service names disagree with the registry');
+      return clash;
+    }
     if (d.data.services.length > this.#o.maxServicesPerFs) return `it declares ${d.data.services.length} service keys, over maxServicesPerFs ${this.#o.maxServicesPerFs}`;
     if (e.source === 'hello' && d.data.name !== e.name) {
       // The endpoint a HELLO named is some other FS: the HELLO lied, or the FS moved. Believe the endpoint.
@@ -458,6 +502,18 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     return undefined;
   }
 
+  /** The FS's new table, after it said CHANGED: vetted like the first one; a refused one costs the connection. */
+  #redescribed(e: FunctionServerEntry, up: UpstreamConnection, described: unknown): void {
+    const refusal = this.#vet(e, described);
+    if (refusal !== undefined) {
+      e.pool.markDamaged(up, refusal);
+      return;
+    }
+    this.#onUp(e, described);
+    this.#o.logger.info({ fs: e.id, services: [...e.services.keys()] }, 'function server changed its services');
+    this.emit('changed', e.info());
+  }
+
   #onUp(e: FunctionServerEntry, described: unknown): void {
     const d = describeReplySchema.parse(described);
     if (e.source === 'manual') {
@@ -467,7 +523,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     }
     // The FS's own answer on an authenticated pool connection is what the AS routes on.
     e.setServices(d.services);
-    this.#sets.clear();
+    this.#invalidate();
     if (e.state === 'connecting' || e.state === 'unavailable') {
       this.#setState(e, 'available', e.state === 'unavailable' ? 're-admitted: a connection answered again' : 'connected');
     }
@@ -504,7 +560,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     e.state = to;
     e.unavailableSince = to === 'unavailable' ? Date.now() : 0;
     if (from === 'ejected' && to !== 'ejected') this.#stopEjection(e);
-    this.#sets.clear();
+    this.#invalidate();
     const level = to === 'unavailable' || to === 'ejected' ? 'warn' : 'info';
     if (level === 'warn') this.#o.log.warn(`state:${e.id}:${to}`, { fs: e.id, from, to, why }, `function server is ${to}`);
     else this.#o.logger.info({ fs: e.id, from, to, why }, `function server is ${to}`);

@@ -53,6 +53,7 @@ export class Pool {
   #failures = 0;
   #retry: NodeJS.Timeout | undefined;
   #closed = false;
+  #describeId = 0;
   /** Opaque owner slot (the FS entry). */
   owner: unknown;
 
@@ -109,6 +110,12 @@ export class Pool {
    */
   markDamaged(up: UpstreamConnection, why: string): void {
     if (this.#ready.includes(up)) up.conn.destroy('error', new Error(`marked damaged: ${why}`));
+  }
+
+  /** Asks the FS on `up` for its service table again (it said CHANGED); the answer comes as an event. */
+  describe(up: UpstreamConnection): void {
+    this.#describeId = (this.#describeId % 0x7fffffff) + 1;
+    up.conn.send(encodeEventRequest(EventKind.DESCRIBE, this.#describeId + 1, { maxBodyBytes: this.#o.maxBodyBytes }, true));
   }
 
   /** Starts dialing until `size` connections are ready. Safe to call often. */

@@ -1,0 +1,2 @@
+export * from './define-service.js';
+export { z } from 'zod';
