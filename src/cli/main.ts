@@ -5,6 +5,7 @@ import { asCommand } from './as-command.js';
 import { callCommand } from './call-command.js';
 import { demoCommand } from './demo-command.js';
 import { fsCommand } from './fs-command.js';
+import { initCommand } from './init-command.js';
 import { pairCommand, statusCommand } from './status-command.js';
 
 const program = new Command('switchboard')
@@ -16,6 +17,7 @@ const program = new Command('switchboard')
   .addCommand(demoCommand())
   .addCommand(statusCommand())
   .addCommand(pairCommand())
+  .addCommand(initCommand())
   .showHelpAfterError();
 
 program.parseAsync(process.argv).catch((err: Error & { code?: string }) => {
