@@ -5,3 +5,4 @@ export * from './plugin-explorer.js';
 export * from './service-table.js';
 export * from './plugin-loader.js';
 export { inject, injectable } from 'tsyringe';
+export * as sampleContracts from './samples/contracts.js';

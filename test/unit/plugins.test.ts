@@ -349,16 +349,16 @@ describe('ServiceTable', () => {
     expectInvalid(() => new ServiceTable([class Nope {}]), /not a plugin/);
   });
 
-  it('lists descriptors with idempotent and timeoutMs, and its keys and plugin names', () => {
+  it('lists descriptors with idempotent, timeoutMs and the contract name, and its keys and plugin names', () => {
     const table = new ServiceTable([EchoPlugin, WeatherPlugin]);
     expect(table.size).toBe(4);
     expect(table.keys().sort((a, b) => a - b)).toEqual([1, 2, 101, 102]);
     expect(table.pluginNames()).toEqual(['echo', 'weather']);
     const byKey = new Map(table.descriptors().map((d) => [d.key, d]));
-    expect(byKey.get(1)).toEqual({ key: 1, idempotent: true });
-    expect(byKey.get(2)).toEqual({ key: 2, idempotent: false });
-    expect(byKey.get(101)).toEqual({ key: 101, idempotent: true, timeoutMs: 2000 });
-    expect(byKey.get(102)).toEqual({ key: 102, idempotent: true });
+    expect(byKey.get(1)).toEqual({ key: 1, idempotent: true, name: 'echo.echo' });
+    expect(byKey.get(2)).toEqual({ key: 2, idempotent: false, name: 'echo.delayed' });
+    expect(byKey.get(101)).toEqual({ key: 101, idempotent: true, timeoutMs: 2000, name: 'weather.forecast' });
+    expect(byKey.get(102)).toEqual({ key: 102, idempotent: true, name: 'weather.cities' });
     expect(table.get(101)).toMatchObject({ pluginName: 'weather', method: 'forecast', idempotent: true, timeoutMs: 2000 });
     expect(table.get(999)).toBeUndefined();
   });

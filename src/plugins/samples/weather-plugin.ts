@@ -1,6 +1,7 @@
 import { Plugin, Service } from '../decorators.js';
 import { PluginError } from '../errors.js';
 import { CityCatalog } from './city-catalog.js';
+import { cities, forecast } from './contracts.js';
 import { ForecastModel, type DayForecast } from './forecast-model.js';
 
 export const WEATHER_FORECAST = 101;
@@ -29,7 +30,7 @@ export class WeatherPlugin {
     private readonly model: ForecastModel,
   ) {}
 
-  @Service(WEATHER_FORECAST, { idempotent: true, timeoutMs: 2000 })
+  @Service(forecast)
   forecast(body: ForecastRequest | undefined): ForecastReply {
     if (typeof body?.city !== 'string') {
       throw new PluginError('BAD_CITY', 'body.city must be a city name; service 102 lists them');
@@ -48,7 +49,7 @@ export class WeatherPlugin {
     return { city: city.name, country: city.country, days: this.model.forecast(city, from, days) };
   }
 
-  @Service(WEATHER_CITIES, { idempotent: true })
+  @Service(cities)
   cities(): { name: string; country: string; lat: number; lon: number }[] {
     return this.catalog.all().map(({ name, country, lat, lon }) => ({ name, country, lat, lon }));
   }
