@@ -81,6 +81,10 @@ export function evaluateTargets(rows, measurements, scheduler, ran) {
     const v = ok.length ? summary(ok.map((m) => m.cpuUsPerReq.AS)) : null;
     add(`AS CPU per request at ${inflight} in flight`, `≤ ${goal} µs`, v, v ? v.median <= goal : null, notRun);
   }
+  if (ran.has('sb-direct-contract') && ran.has('sb-direct')) {
+    const v = pairedRatio(measurements, 'sb-direct-contract', 'sb-direct', 16);
+    add('contract (zod check) / plain key req/s at 16', '≥ 0.90', v, v ? v.median >= 0.9 : null, 'validation costs at most 10%');
+  }
   if (ran.has('sb-as-tls') && ran.has('sb-as')) {
     for (const inflight of Object.keys(TARGETS.ratioToRaw)) {
       const v = pairedRatio(measurements, 'sb-as-tls', 'sb-as', Number(inflight));

@@ -33,6 +33,16 @@ export const SCENARIOS = [
     },
   },
   {
+    key: 'sb-direct-contract',
+    name: 'direct, contract',
+    describe: 'as switchboard direct, but the service is bound to a contract whose zod schema the FS checks on every request',
+    async start(children, o) {
+      const fs = await children.fork('sb-fs-direct-contract', 'sb-function-server', ['--name', 'bench-fs-direct-contract', '--log-level', o.logLevel, '--contract']);
+      const client = await children.fork('sb-client-direct-contract', 'sb-client', ['--port', String(fs.info.port), '--key', '11']);
+      return { client, servers: [{ role: 'FS', child: fs }] };
+    },
+  },
+  {
     key: 'sb-as',
     name: 'switchboard via AS',
     describe: 'Client SDK → ApplicationServer → FunctionServer (three processes)',

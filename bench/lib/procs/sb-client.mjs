@@ -7,7 +7,8 @@ import { promiseDriver, sleep, timedRun } from '../meter.mjs';
 import { dist } from '../paths.mjs';
 import { payload } from '../payload.mjs';
 
-const ECHO = 1;
+// --key 11 calls the contract-bound echo instead (scenario sb-direct-contract).
+const ECHO = Number(argValue('key', '1'));
 const { Client } = await import(dist('index.js'));
 const port = Number(argValue('port'));
 

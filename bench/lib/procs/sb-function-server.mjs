@@ -11,7 +11,8 @@ const { tlsFromDir } = await import('../tls-dir.mjs');
 const asEndpoint = argValue('as');
 const logger = createLogger('function-server', argValue('log-level', 'warn'));
 
-const plugins = await loadPluginModules(['echo']);
+// --contract adds the contract-bound echo (key 11, a schema for the payload).
+const plugins = await loadPluginModules(['echo', ...(process.argv.includes('--contract') ? [new URL('../contract-plugin.mjs', import.meta.url).pathname] : [])]);
 const fs = new FunctionServer({
   name: argValue('name', `bench-fs-${process.pid}`),
   plugins,
