@@ -253,7 +253,11 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     );
     this.#clientAdvertiseHost = opts.clientAdvertiseHost ?? clientHost;
     if (opts.pair) {
-      const pair = new PairNode(opts.pair, controlHost, () => (this.#ports ? { host: this.#clientAdvertiseHost, port: this.#ports.port } : undefined), logger, log);
+      const canServe = (): boolean => {
+        for (const e of this.manager.entries()) if (e.state === 'available') return true;
+        return false;
+      };
+      const pair = new PairNode(opts.pair, controlHost, () => (this.#ports ? { host: this.#clientAdvertiseHost, port: this.#ports.port } : undefined), logger, log, canServe);
       this.#pair = pair;
       // Until the pair says otherwise, this AS is not the active: it serves no request.
       this.dispatcher.notActive = () => pair.sibling?.clientEndpoint;

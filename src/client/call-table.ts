@@ -143,10 +143,11 @@ export class CallTable {
    * Fails every call whose deadline is at or before `now` with `make(queued)`: a sent call's slot
    * waits for the answer; a queued one (never answered by anyone) is freed.
    */
-  expire(now: number, make: (queued: boolean) => SwitchboardError): void {
+  expire(now: number, make: (queued: boolean) => SwitchboardError, queuedGraceMs = 0): void {
     for (let id = 1; id < this.#next; id++) {
       const s = this.#states[id];
-      if ((s !== LIVE && s !== QUEUED) || this.#deadlines[id] > now) continue;
+      // A queued call was never sent: no AS owes it an answer, so it gets no grace past its deadline.
+      if ((s !== LIVE && s !== QUEUED) || this.#deadlines[id] - (s === QUEUED ? queuedGraceMs : 0) > now) continue;
       const fn = this.#rejects[id];
       this.#clear(id);
       if (s === LIVE) {

@@ -103,6 +103,9 @@ interface Link {
   closeError?: SwitchboardError;
   /** No new calls: the client moved on and waits for this link's calls to be answered. */
   retiring: boolean;
+  /** When it came up, and whether it answered a call: a link closed young and silent did not prove the AS. */
+  openedAt: number;
+  answered: boolean;
 }
 
 const same = (a: Endpoint, b: Endpoint): boolean => a.host === b.host && a.port === b.port;
@@ -318,7 +321,7 @@ export class Client extends EventEmitter<ClientEvents> {
       };
       const ready = (): void => {
         clearTimeout(timer);
-        link = { conn, endpoint, gen, retiring: false };
+        link = { conn, endpoint, gen, retiring: false, openedAt: Date.now(), answered: false };
         this.#adopt(link);
         resolve();
       };
@@ -350,7 +353,6 @@ export class Client extends EventEmitter<ClientEvents> {
     const previous = this.#lastEndpoint;
     this.#link = link;
     this.#lastEndpoint = link.endpoint;
-    this.#attempt = 0;
     this.emit('connected', { endpoint: link.endpoint });
     if (previous && !same(previous, link.endpoint)) this.emit('failover', { from: previous, to: link.endpoint, reason: this.#moveReason });
     this.#moveReason = 'connection lost';
@@ -379,6 +381,8 @@ export class Client extends EventEmitter<ClientEvents> {
       return;
     }
     if (!this.#calls.isLiveOn(id, link.gen)) return; // late, or the call moved to another connection
+    link.answered = true;
+    this.#attempt = 0;
     if (status === Status.NOT_ACTIVE) {
       // The request did not run: send it to the active one, and move there.
       this.#calls.requeue(id);
@@ -428,6 +432,9 @@ export class Client extends EventEmitter<ClientEvents> {
     const current = this.#link === link;
     if (current) this.#link = undefined;
     this.#calls.forgetOwedOn(link.gen);
+    // Accepted and closed at once (a full AS answering OVERLOADED, a dying one): dial it with backoff, not in a loop.
+    if (link.answered || Date.now() - link.openedAt >= 1000) this.#attempt = 0;
+    else this.#attempt++;
     const refusal = link.closeError;
     const overloaded = refusal instanceof OverloadedError;
     if (overloaded) this.#refusals++;
@@ -497,10 +504,13 @@ export class Client extends EventEmitter<ClientEvents> {
   #sweep(): void {
     this.#now = Date.now();
     if (this.#calls.size > 0) {
-      this.#calls.expire(this.#now, (queued) =>
+      this.#calls.expire(
+        this.#now,
+        (queued) =>
         queued
           ? new DeadlineExceededError(`no application server could be reached before the deadline (${this.#endpoints.map(show).join(', ')})`)
           : new DeadlineExceededError('no answer from the application server within the deadline and its grace; is it overloaded?'),
+        LOCAL_GRACE_MS,
       );
     }
     for (const l of this.#retiring) this.#maybeRetired(l);

@@ -53,7 +53,18 @@ export class PairNode extends EventEmitter<PairNodeEvents> {
   readonly #o: PairOptions;
   readonly #log: RateLimitedLog;
 
-  constructor(o: PairOptions, host: string, clientEndpoint: { host: string; port: number } | (() => { host: string; port: number } | undefined), logger: Logger, log: RateLimitedLog) {
+  /**
+   * `canServe`: whether this AS could serve clients now (an FS available). A node preempts only then:
+   * a restarted one that took the role before its FSs registered again would fail every call.
+   */
+  constructor(
+    o: PairOptions,
+    host: string,
+    clientEndpoint: { host: string; port: number } | (() => { host: string; port: number } | undefined),
+    logger: Logger,
+    log: RateLimitedLog,
+    canServe: () => boolean = () => true,
+  ) {
     super();
     const secret = toSecret(o.secret, 'the pair secret');
     if (!secret && !o.insecure) throw new ConfigError('an AS pair needs a shared secret (--pair-secret-file); without one any host could make two actives. Give --pair-insecure to run without, knowingly');
@@ -79,7 +90,9 @@ export class PairNode extends EventEmitter<PairNodeEvents> {
       priority,
       advertMs,
       negotiationTimeoutMs: o.negotiationTimeoutMs ?? advertMs * 5,
-      preempt: o.preempt ?? false,
+      get preempt() {
+        return (o.preempt ?? false) && canServe();
+      },
       downAfterAdverts: 3,
       offlineAfterAdverts: 5,
       get clientEndpoint() {
@@ -91,7 +104,7 @@ export class PairNode extends EventEmitter<PairNodeEvents> {
           nodeId: this.nodeId,
           state: this.#machine.state,
           priority: m.priority ?? priority,
-          preempt: o.preempt ?? false,
+          preempt: (o.preempt ?? false) && canServe(),
           epoch: m.epoch ?? this.#machine.epoch,
         }),
       onRole: (from, to, reason, epoch) => {
