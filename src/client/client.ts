@@ -498,7 +498,8 @@ export class Client extends EventEmitter<ClientEvents> {
         },
       );
     }, delayMs);
-    this.#retry.unref();
+    // Calls waiting for this connection keep the process alive (until their deadlines); else it may exit.
+    if (this.#calls.size === 0) this.#retry.unref();
   }
 
   #sweep(): void {
