@@ -30,6 +30,13 @@ export interface PairMachineOptions {
   onSibling: (online: boolean, reason: string) => void;
   random?: () => number;
   timers?: Timers;
+  /**
+   * Runs `fn` after the I/O waiting now has been handled (default: a 0 ms timer, which runs after the
+   * next poll of sockets, on real and injected clocks alike). A master-down timer
+   * that fires late, after this node's event loop was blocked, first lets the adverts queued in the
+   * socket meanwhile arrive: a busy standby must not take the role from an active that was fine.
+   */
+  defer?: (fn: () => void) => void;
 }
 
 /** What this node last heard of its sibling. */
@@ -53,6 +60,7 @@ export class PairMachine {
   readonly #o: PairMachineOptions;
   readonly #timers: Timers;
   readonly #random: () => number;
+  readonly #defer: (fn: () => void) => void;
   #role: PairRole = 'initial';
   #epoch: number;
   #token: Buffer;
@@ -72,6 +80,7 @@ export class PairMachine {
     this.#o = opts;
     this.#timers = opts.timers ?? nodeTimers;
     this.#random = opts.random ?? Math.random;
+    this.#defer = opts.defer ?? ((fn) => this.#timers.setTimeout(fn, 0));
     this.#epoch = opts.epoch ?? 0;
     this.#token = this.#newToken();
   }
@@ -312,14 +321,22 @@ export class PairMachine {
     this.#timers.clearTimeout(this.#downTimer);
     this.#downTimer = this.#timers.setTimeout(() => {
       this.#downTimer = undefined;
-      if (this.#stopped || this.#role !== 'standby') return;
+      // Adverts that came while this node was busy are still queued: hear them before deciding.
+      this.#defer(() => this.#masterDown());
+    }, this.downIntervalMs);
+  }
+
+  #masterDown(): void {
+    {
+      // An advert heard meanwhile re-armed the timer: the active is fine.
+      if (this.#stopped || this.#role !== 'standby' || this.#downTimer !== undefined) return;
       this.#epoch++;
       if (this.#siblingOnline) {
         this.#siblingOnline = false;
         this.#o.onSibling(false, 'adverts stopped');
       }
       this.#become('active', `no advert from the active for ${Math.round(this.downIntervalMs)} ms`);
-    }, this.downIntervalMs);
+    }
   }
 
   #markSiblingOnline(reason: string): void {
