@@ -8,7 +8,17 @@ import { Status } from './status.js';
 // read our bodies; undefined inside a map is written as nil; 64-bit integers decode to numbers when
 // they fit one exactly (BigInt only beyond 2^53).
 // ('auto' is supported by msgpackr's decoder; its type list lags behind.)
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, encodeUndefinedAsNil: true, int64AsType: 'auto' as 'number' });
+// A function in a body would go as nil without a word: refuse it, as JSON's callers would expect.
+const packr = new Packr({
+  useRecords: false,
+  mapsAsObjects: true,
+  moreTypes: false,
+  encodeUndefinedAsNil: true,
+  int64AsType: 'auto' as 'number',
+  writeFunction: () => {
+    throw new TypeError('a function cannot be encoded as msgpack');
+  },
+} as ConstructorParameters<typeof Packr>[0]);
 
 const EMPTY = Buffer.alloc(0);
 

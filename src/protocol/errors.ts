@@ -58,9 +58,12 @@ export class BodyDecodeError extends SwitchboardError {
 // ── Status errors: one request fails, its connection carries on. ──
 
 export class BadRequestError extends SwitchboardError {
+  /** The failing fields, when a contract's schema refused the body (SB_ERR_VALIDATION). */
+  readonly issues: { path: string; message: string }[] | undefined;
   /** `code` may name a narrower cause that travelled on the wire (e.g. SB_ERR_BAD_BODY under BAD_REQUEST). */
-  constructor(message = 'the request is malformed', code = 'SB_ERR_BAD_REQUEST') {
+  constructor(message = 'the request is malformed', code = 'SB_ERR_BAD_REQUEST', issues?: { path: string; message: string }[]) {
     super(code, message, Status.BAD_REQUEST);
+    this.issues = issues;
   }
 }
 
@@ -146,8 +149,8 @@ export class ConnectError extends SwitchboardError {
   }
 }
 
-const BY_STATUS: Record<number, (message: string, code: string | undefined, body?: { active?: unknown }) => SwitchboardError> = {
-  [Status.BAD_REQUEST]: (m, c) => new BadRequestError(m, c),
+const BY_STATUS: Record<number, (message: string, code: string | undefined, body?: { active?: unknown; issues?: unknown }) => SwitchboardError> = {
+  [Status.BAD_REQUEST]: (m, c, body) => new BadRequestError(m, c, issuesOf(body?.issues)),
   [Status.SERVICE_NOT_FOUND]: (m, c) => new ServiceNotFoundError(m, c),
   [Status.UNAVAILABLE]: (m, c) => new UnavailableError(m, c),
   [Status.TIMEOUT]: (m, c) => new DeadlineExceededError(m, c),
@@ -159,6 +162,14 @@ const BY_STATUS: Record<number, (message: string, code: string | undefined, body
   [Status.NOT_ACTIVE]: (m, _c, body) => new NotActiveError(m, endpointOf(body?.active)),
 };
 
+function issuesOf(v: unknown): { path: string; message: string }[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  return v
+    .slice(0, 50)
+    .filter((i): i is { path: string; message: string } => typeof i?.path === 'string' && typeof i?.message === 'string')
+    .map((i) => ({ path: i.path, message: i.message }));
+}
+
 function endpointOf(v: unknown): { host: string; port: number } | undefined {
   const e = v as { host?: unknown; port?: unknown } | undefined;
   if (typeof e?.host !== 'string' || e.host.length === 0 || e.host.length > 253) return undefined;
@@ -167,7 +178,7 @@ function endpointOf(v: unknown): { host: string; port: number } | undefined {
 }
 
 /** Turns a non-OK response (status plus its error body) back into the matching error class. */
-export function errorFromStatus(status: number, body: { code?: unknown; message?: unknown; active?: unknown } | undefined): SwitchboardError {
+export function errorFromStatus(status: number, body: { code?: unknown; message?: unknown; active?: unknown; issues?: unknown } | undefined): SwitchboardError {
   const message = typeof body?.message === 'string' ? body.message : statusName(status);
   const code = typeof body?.code === 'string' ? body.code : undefined;
   const make = BY_STATUS[status];
@@ -204,7 +215,9 @@ export const ERROR_CODES = [
   'SB_ERR_HOST_NOT_ALLOWED',
   'SB_ERR_NOT_ACTIVE',
   'SB_ERR_VALIDATION',
+  'SB_ERR_NAME_CLASH',
   'SB_ERR_METHOD',
+  'SB_ERR_CONFLICT',
   'SB_ERR_NOT_FOUND',
   'SB_ERR_CONFIG',
   'SB_ERR_CONNECT',
