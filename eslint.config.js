@@ -21,6 +21,11 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard runs in a browser.
+    files: ['src/application-server/admin/dashboard/**/*.js'],
+    languageOptions: { globals: { document: 'readonly', sessionStorage: 'readonly', TextDecoderStream: 'readonly', fetch: 'readonly', window: 'readonly' } },
+  },
+  {
     files: ['src/security/**/*.ts', 'src/common/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['**/application-server/**', '**/function-server/**', '**/plugins/**', '**/client/**', '**/cli/**'] }] },
   },

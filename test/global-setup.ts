@@ -24,4 +24,5 @@ export default function setup(): void {
   if (built >= newestMtime(join(ROOT, 'src'))) return;
   process.stderr.write(`dist/ is ${built === 0 ? 'missing' : 'older than src/'}; building it before the tests (npm run build)\n`);
   execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  execFileSync(process.execPath, [join(ROOT, 'scripts', 'copy-assets.mjs')], { stdio: 'inherit' });
 }

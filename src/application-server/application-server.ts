@@ -104,6 +104,10 @@ export interface ApplicationServerEvents {
   'fs-state': [FunctionServerInfo, FsState];
   /** An FS's service table changed (it reloaded its plugins). */
   'fs-changed': [FunctionServerInfo];
+  /** An FS reported its load. */
+  'fs-load': [FunctionServerInfo];
+  /** An FS's pool connections opened or closed. */
+  'fs-connections': [FunctionServerInfo];
   /** The pair gave this AS another role. */
   role: [{ from: PairRole; to: PairRole; reason: string; epoch: number }];
   /** The pair's sibling came online or went offline. */
@@ -214,6 +218,9 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     this.manager.on('left', (i, why) => this.emit('fs-left', i, why));
     this.manager.on('state', (i, from) => this.emit('fs-state', i, from));
     this.manager.on('changed', (i) => this.emit('fs-changed', i));
+    // Load reports come every second from every FS: forwarded only while someone listens.
+    this.manager.on('load', (i) => this.emit('fs-load', i));
+    this.manager.on('connections', (i) => this.emit('fs-connections', i));
     this.#ingress = new ClientIngress(
       {
         host: clientHost,
@@ -298,6 +305,38 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
   /** Log lines held back by rate limits since start. */
   get suppressedLogLines(): number {
     return this.#log.suppressedTotal;
+  }
+
+  dispose(id: string): boolean {
+    return this.manager.dispose(id);
+  }
+
+  reconnect(id: string): boolean {
+    return this.manager.reconnect(id);
+  }
+
+  drain(id: string): boolean {
+    return this.manager.drain(id);
+  }
+
+  undrain(id: string): boolean {
+    return this.manager.undrain(id);
+  }
+
+  /** Totals for the admin surface: requests answered by status, connections, hedges, re-sends. */
+  totals(): { clientConnections: number; controlConnections: number; relayed: number; answeredLocally: number; resent: number; hedged: number } {
+    let relayed = 0;
+    for (const n of this.dispatcher.relayedAnswers) relayed += n;
+    let local = 0;
+    for (const n of this.dispatcher.localAnswers.values()) local += n;
+    return {
+      clientConnections: this.clientConnections,
+      controlConnections: this.controlConnections,
+      relayed,
+      answeredLocally: local,
+      resent: this.dispatcher.resent,
+      hedged: this.dispatcher.hedged,
+    };
   }
 
   /** Undefined when this AS can take a request now; otherwise why not. */

@@ -128,10 +128,12 @@ export function asCommand(): Command {
         logger,
       });
       if (!joinSecret && !o.tlsCa) logger.warn('no join secret: function servers are taken from loopback only (set --join-secret-file for FSs on other machines)');
+      // Built before the AS starts: building it takes the event loop for a moment, which must not
+      // fall inside the pair's negotiation.
+      const admin = o.adminPort !== undefined ? new AdminServer(as, logger, { processMetrics: true, token: adminToken, tls }) : undefined;
+      await admin?.prepare();
       await as.start();
-      let admin: AdminServer | undefined;
-      if (o.adminPort !== undefined) {
-        admin = new AdminServer(as, logger, { processMetrics: true, token: adminToken, tls });
+      if (admin) {
         const adminPort = await admin.listen(o.adminPort, o.adminHost);
         logger.info({ adminPort, adminHost: o.adminHost, token: adminToken !== undefined }, adminToken ? 'admin surface listening (token required)' : 'admin surface listening on loopback only (no --admin-token-file)');
       }

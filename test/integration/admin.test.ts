@@ -26,7 +26,7 @@ describe('admin surface', () => {
     expect(list[0].serviceKeys).toContain(1);
 
     expect((await fetch(`${base}/nope`)).status).toBe(404);
-    expect((await fetch(`${base}/functionservers`, { method: 'POST' })).status).toBe(405);
+    expect((await fetch(`${base}/functionservers`, { method: 'PUT' })).status).toBe(405);
   });
 
   it('serves Prometheus text with relayed and local answers by status, per-FS counts and states', async () => {

@@ -1,133 +1,242 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
-import { listenOn } from '../../common/listen.js';
 import type { Logger } from '../../common/logger.js';
+import { ConfigError } from '../../protocol/index.js';
 import { toSecret, type TlsOptions } from '../../security/index.js';
 import type { ApplicationServer } from '../application-server.js';
+import { EventStream } from './event-stream.js';
 import { createMetrics } from './metrics.js';
 
 export interface AdminServerOptions {
   /** Process metrics (CPU, heap, event loop) beside the AS's own. */
   processMetrics?: boolean;
   /**
-   * Bearer token for everything but /healthz and /readyz. Without one, bind the admin port to
-   * loopback only (the CLI refuses anything else).
+   * Bearer token for everything but /healthz, /readyz and the dashboard's static files. Without
+   * one, bind the admin port to loopback only (the CLI refuses anything else).
    */
   token?: string | Buffer;
   /** Serve HTTPS with this certificate (the CLI gives the AS's own). */
   tls?: TlsOptions;
+  /** Server-Sent Event streams open at once (default 32). */
+  maxEventStreams?: number;
 }
 
-/** Paths a load balancer or an orchestrator probes without credentials. */
-const OPEN_PATHS = new Set(['/healthz', '/readyz']);
+/** Paths anyone may read: probes, and the dashboard page (which holds no data: it asks with the token). */
+const OPEN_PATHS = new Set(['/healthz', '/readyz', '/', '/dashboard.js', '/dashboard.css']);
+
+/** The routes, for telling a wrong method (405) from a wrong path (404). */
+const ROUTES: [RegExp, string[]][] = [
+  [/^\/$/, ['GET', 'HEAD']],
+  [/^\/dashboard\.(js|css)$/, ['GET', 'HEAD']],
+  [/^\/(healthz|readyz|metrics|events|pair)$/, ['GET', 'HEAD']],
+  [/^\/functionservers$/, ['GET', 'HEAD', 'POST']],
+  [/^\/functionservers\/[^/]+$/, ['GET', 'HEAD', 'DELETE']],
+  [/^\/functionservers\/[^/]+\/(dispose|reconnect|drain|undrain)$/, ['POST']],
+  [/^\/pair\/designate$/, ['POST']],
+];
+
+const DASHBOARD_DIR = new URL('./dashboard/', import.meta.url);
+
+const ERROR = { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] } as const;
+const ID_PARAMS = { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 300 } }, required: ['id'] } as const;
 
 /**
- * The AS's HTTP admin surface: GET (and HEAD) /healthz (the process answers), /readyz (it can
- * serve now), /functionservers (the FS manager's view as JSON), /metrics (Prometheus).
+ * The AS's admin surface on fastify, with a JSON schema for every route:
+ * - read: GET/HEAD /healthz (the process answers), /readyz (it can serve now, else 503 and why),
+ *   /functionservers, /functionservers/:id, /metrics (Prometheus), /events (Server-Sent Events),
+ *   /pair, and the dashboard at /;
+ * - write: POST /functionservers (add by endpoint), DELETE /functionservers/:id, POST
+ *   /functionservers/:id/{dispose,reconnect,drain,undrain}, POST /pair/designate.
+ * Errors are JSON `{ code, message }` with stable codes; never a 500 for a bad request.
  */
 export class AdminServer {
-  readonly #server: Server;
+  readonly #app: FastifyInstance;
   readonly #as: ApplicationServer;
   readonly #metrics: Registry;
+  readonly #events: EventStream;
   readonly #tokenDigest: Buffer | undefined;
+  readonly #logger: Logger;
 
   constructor(as: ApplicationServer, logger: Logger, opts: AdminServerOptions = {}) {
     this.#as = as;
+    this.#logger = logger;
     this.#metrics = createMetrics(as, opts);
     const token = toSecret(opts.token, 'the admin token');
     this.#tokenDigest = token ? digest(token) : undefined;
-    const route = (req: IncomingMessage, res: ServerResponse): void => this.#route(req, res);
-    this.#server = opts.tls?.cert ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, route) : createServer(route);
-    this.#server.headersTimeout = 5000;
-    this.#server.requestTimeout = 10_000;
-    this.#server.maxHeadersCount = 50;
-    this.#server.on('error', (err) => logger.error({ err }, 'admin server error'));
+    this.#events = new EventStream(as, { maxStreams: opts.maxEventStreams ?? 32, maxBufferedBytes: 1 << 20, totalsMs: 1000, keepAliveMs: 15_000 });
+    this.#app = Fastify({
+      logger: false,
+      bodyLimit: 64 * 1024,
+      routerOptions: { maxParamLength: 300 },
+      requestTimeout: 10_000,
+      connectionTimeout: 10_000,
+      ...(opts.tls?.cert ? { https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' as const } } : {}),
+    }) as unknown as FastifyInstance;
+    this.#app.addHook('onRequest', async (req, reply) => {
+      const path = req.url.split('?')[0];
+      if (!OPEN_PATHS.has(path) && !this.#authorized(req)) {
+        reply.header('www-authenticate', 'Bearer');
+        return reply.code(401).send({ code: 'SB_ERR_AUTH_REQUIRED', message: 'send the admin token as "Authorization: Bearer <token>"' });
+      }
+      return undefined;
+    });
+    this.#app.setErrorHandler((err: Error & { validation?: unknown; statusCode?: number; code?: string }, _req, reply) => {
+      if (err.validation || err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || (err.statusCode ?? 500) < 500) {
+        const status = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 413 : err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 415 : 400;
+        return reply.code(status).send({ code: 'SB_ERR_BAD_REQUEST', message: err.message });
+      }
+      this.#logger.error({ err }, 'admin route failed');
+      return reply.code(500).send({ code: 'SB_ERR_SERVER', message: 'the admin route failed; see the AS log' });
+    });
+    this.#app.setNotFoundHandler((req, reply) => {
+      const path = req.url.split('?')[0];
+      const route = ROUTES.find(([re]) => re.test(path));
+      if (route) {
+        reply.header('allow', route[1].join(', '));
+        return reply.code(405).send({ code: 'SB_ERR_METHOD', message: `${req.method} is not allowed on ${path}; use ${route[1].join(' or ')}` });
+      }
+      return reply.code(404).send({ code: 'SB_ERR_NOT_FOUND', message: `no such admin path ${path}; see docs/operating.md` });
+    });
+    this.#routes();
   }
 
   get requiresToken(): boolean {
     return this.#tokenDigest !== undefined;
   }
 
-  listen(port: number, host: string): Promise<number> {
-    return listenOn(this.#server, port, host);
+  /** Server-Sent Event streams open now. */
+  get eventStreams(): number {
+    return this.#events.size;
   }
 
-  close(): Promise<void> {
-    this.#server.closeAllConnections();
-    return new Promise((r) => this.#server.close(() => r()));
+  /** Compiles the routes' schemas now (it takes the event loop for a moment), so that listen() later is quick. */
+  async prepare(): Promise<void> {
+    await this.#app.ready();
   }
 
-  #route(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0];
-    const head = req.method === 'HEAD';
-    const send = (code: number, body: unknown, headers: Record<string, string> = {}): void => {
-      const text = JSON.stringify(body);
-      res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-      res.end(head ? undefined : text);
-    };
-    const write = req.method === 'POST' && path === '/pair/designate';
-    if (req.method !== 'GET' && !head && !write) {
-      return send(405, { code: 'SB_ERR_METHOD', message: 'use GET or HEAD (POST only on /pair/designate)' }, { allow: path === '/pair/designate' ? 'POST' : 'GET, HEAD' });
+  async listen(port: number, host: string): Promise<number> {
+    try {
+      await this.#app.listen({ port, host });
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      throw new ConfigError(`cannot listen on ${host}:${port} for the admin surface: ${e.code ?? e.message}`, { cause: err });
     }
-    if (!OPEN_PATHS.has(path) && !this.#authorized(req)) {
-      return send(401, { code: 'SB_ERR_AUTH_REQUIRED', message: 'send the admin token as "Authorization: Bearer <token>"' }, { 'www-authenticate': 'Bearer' });
-    }
-    if (write) {
-      this.#designate(req, send);
-      return;
-    }
-    switch (path) {
-      case '/healthz':
-        return send(200, { ok: true, functionServers: this.#as.listFunctionServers().length, clients: this.#as.clientConnections });
-      case '/readyz': {
-        const reason = this.#as.notReadyReason();
-        return reason === undefined ? send(200, { ready: true }) : send(503, { ready: false, reason });
+    const addr = this.#app.server.address();
+    return typeof addr === 'object' && addr ? addr.port : port;
+  }
+
+  async close(): Promise<void> {
+    this.#events.close();
+    this.#app.server.closeAllConnections?.();
+    await this.#app.close();
+  }
+
+  #routes(): void {
+    const app = this.#app;
+    const as = this.#as;
+    const fsOr404 = (reply: FastifyReply, id: string, ok: boolean): unknown =>
+      ok ? reply.send(as.listFunctionServers().find((f) => f.id === id) ?? { id }) : reply.code(404).send({ code: 'SB_ERR_NOT_FOUND', message: `no function server with id ${id}; GET /functionservers lists them` });
+
+    app.get('/healthz', { schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' }, functionServers: { type: 'integer' }, clients: { type: 'integer' } } } } } }, async () => ({
+      ok: true,
+      functionServers: as.listFunctionServers().length,
+      clients: as.clientConnections,
+    }));
+    app.get('/readyz', { schema: { response: { 200: { type: 'object', properties: { ready: { type: 'boolean' } } }, 503: { type: 'object', properties: { ready: { type: 'boolean' }, reason: { type: 'string' } } } } } }, async (_req, reply) => {
+      const reason = as.notReadyReason();
+      return reason === undefined ? { ready: true } : reply.code(503).send({ ready: false, reason });
+    });
+    app.get('/functionservers', async () => as.listFunctionServers());
+    app.get<{ Params: { id: string } }>('/functionservers/:id', { schema: { params: ID_PARAMS, response: { 404: ERROR } } }, async (req, reply) => {
+      const f = as.listFunctionServers().find((x) => x.id === req.params.id);
+      return f ?? reply.code(404).send({ code: 'SB_ERR_NOT_FOUND', message: `no function server with id ${req.params.id}; GET /functionservers lists them` });
+    });
+    app.get('/metrics', async (_req, reply) => {
+      const text = await this.#metrics.metrics();
+      return reply.type(this.#metrics.contentType).send(text);
+    });
+    app.get('/events', (req, reply) => {
+      reply.hijack();
+      if (!this.#events.open(reply.raw)) {
+        reply.raw.writeHead(503, { 'content-type': 'application/json' });
+        reply.raw.end(JSON.stringify({ code: 'SB_ERR_OVERLOADED', message: 'too many event streams are open; close one or retry later' }));
       }
-      case '/functionservers':
-        return send(200, this.#as.listFunctionServers());
-      case '/pair': {
-        const p = this.#as.pairStatus();
-        return p ? send(200, p) : send(404, { code: 'SB_ERR_NOT_FOUND', message: 'this application server runs alone: it has no pair' });
-      }
-      case '/metrics':
-        this.#metrics.metrics().then(
-          (text) => {
-            res.writeHead(200, { 'content-type': this.#metrics.contentType });
-            res.end(head ? undefined : text);
+      void req;
+    });
+    app.get('/pair', { schema: { response: { 404: ERROR } } }, async (_req, reply) => {
+      const p = as.pairStatus();
+      return p ?? reply.code(404).send({ code: 'SB_ERR_NOT_FOUND', message: 'this application server runs alone: it has no pair' });
+    });
+
+    app.post<{ Body: { host: string; port: number; name?: string; poolType?: number; standby?: boolean } }>(
+      '/functionservers',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['host', 'port'],
+            properties: {
+              host: { type: 'string', minLength: 1, maxLength: 253, pattern: '^[\\x21-\\x7e]+$' },
+              port: { type: 'integer', minimum: 1, maximum: 65535 },
+              name: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$' },
+              poolType: { type: 'integer', minimum: 0, maximum: 65535 },
+              standby: { type: 'boolean' },
+            },
           },
-          (err: Error) => send(500, { code: 'SB_ERR_SERVER', message: `metrics failed: ${err.message}` }),
-        );
-        return;
-      default:
-        return send(404, { code: 'SB_ERR_NOT_FOUND', message: `no such admin path ${path}; try /healthz, /readyz, /functionservers or /metrics` });
+          response: { 409: ERROR },
+        },
+      },
+      async (req, reply) => {
+        try {
+          return reply.code(201).send(as.addFunctionServer(req.body));
+        } catch (err) {
+          if (err instanceof ConfigError) return reply.code(409).send({ code: 'SB_ERR_CONFLICT', message: err.message });
+          throw err;
+        }
+      },
+    );
+    app.delete<{ Params: { id: string } }>('/functionservers/:id', { schema: { params: ID_PARAMS, response: { 404: ERROR } } }, async (req, reply) => {
+      const f = as.listFunctionServers().find((x) => x.id === req.params.id);
+      if (!as.removeFunctionServer(req.params.id)) return fsOr404(reply, req.params.id, false);
+      return reply.send({ ...f, removed: true });
+    });
+    for (const action of ['dispose', 'reconnect', 'drain', 'undrain'] as const) {
+      app.post<{ Params: { id: string } }>(`/functionservers/:id/${action}`, { schema: { params: ID_PARAMS, response: { 404: ERROR } } }, async (req, reply) =>
+        fsOr404(reply, req.params.id, as[action](req.params.id)),
+      );
     }
+    app.post<{ Body: { role: 'active' | 'standby' } }>(
+      '/pair/designate',
+      {
+        schema: {
+          body: { type: 'object', additionalProperties: false, required: ['role'], properties: { role: { type: 'string', enum: ['active', 'standby'] } } },
+          response: { 409: ERROR },
+        },
+      },
+      async (req, reply) => {
+        if (!as.pairStatus()) return reply.code(409).send({ code: 'SB_ERR_CONFLICT', message: 'this application server runs alone (no pair): it is always active' });
+        as.designate(req.body.role);
+        return as.pairStatus();
+      },
+    );
+
+    const asset = (file: string, type: string) => {
+      let text: string | undefined;
+      return async (_req: FastifyRequest, reply: FastifyReply) => {
+        text ??= readFileSync(fileURLToPath(new URL(file, DASHBOARD_DIR)), 'utf8');
+        return reply.type(type).header('cache-control', 'no-cache').send(text);
+      };
+    };
+    app.get('/', asset('index.html', 'text/html; charset=utf-8'));
+    app.get('/dashboard.js', asset('dashboard.js', 'text/javascript; charset=utf-8'));
+    app.get('/dashboard.css', asset('dashboard.css', 'text/css; charset=utf-8'));
   }
 
-  /** POST /pair/designate { "role": "active" | "standby" }: this AS takes the role, its sibling the other. */
-  #designate(req: IncomingMessage, send: (code: number, body: unknown) => void): void {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (d: string) => {
-      text += d;
-      if (text.length > 1024) req.destroy();
-    });
-    req.on('end', () => {
-      let role: unknown;
-      try {
-        role = (JSON.parse(text) as { role?: unknown }).role;
-      } catch {
-        role = undefined;
-      }
-      if (role !== 'active' && role !== 'standby') return send(400, { code: 'SB_ERR_BAD_REQUEST', message: 'send a JSON body {"role": "active"} or {"role": "standby"}' });
-      if (!this.#as.pairStatus()) return send(409, { code: 'SB_ERR_CONFIG', message: 'this application server runs alone (no pair): it is always active' });
-      this.#as.designate(role);
-      return send(200, this.#as.pairStatus());
-    });
-  }
-
-  #authorized(req: IncomingMessage): boolean {
+  #authorized(req: FastifyRequest): boolean {
     if (this.#tokenDigest === undefined) return true;
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
     // Compare digests: equal length whatever was sent, and no early exit.

@@ -76,6 +76,10 @@ export interface FsManagerEvents {
   state: [FunctionServerInfo, FsState];
   /** An FS's service table changed (it reloaded its plugins). */
   changed: [FunctionServerInfo];
+  /** An FS reported its load (believed). */
+  load: [FunctionServerInfo];
+  /** An FS's pool connections opened or closed: `open` of `expected`. */
+  connections: [FunctionServerInfo];
 }
 
 /** A compatible set for one (service key, pool type): the active tier, the standby tier, and whether anyone serves the key at all. */
@@ -102,6 +106,8 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   readonly #sink: TrafficSink;
   readonly #entries = new Map<string, FunctionServerEntry>();
   readonly #sets = new Map<number, CandidateSet>();
+  /** FSs whose DESCRIBE answer passed vet(): only their names count (a refused FS's HELLO list does not). */
+  readonly #vetted = new WeakSet<FunctionServerEntry>();
   /** Service names to descriptors, built when first asked after a change. */
   #names: Map<string, ServiceDescriptor> | undefined;
   readonly #retired = new Set<FunctionServerEntry>();
@@ -312,6 +318,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     e.load = report;
     e.loadScore = loadScoreOf(report);
     e.loadReceivedAt = receivedAt;
+    this.emit('load', e.info(receivedAt));
     return true;
   }
 
@@ -324,6 +331,39 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   /** Counts a LOAD that was not believed (metrics). */
   dropLoad(why: string): void {
     this.counters.droppedLoads.set(why, (this.counters.droppedLoads.get(why) ?? 0) + 1);
+  }
+
+  /** Drops an FS's pool connections but keeps it and keeps probing (DisposePoolConnections). False for an unknown id. */
+  dispose(id: string): boolean {
+    const e = this.#entries.get(id);
+    if (!e) return false;
+    this.#o.logger.info({ fs: id }, 'pool connections disposed by an operator; probing goes on');
+    e.pool.dispose();
+    return true;
+  }
+
+  /** Dials an FS now, skipping any backoff wait (ReconnectPool). False for an unknown id. */
+  reconnect(id: string): boolean {
+    const e = this.#entries.get(id);
+    if (!e) return false;
+    e.pool.retryNow();
+    return true;
+  }
+
+  /** An operator parks an FS: no new requests, in-flight ones finish. False for an unknown id. */
+  drain(id: string): boolean {
+    const e = this.#entries.get(id);
+    if (!e) return false;
+    if (e.state !== 'draining') this.#setState(e, 'draining', 'drained by an operator');
+    return true;
+  }
+
+  /** Takes a drained FS back (available if a connection is ready). False for an unknown id. */
+  undrain(id: string): boolean {
+    const e = this.#entries.get(id);
+    if (!e) return false;
+    if (e.state === 'draining') this.#setState(e, e.pool.readyCount > 0 ? 'available' : 'connecting', 'undrained by an operator');
+    return true;
   }
 
   markDraining(id: string): void {
@@ -411,7 +451,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   #nameClash(e: FunctionServerEntry, services: readonly ServiceDescriptor[]): string | undefined {
     for (const s of services) {
       for (const other of this.#entries.values()) {
-        if (other === e) continue;
+        if (other === e || !this.#vetted.has(other)) continue;
         for (const o of other.services.values()) {
           if (s.name !== undefined && o.name === s.name && o.key !== s.key) return `service name ${s.name} is key ${o.key} on ${other.id}, but key ${s.key} here; a name belongs to one key`;
           if (o.key === s.key && s.name !== undefined && o.name !== undefined && o.name !== s.name) return `service key ${s.key} is named ${o.name} on ${other.id}, but ${s.name} here; one key has one name`;
@@ -425,7 +465,10 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   resolveName(name: string): ServiceDescriptor | undefined {
     if (this.#names === undefined) {
       this.#names = new Map();
-      for (const e of this.#entries.values()) for (const d of e.services.values()) if (d.name !== undefined && !this.#names.has(d.name)) this.#names.set(d.name, d);
+      for (const e of this.#entries.values()) {
+        if (!this.#vetted.has(e)) continue;
+        for (const d of e.services.values()) if (d.name !== undefined && !this.#names.has(d.name)) this.#names.set(d.name, d);
+      }
     }
     return this.#names.get(name);
   }
@@ -487,6 +530,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     if (!d.success) return 'its DESCRIBE answer is malformed';
     const clash = this.#nameClash(e, d.data.services);
     if (clash !== undefined) {
+      this.counters.refusedHellos.set('SB_ERR_NAME_CLASH', (this.counters.refusedHellos.get('SB_ERR_NAME_CLASH') ?? 0) + 1);
       this.#o.log.warn(`name-clash:${e.id}`, { fs: e.id, clash }, 'function server refused: its service names disagree with the registry');
       return clash;
     }
@@ -523,10 +567,12 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     }
     // The FS's own answer on an authenticated pool connection is what the AS routes on.
     e.setServices(d.services);
+    this.#vetted.add(e);
     this.#invalidate();
     if (e.state === 'connecting' || e.state === 'unavailable') {
       this.#setState(e, 'available', e.state === 'unavailable' ? 're-admitted: a connection answered again' : 'connected');
     }
+    this.emit('connections', e.info());
   }
 
   #onDown(e: FunctionServerEntry, reason: CloseReason, err: Error | undefined, orphans: PendingRequest[]): void {
@@ -545,6 +591,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
       }
     }
     if (orphans.length > 0) this.#sink.orphaned(e, orphans);
+    if (!e.retired && this.#entries.get(e.id) === e) this.emit('connections', e.info());
   }
 
   #onConnectFailed(e: FunctionServerEntry, err: Error, failures: number): void {

@@ -40,6 +40,10 @@ export interface FunctionServerInfo {
   ejections: number;
   /** Where its control link comes from (HELLO-registered FSs); undefined for FSs added by address. */
   registeredFrom: string | undefined;
+  /** Pool connections open now, and kept when all is well. */
+  connections: { open: number; expected: number };
+  /** Services with their names, idempotence and limits (from the FS's DESCRIBE answer). */
+  services: ServiceDescriptor[];
 }
 
 /** The FS manager's record of one FS. Mutable fields are written only by the manager and dispatcher. */
@@ -128,6 +132,8 @@ export class FunctionServerEntry implements SchedulingCandidate {
       failures: this.failures,
       ejections: this.outlier.ejections,
       registeredFrom: this.link?.remote,
+      connections: { open: this.pool.readyCount, expected: this.pool.expected },
+      services: [...this.services.values()].sort((a, b) => a.key - b.key),
     };
   }
 }

@@ -134,6 +134,16 @@ export class Pool {
     this.fill();
   }
 
+  /** Closes every connection now but keeps dialing (an operator's dispose): the FS is probed afresh. */
+  dispose(): void {
+    for (const u of [...this.#ready]) u.conn.close('local');
+  }
+
+  /** Connections this pool keeps to its FS. */
+  get expected(): number {
+    return this.#o.size;
+  }
+
   /** Closes every connection and never dials again. */
   close(): void {
     if (this.#closed) return;
