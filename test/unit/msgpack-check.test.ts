@@ -357,11 +357,14 @@ describe('encodeBody', () => {
     ['RegExp', /ab/g, ['ab', 'g']],
     ['Error', new Error('x'), ['Error', 'x', null]],
     ['nested undefined', { a: [undefined, { b: undefined }] }, { a: [null, { b: null }] }],
-    ['a function in a map', { f: () => 1 }, { f: null }],
   ])('never writes an extension: %s', (_, value, decoded) => {
     const bytes = encodeBody(value);
     expect(nonStandardReason(bytes, 0, bytes.length)).toBeUndefined();
     expect(decodeBody(frame(bytes))).toEqual(decoded);
+  });
+
+  it('refuses a function, rather than send it as nil', () => {
+    expect(() => encodeBody({ f: () => 1 })).toThrow(/a function cannot be encoded as msgpack/);
   });
 
   it.each([
