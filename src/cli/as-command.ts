@@ -1,67 +1,150 @@
 import { Command, Option } from 'commander';
-import { AdminServer, ApplicationServer, type ApplicationServerOptions } from '../application-server/index.js';
+import { AdminServer, ApplicationServer } from '../application-server/index.js';
 import { createLogger } from '../common/logger.js';
 import { ConfigError } from '../protocol/index.js';
 import { isLoopback, loadTlsFiles, readSecretFile } from '../security/index.js';
-import { parseEndpoint, parseIntIn, parsePort } from './parse.js';
+import { asConfigSchema, asFileSchema, resolveSettings, unreadEnvironment, type AsConfig, type FlagMap } from './config.js';
+import { collectEndpoints, parseEndpoint, parseFraction, parseIntIn, parseNumberIn, parsePort } from './parse.js';
 
-interface PairFlags {
-  pairPort?: number;
-  pairHost?: string;
-  pairPeer?: { host: string; port: number };
-  pairSecretFile?: string;
-  pairInsecure: boolean;
-  priority: number;
-  advertMs: number;
-  preempt: boolean;
-  nodeId?: string;
-  onActive?: string;
-  onStandby?: string;
+/** Flags whose name differs from their config key; the others keep theirs (camel-cased). */
+const RENAMED: FlagMap = {
+  host: 'clientHost',
+  timeoutMs: 'defaultTimeoutMs',
+  forgetUnavailableMs: 'forgetUnavailableAfterMs',
+  allowFsHost: 'allowedFsHosts',
+  functionServer: 'functionServers',
+  tlsCert: 'tls.certFile',
+  tlsKey: 'tls.keyFile',
+  tlsCa: 'tls.caFile',
+  tlsRequireClientCert: 'tls.requireClientCert',
+  pairPort: 'pair.port',
+  pairHost: 'pair.host',
+  pairPeer: 'pair.peer',
+  pairSecretFile: 'pair.secretFile',
+  pairInsecure: 'pair.insecure',
+  priority: 'pair.priority',
+  advertMs: 'pair.advertMs',
+  preempt: 'pair.preempt',
+  nodeId: 'pair.nodeId',
+  negotiationTimeoutMs: 'pair.negotiationTimeoutMs',
+  maxClockSkewMs: 'pair.maxClockSkewMs',
+  onActive: 'pair.onActive',
+  onStandby: 'pair.onStandby',
+  outlierConsecutiveFailures: 'outlier.consecutiveFailures',
+  outlierIntervalMs: 'outlier.intervalMs',
+  outlierBaseEjectionMs: 'outlier.baseEjectionMs',
+  outlierMaxEjectionMs: 'outlier.maxEjectionMs',
+  outlierMaxEjectionPercent: 'outlier.maxEjectionPercent',
+  outlierSuccessRateMinRequests: 'outlier.successRateMinRequests',
+  outlierSuccessRateMinHosts: 'outlier.successRateMinHosts',
+  outlierSuccessRateStdevFactor: 'outlier.successRateStdevFactor',
+  outlierMinTimeoutMs: 'outlier.minTimeoutMs',
+};
+const AS_FLAGS: FlagMap = {
+  ...Object.fromEntries(Object.keys(asConfigSchema.shape).map((k) => [k, k])),
+  ...RENAMED,
+};
+
+/** Reads the secret files the settings name; a file readable by others is used, with a warning. */
+function secretReader(logger: ReturnType<typeof createLogger>) {
+  return (file: string | undefined, what: string): Buffer | undefined => {
+    if (!file) return undefined;
+    const r = readSecretFile(file, what);
+    if (r.warning) logger.warn(r.warning);
+    return r.secret;
+  };
 }
 
-function pairOptions(o: PairFlags, secret: (file: string | undefined, what: string) => Buffer | undefined): ApplicationServerOptions['pair'] {
-  if (o.pairPort === undefined && o.pairPeer === undefined) return undefined;
-  if (o.pairPort === undefined || o.pairPeer === undefined) throw new ConfigError('an AS pair needs both --pair-port and --pair-peer');
-  return {
-    port: o.pairPort,
-    host: o.pairHost,
-    peer: o.pairPeer,
-    secret: secret(o.pairSecretFile, 'pair secret'),
-    insecure: o.pairInsecure,
-    priority: o.priority,
-    advertMs: o.advertMs,
-    preempt: o.preempt,
-    nodeId: o.nodeId,
-    onActive: o.onActive,
-    onStandby: o.onStandby,
+function pairOptions(c: AsConfig, secret: ReturnType<typeof secretReader>) {
+  if (!c.pair) return undefined;
+  const { secretFile, ...rest } = c.pair;
+  return { ...rest, secret: secret(secretFile, 'pair secret') };
+}
+
+/** The ApplicationServer the settings describe, its admin surface, and the static FS list. */
+async function startAs(c: AsConfig): Promise<void> {
+  const logger = createLogger('application-server', c.logLevel);
+  const unread = unreadEnvironment();
+  if (unread.length > 0) logger.warn({ variables: unread }, 'these SWITCHBOARD_* variables are not read (only SWITCHBOARD_LOG_LEVEL is); use flags or --config');
+  const secret = secretReader(logger);
+  const joinSecret = secret(c.joinSecretFile, 'join secret');
+  const adminToken = secret(c.adminTokenFile, 'admin token');
+  const adminHost = c.adminHost ?? '127.0.0.1';
+  if (c.adminPort !== undefined && !adminToken && !isLoopback(adminHost)) {
+    throw new ConfigError(`the admin port may bind ${adminHost} only with --admin-token-file; without a token it stays on loopback`);
+  }
+  const tls = loadTlsFiles(c.tls ?? {});
+  const { joinSecretFile: _j, clientSecretFile, adminTokenFile: _a, adminHost: _h, adminPort: _p, functionServers, logLevel: _l, pair: _pair, tls: _tls, ...api } = c;
+  const as = new ApplicationServer({
+    ...api,
+    joinSecret,
+    clientSecret: secret(clientSecretFile, 'client secret'),
+    tls,
+    pair: pairOptions(c, secret),
+    logger,
+  });
+  if (!joinSecret && !c.tls?.caFile) logger.warn('no join secret: function servers are taken from loopback only (set --join-secret-file for FSs on other machines)');
+  // Built before the AS starts: building it takes the event loop for a moment, which must not
+  // fall inside the pair's negotiation.
+  const admin = c.adminPort !== undefined ? new AdminServer(as, logger, { processMetrics: true, token: adminToken, tls }) : undefined;
+  await admin?.prepare();
+  await as.start();
+  // The original PoolEndPointList: FSs dialled without waiting for their HELLO.
+  for (const f of functionServers ?? []) as.addFunctionServer(f);
+  if (admin) {
+    const adminPort = await admin.listen(c.adminPort ?? 0, adminHost);
+    logger.info({ adminPort, adminHost, token: adminToken !== undefined }, adminToken ? 'admin surface listening (token required)' : 'admin surface listening on loopback only (no --admin-token-file)');
+  }
+  const stop = async (signal: string): Promise<void> => {
+    logger.info({ signal }, 'stopping');
+    await admin?.close();
+    await as.stop();
+    process.exit(0);
   };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
 }
 
 export function asCommand(): Command {
   return new Command('as')
     .description('start an application server: clients call it, function servers register with it')
-    .option('--client-host <address>', 'address the client port binds')
+    .option('--config <file>', 'YAML or JSON settings under the API option names; flags given here override it')
+    .option('--print-config', 'print the settings (defaults, then --config, then flags) as JSON and exit')
+    .option('--client-host <address>', 'address the client port binds', '127.0.0.1')
     .option('--host <address>', 'older name for --client-host')
     .option('--control-host <address>', 'address the control port binds (keep it on loopback unless FSs prove the join secret)', '127.0.0.1')
     .option('--admin-host <address>', 'address the admin port binds (beyond loopback only with --admin-token-file)', '127.0.0.1')
+    .option('--http-host <address>', 'address the HTTP ingress binds (default: --client-host)')
     .option('--port <port>', 'client port (0 picks a free one)', parsePort, 7100)
     .option('--control-port <port>', 'port function servers register on', parsePort, 7101)
-    .option('--admin-port <port>', 'HTTP admin port for /healthz, /readyz, /functionservers and /metrics (off when absent)', parsePort)
+    .option('--admin-port <port>', 'HTTP admin port: probes, /functionservers, /metrics, /events and the dashboard (off when absent)', parsePort)
+    .option('--http-port <port>', 'HTTP ingress: POST /v1/call/:service with a JSON body (off when absent)', parsePort)
+    .option('--client-advertise-host <address>', 'host clients should dial to reach this AS (named by a standby in NOT_ACTIVE)')
+    .option('--function-server <host:port...>', 'FSs to dial at start without waiting for their HELLO (a static pool list)', collectEndpoints)
     .option('--join-secret-file <file>', 'shared secret FSs and this AS prove to each other (without it: FSs from loopback only)')
     .option('--client-secret-file <file>', 'secret clients must prove before their first request (without it the client port is open)')
     .option('--admin-token-file <file>', 'bearer token for the admin surface (all but /healthz and /readyz)')
-    .option('--tls-cert <file>', 'PEM certificate for the client, control and admin (HTTPS) ports and pool connections')
+    .option('--tls-cert <file>', 'PEM certificate for the client, control, admin and HTTP ports and pool connections')
     .option('--tls-key <file>', 'PEM key of --tls-cert')
     .option('--tls-ca <file>', 'PEM CA that signs the FSs (mutual TLS on the control port and pool connections)')
-    .option('--tls-require-client-cert', 'clients must present a certificate signed by --tls-ca', false)
+    .option('--tls-require-client-cert', 'clients must present a certificate signed by --tls-ca')
+    .option('--auth-timeout-ms <ms>', 'a peer must prove itself within this', parseIntIn(10, 600_000), 5000)
     .addOption(new Option('--strategy <name>', 'how to choose an FS').choices(['least-loaded', 'round-robin']).default('least-loaded'))
+    .option('--load-weight <w>', 'least-loaded: weight of the reported load against requests in flight (default 1)', parseNumberIn(0, 1000))
+    .option('--load-refresh-ms <ms>', "the FSs' LOAD period; older than 3 periods is stale", parseIntIn(10, 600_000), 1000)
     .option('--heartbeat-ms <ms>', 'heartbeat period; a peer silent for 3 periods is dead', parseIntIn(0, 600_000), 2000)
     .option('--timeout-ms <ms>', 'deadline for requests that carry none', parseIntIn(1, 3_600_000), 30_000)
-    .option('--auth-timeout-ms <ms>', 'a peer must prove itself within this', parseIntIn(10, 600_000), 5000)
-    .option('--reconnect-cap-ms <ms>', 'longest wait between probes of an unavailable FS', parseIntIn(10, 3_600_000), 5000)
+    .option('--max-attempts <n>', 'times an idempotent request may be sent in all (default 3)', parseIntIn(1, 10))
+    .option('--hedge-after-ratio <r>', 'send an idempotent request to a second FS after this share of its budget (0 turns it off; default 0.5)', parseFraction)
     .option('--pool-size <n>', 'connections kept to each FS', parseIntIn(1, 64), 1)
+    .option('--connect-timeout-ms <ms>', 'longest wait for a pool connection to open (default 3000)', parseIntIn(1, 600_000))
+    .option('--reconnect-base-ms <ms>', 'first wait before probing an unavailable FS again; doubles each time (default 100)', parseIntIn(1, 600_000))
+    .option('--reconnect-cap-ms <ms>', 'longest wait between probes of an unavailable FS', parseIntIn(10, 3_600_000), 5000)
+    .option('--eject-after-failures <n>', 'failed dials before an FS leaves the available list (default 3)', parseIntIn(1, 1000))
+    .option('--max-body-bytes <n>', 'largest request or response body (default 8 MiB)', parseIntIn(1, 2 ** 31))
     .option('--max-connections <n>', 'client connections accepted at once (lowered to fit the open-file limit)', parseIntIn(1, 1_000_000), 10_000)
     .option('--max-inflight-per-client <n>', 'requests in flight per client connection', parseIntIn(1, 1_000_000), 1024)
+    .option('--max-inflight-bytes-per-client <n>', "request bytes in flight per client; beyond, its reading pauses (default 16 MiB)", parseIntIn(1, 2 ** 40))
     .option('--max-inflight-per-fs <n>', 'requests in flight per FS', parseIntIn(1, 1_000_000), 10_000)
     .option('--max-client-buffered-bytes <n>', 'answer bytes held for one client that does not read; beyond, it is closed', parseIntIn(65_536, 2 ** 40), 64 * 1024 * 1024)
     .option('--client-idle-timeout-ms <ms>', 'close a client connection with nothing in flight and no request for this long (0 keeps it)', parseIntIn(0, 86_400_000), 300_000)
@@ -70,80 +153,36 @@ export function asCommand(): Command {
     .option('--forget-unavailable-ms <ms>', 'forget a registered FS unavailable this long (0 keeps it)', parseIntIn(0, 86_400_000 * 30), 600_000)
     .option('--allow-fs-host <host...>', 'IPs, CIDR blocks or names HELLOs may ask this AS to dial (default: any with a join secret, loopback without)')
     .option('--max-control-connections <n>', 'control connections held at once', parseIntIn(1, 100_000), 1024)
-    .option('--client-advertise-host <address>', 'host clients should dial to reach this AS (named by a standby in NOT_ACTIVE)')
+    .option('--max-control-body-bytes <n>', 'largest control message (default 1 MiB)', parseIntIn(1, 2 ** 30))
+    .option('--outlier-consecutive-failures <n>', 'errors in a row that eject an FS for a while (0 turns it off; default 5)', parseIntIn(0, 1000))
+    .option('--outlier-interval-ms <ms>', 'success-rate window (default 10000)', parseIntIn(1, 3_600_000))
+    .option('--outlier-base-ejection-ms <ms>', 'first ejection; longer on each repeat (default 30000)', parseIntIn(1, 86_400_000))
+    .option('--outlier-max-ejection-ms <ms>', 'longest ejection (default 300000)', parseIntIn(1, 86_400_000))
+    .option('--outlier-max-ejection-percent <p>', 'most FSs of a key ejected at once (default 50)', parseNumberIn(0, 100))
+    .option('--outlier-success-rate-min-requests <n>', 'answers in a window before an FS is judged by success rate (default 100)', parseIntIn(1, 1_000_000))
+    .option('--outlier-success-rate-min-hosts <n>', 'FSs with enough answers before any is judged (default 3)', parseIntIn(0, 10_000))
+    .option('--outlier-success-rate-stdev-factor <f>', 'ejected below mean minus this many deviations (default 1.9)', parseNumberIn(0, 100))
+    .option('--outlier-min-timeout-ms <ms>', 'a timeout counts against an FS only if the request had this long (default 1000)', parseIntIn(0, 86_400_000))
     .option('--pair-port <port>', 'UDP port of the active/standby pair (with --pair-peer)', parsePort)
     .option('--pair-host <address>', 'address the pair port binds (default: --control-host)')
     .option('--pair-peer <host:port>', "the sibling AS's pair endpoint", parseEndpoint)
     .option('--pair-secret-file <file>', 'shared secret that signs every pair datagram (HMAC-SHA256)')
-    .option('--pair-insecure', 'run a pair without a secret (anyone who reaches the pair port can forge datagrams)', false)
-    .option('--priority <n>', 'pair priority, 1-255: wins negotiations and takes over sooner', parseIntIn(1, 255), 100)
-    .option('--advert-ms <ms>', "the active's advert interval; the standby takes over after 3 missed adverts plus a skew", parseIntIn(10, 60_000), 200)
-    .option('--preempt', 'take the active role back from a sibling of lower priority (off: no flapping)', false)
+    .option('--pair-insecure', 'run a pair without a secret (anyone who reaches the pair port can forge datagrams)')
+    .option('--priority <n>', 'pair priority, 1-255: wins negotiations and takes over sooner (default 100)', parseIntIn(1, 255))
+    .option('--advert-ms <ms>', "the active's advert interval; the standby takes over after 3 missed adverts plus a skew (default 200)", parseIntIn(10, 60_000))
+    .option('--preempt', 'take the active role back from a sibling of lower priority (off: no flapping)')
     .option('--node-id <hex16>', 'this AS on the pair wire, 16 hex digits (default random)')
+    .option('--negotiation-timeout-ms <ms>', 'how long a starting AS listens for its sibling before taking the active role (default 5 adverts)', parseIntIn(1, 600_000))
+    .option('--max-clock-skew-ms <ms>', 'pair datagrams stamped further from this clock are dropped (default 60000)', parseIntIn(1, 86_400_000))
     .option('--on-active <command>', 'shell command run when this AS becomes active (e.g. to move a virtual IP)')
     .option('--on-standby <command>', 'shell command run when this AS becomes standby')
-    .option('--load-refresh-ms <ms>', "the FSs' LOAD period; older than 3 periods is stale", parseIntIn(10, 600_000), 1000)
-    .option('--log-level <level>', 'pino level: trace, debug, info, warn, error, silent')
-    .action(async (o) => {
-      const logger = createLogger('application-server', o.logLevel);
-      const secret = (file: string | undefined, what: string): Buffer | undefined => {
-        if (!file) return undefined;
-        const r = readSecretFile(file, what);
-        if (r.warning) logger.warn(r.warning);
-        return r.secret;
-      };
-      const joinSecret = secret(o.joinSecretFile, 'join secret');
-      const adminToken = secret(o.adminTokenFile, 'admin token');
-      if (o.adminPort !== undefined && !adminToken && !isLoopback(o.adminHost)) {
-        throw new ConfigError(`the admin port may bind ${o.adminHost} only with --admin-token-file; without a token it stays on loopback`);
+    .addOption(new Option('--log-level <level>', 'pino level (default info, or SWITCHBOARD_LOG_LEVEL)').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+    .action(async (_o, cmd: Command) => {
+      const settings = resolveSettings(cmd, asConfigSchema, AS_FLAGS, asFileSchema);
+      if (cmd.opts().printConfig) {
+        process.stdout.write(`${JSON.stringify(settings, null, 2)}\n`);
+        return;
       }
-      const tls = loadTlsFiles({ certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCa, requireClientCert: o.tlsRequireClientCert });
-      const as = new ApplicationServer({
-        clientHost: o.clientHost ?? o.host ?? '127.0.0.1',
-        controlHost: o.controlHost,
-        port: o.port,
-        controlPort: o.controlPort,
-        joinSecret,
-        clientSecret: secret(o.clientSecretFile, 'client secret'),
-        tls,
-        authTimeoutMs: o.authTimeoutMs,
-        strategy: o.strategy,
-        heartbeatMs: o.heartbeatMs,
-        defaultTimeoutMs: o.timeoutMs,
-        reconnectCapMs: o.reconnectCapMs,
-        poolSize: o.poolSize,
-        maxConnections: o.maxConnections,
-        maxInflightPerClient: o.maxInflightPerClient,
-        maxInflightPerFs: o.maxInflightPerFs,
-        maxClientBufferedBytes: o.maxClientBufferedBytes,
-        clientIdleTimeoutMs: o.clientIdleTimeoutMs,
-        maxFunctionServers: o.maxFunctionServers,
-        maxServicesPerFs: o.maxServicesPerFs,
-        forgetUnavailableAfterMs: o.forgetUnavailableMs,
-        allowedFsHosts: o.allowFsHost,
-        maxControlConnections: o.maxControlConnections,
-        loadRefreshMs: o.loadRefreshMs,
-        clientAdvertiseHost: o.clientAdvertiseHost,
-        pair: pairOptions(o, secret),
-        logger,
-      });
-      if (!joinSecret && !o.tlsCa) logger.warn('no join secret: function servers are taken from loopback only (set --join-secret-file for FSs on other machines)');
-      // Built before the AS starts: building it takes the event loop for a moment, which must not
-      // fall inside the pair's negotiation.
-      const admin = o.adminPort !== undefined ? new AdminServer(as, logger, { processMetrics: true, token: adminToken, tls }) : undefined;
-      await admin?.prepare();
-      await as.start();
-      if (admin) {
-        const adminPort = await admin.listen(o.adminPort, o.adminHost);
-        logger.info({ adminPort, adminHost: o.adminHost, token: adminToken !== undefined }, adminToken ? 'admin surface listening (token required)' : 'admin surface listening on loopback only (no --admin-token-file)');
-      }
-      const stop = async (signal: string): Promise<void> => {
-        logger.info({ signal }, 'stopping');
-        await admin?.close();
-        await as.stop();
-        process.exit(0);
-      };
-      process.once('SIGTERM', () => void stop('SIGTERM'));
-      process.once('SIGINT', () => void stop('SIGINT'));
+      await startAs(settings);
     });
 }

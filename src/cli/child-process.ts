@@ -21,11 +21,13 @@ export class RoleProcess {
   readonly #waiters: { msg: string; resolve: (l: LogLine) => void }[] = [];
   readonly #exit: Promise<number | null>;
   readonly lines: LogLine[] = [];
+  /** What the process wrote to stderr (its first 64 KiB): a refused start says why there. */
+  stderr = '';
 
   /** `cliPath` overrides the entry point (tests run from src/ but start the built CLI). */
-  constructor(label: string, args: string[], opts: { echo?: boolean; cliPath?: string } = {}) {
+  constructor(label: string, args: string[], opts: { echo?: boolean; cliPath?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
     this.label = label;
-    this.child = spawn(process.execPath, [opts.cliPath ?? CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [opts.cliPath ?? CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd });
     this.#exit = new Promise((r) => this.child.once('exit', (code) => r(code)));
     const rl = createInterface({ input: this.child.stdout as NodeJS.ReadableStream });
     rl.on('line', (text) => {
@@ -43,6 +45,7 @@ export class RoleProcess {
       }
     });
     this.child.stderr?.on('data', (d: Buffer) => {
+      if (this.stderr.length < 64 * 1024) this.stderr += d.toString();
       if (opts.echo) process.stderr.write(`[${label}] ${d.toString()}`);
     });
   }

@@ -1,13 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { loadTlsFiles, readSecretFile } from '../security/index.js';
 import { createLogger } from '../common/logger.js';
 import { FunctionServer } from '../function-server/index.js';
 import { watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { isPathSpec, loadPluginModules, pluginPath } from '../plugins/index.js';
+import { ConfigError } from '../protocol/index.js';
+import { fsConfigSchema, resolveSettings, unreadEnvironment, type FlagMap, type FsConfig } from './config.js';
 import { parseEndpoints, parseFraction, parseIntIn, parsePort } from './parse.js';
+
+const FS_FLAGS: FlagMap = {
+  ...Object.fromEntries(Object.keys(fsConfigSchema.shape).map((k) => [k, k])),
+  as: 'applicationServers',
+  timeoutMs: 'defaultTimeoutMs',
+  tlsCert: 'tls.certFile',
+  tlsKey: 'tls.keyFile',
+  tlsCa: 'tls.caFile',
+};
 
 /**
  * Keeps the event loop busy for `fraction` of every 20 ms: a stand-in for a machine that has
@@ -73,10 +84,40 @@ function defaultName(): string {
   return `fs-${host}-${process.pid}-${randomBytes(2).toString('hex')}`;
 }
 
+async function startFs(c: FsConfig, busy: number | undefined): Promise<void> {
+  const logger = createLogger('function-server', c.logLevel);
+  const unread = unreadEnvironment();
+  if (unread.length > 0) logger.warn({ variables: unread }, 'these SWITCHBOARD_* variables are not read (only SWITCHBOARD_LOG_LEVEL is); use flags or --config');
+  if (!c.plugins || c.plugins.length === 0) throw new ConfigError('no plugins: give --plugins <module...> or a plugins: list in the --config file');
+  if (!c.name) throw new ConfigError('no name: give --name or name: in the --config file');
+  const specs = c.plugins;
+  const plugins = await loadPluginModules(specs);
+  let joinSecret: Buffer | undefined;
+  if (c.joinSecretFile) {
+    const r = readSecretFile(c.joinSecretFile, 'join secret');
+    if (r.warning) logger.warn(r.warning);
+    joinSecret = r.secret;
+  }
+  const { plugins: _p, joinSecretFile: _j, tls, watch: watching, logLevel: _l, name, ...api } = c;
+  const fs = new FunctionServer({ ...api, name, plugins, joinSecret, tls: loadTlsFiles(tls ?? {}), logger });
+  await fs.start();
+  if (busy) burn(busy);
+  if (watching) watchPlugins(fs, specs, logger);
+  const stop = async (signal: string): Promise<void> => {
+    logger.info({ signal }, 'stopping');
+    await fs.stop();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+}
+
 export function fsCommand(): Command {
   return new Command('fs')
     .description('start a function server that hosts plugins and registers with an application server')
-    .requiredOption('--plugins <module...>', 'plugin modules: paths to built .js files, package names, or the bundled echo and weather')
+    .option('--config <file>', 'YAML or JSON settings under the API option names; flags given here override it')
+    .option('--print-config', 'print the settings (defaults, then --config, then flags) as JSON and exit')
+    .option('--plugins <module...>', 'plugin modules: paths to built .js files, package names, or the bundled echo and weather')
     .option('--as <host:port,...>', 'the control endpoints of the application servers to register with (all of a pair, or several)', parseEndpoints)
     .option('--host <address>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'data port the AS connects to (0 picks a free one)', parsePort, 7200)
@@ -86,52 +127,29 @@ export function fsCommand(): Command {
     .option('--tls-cert <file>', 'PEM certificate for the data port and the control link')
     .option('--tls-key <file>', 'PEM key of --tls-cert')
     .option('--tls-ca <file>', 'PEM CA that signs the ASs (mutual TLS)')
+    .option('--auth-timeout-ms <ms>', 'a peer must prove itself within this (default 5000)', parseIntIn(1, 600_000))
     .option('--max-connections <n>', 'pool connections held at once', parseIntIn(1, 100_000), 1024)
     .option('--pool-type <n>', 'pool type this FS belongs to (0 = default pool)', parseIntIn(0, 65535), 0)
     .option('--standby', 'serve a key only while no active FS for it is available', false)
     .option('--refresh-ms <ms>', 'LOAD report period', parseIntIn(10, 600_000), 1000)
     .option('--heartbeat-ms <ms>', 'heartbeat period', parseIntIn(0, 600_000), 2000)
     .option('--max-inflight <n>', 'requests in flight before OVERLOADED', parseIntIn(1, 1_000_000), 10_000)
+    .option('--timeout-ms <ms>', 'deadline for requests that carry none (default 30000)', parseIntIn(0, 3_600_000))
     .option('--drain-timeout-ms <ms>', 'longest wait for in-flight requests on SIGTERM', parseIntIn(0, 3_600_000), 30_000)
-    .option('--watch', 'reload plugin modules given by path when their file changes, without dropping requests', false)
+    .option('--reconnect-base-ms <ms>', 'first wait before registering again after the control link drops (default 200)', parseIntIn(1, 600_000))
+    .option('--reconnect-cap-ms <ms>', 'longest wait between registration attempts (default 5000)', parseIntIn(1, 3_600_000))
+    .option('--max-body-bytes <n>', 'largest request or response body (default 8 MiB)', parseIntIn(1, 2 ** 31))
+    .option('--plugin-stop-timeout-ms <ms>', "longest wait for a plugin's onStop (default 5000)", parseIntIn(1, 600_000))
+    .option('--validate-responses', "check each answer against its service's contract too (for tests and staging)")
+    .option('--watch', 'reload plugin modules given by path when their file changes, without dropping requests')
     .option('--busy <fraction>', 'simulate a busier machine: keep the event loop busy this fraction of the time', parseFraction)
-    .option('--log-level <level>', 'pino level: trace, debug, info, warn, error, silent')
-    .action(async (o) => {
-      const logger = createLogger('function-server', o.logLevel);
-      const plugins = await loadPluginModules(o.plugins);
-      let joinSecret: Buffer | undefined;
-      if (o.joinSecretFile) {
-        const r = readSecretFile(o.joinSecretFile, 'join secret');
-        if (r.warning) logger.warn(r.warning);
-        joinSecret = r.secret;
+    .addOption(new Option('--log-level <level>', 'pino level (default info, or SWITCHBOARD_LOG_LEVEL)').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+    .action(async (_o, cmd: Command) => {
+      const settings = resolveSettings(cmd, fsConfigSchema, FS_FLAGS);
+      if (cmd.opts().printConfig) {
+        process.stdout.write(`${JSON.stringify(settings, null, 2)}\n`);
+        return;
       }
-      const fs = new FunctionServer({
-        name: o.name,
-        plugins,
-        host: o.host,
-        port: o.port,
-        advertiseHost: o.advertiseHost,
-        joinSecret,
-        tls: loadTlsFiles({ certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCa }),
-        maxConnections: o.maxConnections,
-        poolType: o.poolType,
-        standby: o.standby,
-        applicationServers: o.as,
-        refreshMs: o.refreshMs,
-        heartbeatMs: o.heartbeatMs,
-        maxInflight: o.maxInflight,
-        drainTimeoutMs: o.drainTimeoutMs,
-        logger,
-      });
-      await fs.start();
-      if (o.busy) burn(o.busy);
-      if (o.watch) watchPlugins(fs, o.plugins, logger);
-      const stop = async (signal: string): Promise<void> => {
-        logger.info({ signal }, 'stopping');
-        await fs.stop();
-        process.exit(0);
-      };
-      process.once('SIGTERM', () => void stop('SIGTERM'));
-      process.once('SIGINT', () => void stop('SIGINT'));
+      await startFs(settings, cmd.opts().busy as number | undefined);
     });
 }

@@ -36,3 +36,16 @@ export function parseFraction(value: string): number {
 }
 
 export const parsePort = parseIntIn(0, 65535);
+
+export function parseNumberIn(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}, got "${value}"`);
+    return n;
+  };
+}
+
+/** For a repeatable host:port flag: each value adds one or more (comma-separated) endpoints. */
+export function collectEndpoints(value: string, previous: { host: string; port: number }[] | undefined): { host: string; port: number }[] {
+  return [...(previous ?? []), ...parseEndpoints(value)];
+}

@@ -1,0 +1,248 @@
+import { readFileSync } from 'node:fs';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../protocol/index.js';
+
+const port = z.number().int().min(0).max(65535);
+const endpoint = z.strictObject({ host: z.string().min(1).max(253), port: z.number().int().min(1).max(65535) });
+const ms = (max = 86_400_000) => z.number().int().min(0).max(max);
+const count = (max = 10_000_000) => z.number().int().min(1).max(max);
+const tls = z.strictObject({ certFile: z.string().optional(), keyFile: z.string().optional(), caFile: z.string().optional(), requireClientCert: z.boolean().optional() });
+const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+
+const pairSchema = z.strictObject({
+  port: port,
+  host: z.string().optional(),
+  peer: endpoint,
+  secretFile: z.string().optional(),
+  insecure: z.boolean().optional(),
+  priority: z.number().int().min(1).max(255).optional(),
+  advertMs: count(60_000).optional(),
+  preempt: z.boolean().optional(),
+  nodeId: z.string().regex(/^[0-9a-f]{16}$/).optional(),
+  negotiationTimeoutMs: count(600_000).optional(),
+  maxClockSkewMs: count(86_400_000).optional(),
+  onActive: z.string().optional(),
+  onStandby: z.string().optional(),
+});
+
+/**
+ * `switchboard as --config FILE`: the API's option names (ApplicationServerOptions), plus the
+ * CLI's own (admin, HTTP ingress, secret files, the static FS list). Unknown keys are refused.
+ */
+export const asConfigSchema = z.strictObject({
+  clientHost: z.string().optional(),
+  controlHost: z.string().optional(),
+  adminHost: z.string().optional(),
+  httpHost: z.string().optional(),
+  port: port.optional(),
+  controlPort: port.optional(),
+  adminPort: port.optional(),
+  httpPort: port.optional(),
+  clientAdvertiseHost: z.string().optional(),
+  joinSecretFile: z.string().optional(),
+  clientSecretFile: z.string().optional(),
+  adminTokenFile: z.string().optional(),
+  tls: tls.optional(),
+  authTimeoutMs: ms(600_000).optional(),
+  strategy: z.enum(['least-loaded', 'round-robin']).optional(),
+  heartbeatMs: ms(600_000).optional(),
+  defaultTimeoutMs: count(3_600_000).optional(),
+  poolSize: count(64).optional(),
+  connectTimeoutMs: count(600_000).optional(),
+  reconnectBaseMs: count(600_000).optional(),
+  reconnectCapMs: count(3_600_000).optional(),
+  ejectAfterFailures: count(1000).optional(),
+  maxConnections: count(1_000_000).optional(),
+  maxInflightPerClient: count(1_000_000).optional(),
+  maxInflightPerFs: count(1_000_000).optional(),
+  maxInflightBytesPerClient: count(2 ** 40).optional(),
+  maxClientBufferedBytes: count(2 ** 40).optional(),
+  clientIdleTimeoutMs: ms().optional(),
+  maxAttempts: count(10).optional(),
+  hedgeAfterRatio: z.number().min(0).lt(1).optional(),
+  loadRefreshMs: count(600_000).optional(),
+  loadWeight: z.number().min(0).max(1000).optional(),
+  maxBodyBytes: count(2 ** 31).optional(),
+  maxFunctionServers: count(100_000).optional(),
+  maxServicesPerFs: count(65_536).optional(),
+  forgetUnavailableAfterMs: ms(86_400_000 * 30).optional(),
+  allowedFsHosts: z.array(z.string().min(1)).max(1000).optional(),
+  maxControlConnections: count(100_000).optional(),
+  maxControlBodyBytes: count(2 ** 30).optional(),
+  outlier: z
+    .strictObject({
+      consecutiveFailures: z.number().int().min(0).max(1000).optional(),
+      intervalMs: count(3_600_000).optional(),
+      baseEjectionMs: count(86_400_000).optional(),
+      maxEjectionMs: count(86_400_000).optional(),
+      maxEjectionPercent: z.number().min(0).max(100).optional(),
+      successRateMinRequests: count(1_000_000).optional(),
+      successRateMinHosts: z.number().int().min(0).max(10_000).optional(),
+      successRateStdevFactor: z.number().min(0).max(100).optional(),
+      minTimeoutMs: ms().optional(),
+    })
+    .optional(),
+  pair: pairSchema.optional(),
+  /** The original PoolEndPointList: FSs the AS dials without waiting for their HELLO. */
+  functionServers: z
+    .array(z.strictObject({ host: z.string().min(1).max(253), port: z.number().int().min(1).max(65535), name: z.string().max(128).optional(), poolType: z.number().int().min(0).max(65535).optional(), standby: z.boolean().optional() }))
+    .max(10_000)
+    .optional(),
+  logLevel: logLevel.optional(),
+});
+export type AsConfig = z.infer<typeof asConfigSchema>;
+/** A file may hold half of the pair group (the other half from flags); the whole is checked after merging. */
+export const asFileSchema = asConfigSchema.extend({ pair: pairSchema.partial().optional() });
+
+/** `switchboard fs --config FILE`: the API's option names (FunctionServerOptions), plus the CLI's own. */
+export const fsConfigSchema = z.strictObject({
+  name: z.string().min(1).max(128).optional(),
+  plugins: z.array(z.string().min(1)).min(1).max(1000).optional(),
+  host: z.string().optional(),
+  port: port.optional(),
+  advertiseHost: z.string().optional(),
+  poolType: z.number().int().min(0).max(65535).optional(),
+  standby: z.boolean().optional(),
+  applicationServers: z.array(endpoint).max(100).optional(),
+  refreshMs: count(600_000).optional(),
+  heartbeatMs: ms(600_000).optional(),
+  maxInflight: count(1_000_000).optional(),
+  defaultTimeoutMs: ms(3_600_000).optional(),
+  drainTimeoutMs: ms(3_600_000).optional(),
+  reconnectBaseMs: count(600_000).optional(),
+  reconnectCapMs: count(3_600_000).optional(),
+  maxBodyBytes: count(2 ** 31).optional(),
+  joinSecretFile: z.string().optional(),
+  tls: tls.optional(),
+  authTimeoutMs: count(600_000).optional(),
+  maxConnections: count(100_000).optional(),
+  pluginStopTimeoutMs: count(600_000).optional(),
+  validateResponses: z.boolean().optional(),
+  watch: z.boolean().optional(),
+  logLevel: logLevel.optional(),
+});
+export type FsConfig = z.infer<typeof fsConfigSchema>;
+
+/**
+ * Reads and checks a YAML or JSON file (by its extension; YAML otherwise). A bad field is named by
+ * its path. File names in it (secrets, certificates, plugin paths) are relative to the file's folder.
+ */
+export function loadConfigFile<S extends z.ZodType>(path: string, schema: S): z.infer<S> {
+  return resolvePaths(readConfigFile(path, schema), dirname(resolve(path)));
+}
+
+function readConfigFile<S extends z.ZodType>(path: string, schema: S): z.infer<S> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+  let raw: unknown;
+  try {
+    raw = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid ${extname(path).toLowerCase() === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`, { cause: err });
+  }
+  if (raw === null || raw === undefined) raw = {};
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    const lines = r.error.issues.slice(0, 10).map((i) => `${i.path.length ? i.path.join('.') : '(top)'}: ${i.message}`);
+    throw new ConfigError(`config file ${path} has a bad field: ${lines.join('; ')}`);
+  }
+  return r.data;
+}
+
+const PATH_KEYS = ['joinSecretFile', 'clientSecretFile', 'adminTokenFile', 'secretFile', 'certFile', 'keyFile', 'caFile'];
+
+/** Makes the file names in a config absolute, from the config file's folder. */
+function resolvePaths<T>(cfg: T, base: string): T {
+  const walk = (v: unknown, key: string): unknown => {
+    if (typeof v === 'string' && PATH_KEYS.includes(key)) return isAbsolute(v) ? v : resolve(base, v);
+    if (key === 'plugins' && Array.isArray(v)) return v.map((p: string) => (p.startsWith('.') ? resolve(base, p) : p));
+    if (isPlain(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, k)]));
+    return v;
+  };
+  return walk(cfg, '') as T;
+}
+
+/**
+ * The order, lowest first: built-in defaults (the flags' defaults), the config file, then the flags
+ * given on the command line. `SWITCHBOARD_LOG_LEVEL` only fills in a log level that neither the file
+ * nor a flag sets; no other variable is read.
+ */
+export function merge<T extends object>(defaults: Partial<T>, file: Partial<T>, given: Partial<T>): Partial<T> {
+  const out: Record<string, unknown> = { ...defaults };
+  for (const layer of [file, given] as Record<string, unknown>[]) {
+    for (const [k, v] of Object.entries(layer)) {
+      if (v === undefined) continue;
+      const prev = out[k];
+      out[k] = isPlain(prev) && isPlain(v) ? { ...prev, ...v } : v;
+    }
+  }
+  return out as Partial<T>;
+}
+
+function isPlain(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The values of the options the user typed (not defaults), by their commander names. */
+export function givenFlags(cmd: Command): Record<string, unknown> {
+  const opts = cmd.opts();
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(opts)) if (cmd.getOptionValueSource(k) === 'cli') out[k] = opts[k];
+  return out;
+}
+
+/** The flags' defaults, by their commander names. */
+export function defaultFlags(cmd: Command): Record<string, unknown> {
+  const opts = cmd.opts();
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(opts)) if (cmd.getOptionValueSource(k) === 'default') out[k] = opts[k];
+  return out;
+}
+
+/** How a command's flags (commander's camel-case names) map onto config keys; a dot nests. */
+export type FlagMap = Record<string, string>;
+
+/** Flag values as a config object, under the keys `map` gives (flags not in the map are left out). */
+export function flagsToConfig(flags: Record<string, unknown>, map: FlagMap): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [flag, value] of Object.entries(flags)) {
+    const key = map[flag];
+    if (key === undefined || value === undefined) continue;
+    const [head, sub] = key.split('.');
+    if (sub === undefined) out[head] = value;
+    else out[head] = { ...(out[head] as Record<string, unknown> | undefined), [sub]: value };
+  }
+  return out;
+}
+
+/**
+ * A command's settings: its flags' defaults, then the `--config` file, then the flags typed on the
+ * command line; the result is checked against the schema again (a file may hold half of a group
+ * whose other half came from a flag).
+ */
+export function resolveSettings<S extends z.ZodType>(cmd: Command, schema: S, map: FlagMap, fileSchema: z.ZodType = schema): z.infer<S> {
+  const configFile = cmd.opts().config as string | undefined;
+  const file = configFile ? (loadConfigFile(configFile, fileSchema) as Record<string, unknown>) : {};
+  const merged = merge(flagsToConfig(defaultFlags(cmd), map), file, flagsToConfig(givenFlags(cmd), map));
+  const r = schema.safeParse(merged);
+  if (!r.success) {
+    const lines = r.error.issues.slice(0, 10).map((i) => `${i.path.length ? i.path.join('.') : '(top)'}: ${i.message}`);
+    throw new ConfigError(`the settings${configFile ? ` (from ${configFile} and the flags)` : ''} have a bad field: ${lines.join('; ')}`);
+  }
+  return r.data;
+}
+
+/**
+ * `SWITCHBOARD_*` variables this program does not read: named at start, so that nobody believes one
+ * took effect. Only SWITCHBOARD_LOG_LEVEL is read.
+ */
+export function unreadEnvironment(env: NodeJS.ProcessEnv = process.env): string[] {
+  return Object.keys(env).filter((k) => k.startsWith('SWITCHBOARD_') && k !== 'SWITCHBOARD_LOG_LEVEL');
+}
