@@ -91,6 +91,12 @@ export function evaluateTargets(rows, measurements, scheduler, ran) {
       add(`TLS + secret / plain via AS req/s at ${inflight}`, 'measured', v, null, 'the cost of TLS on every hop');
     }
   }
+  if (ran.has('sb-http') && ran.has('sb-as')) {
+    for (const inflight of Object.keys(TARGETS.ratioToRaw)) {
+      const v = pairedRatio(measurements, 'sb-http', 'sb-as', Number(inflight));
+      add(`HTTP ingress / binary client port req/s at ${inflight}`, 'measured', v, null, 'JSON over HTTP/1.1 against the binary protocol, both via AS');
+    }
+  }
   const g = scheduler?.growth?.['least-loaded pick'];
   add('scheduler pick, 1,000 vs 3 candidates', `≤ ${TARGETS.schedulerGrowth}×`, g ? { median: g } : null, g ? g <= TARGETS.schedulerGrowth : null);
   const lookup = scheduler?.growth?.['AS lookup: candidates() + least-loaded pick'];

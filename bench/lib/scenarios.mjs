@@ -1,5 +1,5 @@
 /**
- * The five scenarios. Each start() launches its processes (server side first, then one client
+ * The scenarios. Each start() launches its processes (server side first, then one client
  * process with one connection) and returns the client and the processes whose CPU is counted.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -52,6 +52,19 @@ export const SCENARIOS = [
       const fs = await children.fork('sb-fs-via-as', 'sb-function-server', ['--name', 'bench-fs-via-as', '--as', String(as.info.controlPort), '--log-level', o.logLevel]);
       await available;
       const client = await children.fork('sb-client-as', 'sb-client', ['--port', String(as.info.port)]);
+      return { client, servers: [{ role: 'AS', child: as }, { role: 'FS', child: fs }] };
+    },
+  },
+  {
+    key: 'sb-http',
+    name: 'via AS, HTTP ingress',
+    describe: 'HTTP/1.1 keep-alive client, JSON body → the AS HTTP ingress → FunctionServer (msgpack)',
+    async start(children, o) {
+      const as = await children.fork('sb-as-http', 'sb-application-server', ['--log-level', o.logLevel, '--http']);
+      const available = as.waitFor('fs-available', { timeoutMs: 20_000 });
+      const fs = await children.fork('sb-fs-via-as-http', 'sb-function-server', ['--name', 'bench-fs-via-as-http', '--as', String(as.info.controlPort), '--log-level', o.logLevel]);
+      await available;
+      const client = await children.fork('http-client', 'http-client', ['--port', String(as.info.httpPort)]);
       return { client, servers: [{ role: 'AS', child: as }, { role: 'FS', child: fs }] };
     },
   },

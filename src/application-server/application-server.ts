@@ -5,6 +5,7 @@ import { RateLimitedLog } from '../common/rate-limited-log.js';
 import { ConfigError, DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_BODY_BYTES } from '../protocol/index.js';
 import { HostAllowList, isLoopback, toSecret, type TlsOptions } from '../security/index.js';
 import { ClientIngress } from './ingress/client-ingress.js';
+import { HttpIngress } from './ingress/http-ingress.js';
 import { ControlListener } from './registry/control-listener.js';
 import type { FsState, FunctionServerInfo } from './registry/function-server-entry.js';
 import { FsManager, type AddFunctionServerOptions } from './registry/fs-manager.js';
@@ -23,6 +24,15 @@ export interface ApplicationServerOptions {
   controlHost?: string;
   /** Client port; 0 picks a free one. */
   port?: number;
+  /**
+   * HTTP ingress port (`POST /v1/call/:service` with a JSON body, docs/http-ingress.md); 0 picks a
+   * free one. Absent: no HTTP ingress. It shares the client port's secret, TLS and limits.
+   */
+  httpPort?: number;
+  /** Address the HTTP ingress binds (default: clientHost). */
+  httpHost?: string;
+  /** At stop, how long HTTP requests in flight may take to be answered before they get 503 (default 5000). */
+  httpDrainTimeoutMs?: number;
   /** FS registration port; 0 picks a free one. */
   controlPort?: number;
   /**
@@ -145,7 +155,8 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
   readonly #authenticated: boolean;
   readonly #pair: PairNode | undefined;
   readonly #clientAdvertiseHost: string;
-  #ports: { port: number; controlPort: number; pairPort?: number } | undefined;
+  readonly #http: HttpIngress | undefined;
+  #ports: { port: number; controlPort: number; pairPort?: number; httpPort?: number } | undefined;
 
   constructor(opts: ApplicationServerOptions = {}) {
     super();
@@ -258,6 +269,31 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
       },
       this.manager,
     );
+    if (opts.httpPort !== undefined) {
+      if (!Number.isInteger(opts.httpPort) || opts.httpPort < 0 || opts.httpPort > 65535) throw new ConfigError(`httpPort ${opts.httpPort} must be a port from 0 (a free one) to 65535`);
+      const httpHost = opts.httpHost ?? clientHost;
+      this.#http = new HttpIngress(
+        {
+          host: httpHost,
+          port: opts.httpPort,
+          maxConnections,
+          maxInflightPerClient: opts.maxInflightPerClient ?? 1024,
+          maxInflightBytesPerClient: opts.maxInflightBytesPerClient ?? 16 * 1024 * 1024,
+          maxBodyBytes,
+          clientSecret,
+          tls,
+          drainTimeoutMs: opts.httpDrainTimeoutMs ?? 5000,
+          hasRoom: () => this.#hasRoom(),
+          resolveName: (name) => this.manager.resolveName(name),
+          logger,
+          log,
+        },
+        this.dispatcher,
+      );
+      if (!clientSecret && !isLoopback(httpHost)) {
+        logger.warn({ httpHost }, 'the HTTP ingress listens beyond loopback without a client secret: anyone who reaches it can call every service; set clientSecret');
+      }
+    }
     this.#clientAdvertiseHost = opts.clientAdvertiseHost ?? clientHost;
     if (opts.pair) {
       const canServe = (): boolean => {
@@ -279,7 +315,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     }
   }
 
-  get ports(): { port: number; controlPort: number; pairPort?: number } {
+  get ports(): { port: number; controlPort: number; pairPort?: number; httpPort?: number } {
     if (!this.#ports) throw new ConfigError('the application server is not listening; call start() first');
     return this.#ports;
   }
@@ -376,13 +412,14 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     this.#pair.designate(role);
   }
 
-  async start(): Promise<{ port: number; controlPort: number; pairPort?: number }> {
+  async start(): Promise<{ port: number; controlPort: number; pairPort?: number; httpPort?: number }> {
     const port = await this.#ingress.listen();
     const controlPort = await this.#control.listen();
-    this.#ports = { port, controlPort };
+    const httpPort = await this.#http?.listen();
+    this.#ports = httpPort === undefined ? { port, controlPort } : { port, controlPort, httpPort };
     if (this.#pair) this.#ports.pairPort = await this.#pair.start();
     const auth = this.manager ? (this.#authenticated ? 'join secret or mutual TLS' : 'none: FSs from loopback only') : '';
-    this.#logger.info({ port, controlPort, fsAuth: auth, maxConnections: this.#ingress.maxConnections, openFileLimit: this.#fdLimit }, 'application server listening');
+    this.#logger.info({ port, controlPort, httpPort, fsAuth: auth, maxConnections: this.#ingress.maxConnections, openFileLimit: this.#fdLimit }, 'application server listening');
     return this.#ports;
   }
 
@@ -401,6 +438,8 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
   async stop(): Promise<void> {
     // First: an active hands over at once, so the standby does not wait out the down interval.
     await this.#pair?.stop(true);
+    // Before the pools close: HTTP requests in flight still get their answers (or 503).
+    await this.#http?.close();
     this.#control.close();
     this.#ingress.close();
     this.manager.close();
@@ -413,6 +452,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     if (this.#fdLimit === undefined) return true;
     let pools = 0;
     for (const e of this.manager.withConnections()) pools += e.pool.readyCount;
-    return this.#ingress.connectionCount + this.#control.connectionCount + pools < this.#fdLimit - FD_RESERVE;
+    const http = this.#http?.connectionCount ?? 0;
+    return this.#ingress.connectionCount + this.#control.connectionCount + http + pools < this.#fdLimit - FD_RESERVE;
   }
 }

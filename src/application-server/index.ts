@@ -8,3 +8,4 @@ export type { PairOptions } from './pair/pair-node.js';
 export type { PairRole, SiblingView } from './pair/pair-machine.js';
 export { PairMachine, type PairMachineOptions } from './pair/pair-machine.js';
 export { encodePairMessage, decodePairMessage, Head, AsState, type PairMessage } from './pair/pair-datagram.js';
+export { HTTP_STATUSES, httpStatusFor } from './ingress/http-session.js';

@@ -10,10 +10,12 @@ const { tlsFromDir } = await import('../tls-dir.mjs');
 const logger = createLogger('application-server', argValue('log-level', 'warn'));
 
 const secure = tlsFromDir(argValue('tls-dir'), 'server');
-const as = new ApplicationServer({ host: '127.0.0.1', port: 0, controlPort: 0, logger, ...secure });
+// --http adds the HTTP ingress on a free port (scenario sb-http).
+const http = process.argv.includes('--http') ? { httpPort: 0 } : {};
+const as = new ApplicationServer({ host: '127.0.0.1', port: 0, controlPort: 0, logger, ...http, ...secure });
 const ports = await as.start().catch(fail);
 onShutdown(() => as.stop());
-ready({ port: ports.port, controlPort: ports.controlPort });
+ready({ port: ports.port, controlPort: ports.controlPort, httpPort: ports.httpPort });
 
 const poll = setInterval(() => {
   const available = as.listFunctionServers().filter((f) => f.state === 'available');

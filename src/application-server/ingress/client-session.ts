@@ -1,46 +1,38 @@
-import type { FrameConnection } from '../../protocol/index.js';
-import type { ReplyTarget } from '../registry/upstream-connection.js';
+import type { FrameConnection, SwitchboardError } from '../../protocol/index.js';
+import type { IngressSession } from '../routing/dispatcher.js';
+import { BudgetedSession } from './budgeted-session.js';
 
-/** Pause cause: the client has its byte budget's worth of requests in flight. */
-const BYTES_IN_FLIGHT = { cause: 'bytes in flight' };
-
-/** The AS's record of one client connection. */
-export class ClientSession implements ReplyTarget {
-  inflight = 0;
-  /** Bytes of this client's requests still in flight (sent to FSs, not yet answered). */
-  inflightBytes = 0;
-  /** What this session's reading waits on: its own full socket, a backed-up FS connection, its byte budget. */
-  readonly #pausedOn = new Set<object>();
-
+/** The AS's record of one client connection on the binary client port. */
+export class ClientSession extends BudgetedSession implements IngressSession {
   constructor(
     readonly conn: FrameConnection,
-    readonly maxInflight: number,
-    /** Request bytes this client may have in flight; beyond, its reading pauses until half is answered. */
-    readonly maxInflightBytes: number,
+    maxInflight: number,
+    maxInflightBytes: number,
     /** When the client last sent a request the dispatcher took (epoch ms): idle connections are closed. */
     public lastRequestAt: number,
-  ) {}
-
-  /** A request of `bytes` is taken: count it, and stop reading while the byte budget is spent. */
-  admit(bytes: number): void {
-    this.inflight++;
-    this.inflightBytes += bytes;
-    if (this.inflightBytes >= this.maxInflightBytes) this.pause(BYTES_IN_FLIGHT);
+  ) {
+    super(maxInflight, maxInflightBytes);
   }
 
-  done(bytes: number): void {
-    this.inflight--;
-    this.inflightBytes -= bytes;
-    // Half the budget answered before reading again, so the pause does not flap on every answer.
-    if (this.inflightBytes < this.maxInflightBytes / 2 && this.#pausedOn.has(BYTES_IN_FLIGHT)) this.resume(BYTES_IN_FLIGHT);
+  protected stopReading(): void {
+    this.conn.pauseReading();
+  }
+
+  protected startReading(): void {
+    this.conn.resumeReading();
   }
 
   get closed(): boolean {
     return this.conn.closed;
   }
 
-  get paused(): boolean {
-    return this.#pausedOn.size > 0;
+  /** Its socket is backed up: the client is not reading its answers. */
+  get blocked(): boolean {
+    return this.conn.blocked;
+  }
+
+  refuse(err: SwitchboardError): void {
+    this.conn.refuse(err);
   }
 
   reply(frame: Buffer): void {
@@ -49,16 +41,5 @@ export class ClientSession implements ReplyTarget {
 
   replyFrom(buf: Buffer, off: number, len: number): void {
     this.conn.sendFrom(buf, off, len);
-  }
-
-  /** Stops reading this client's requests until `cause` is lifted. */
-  pause(cause: object): void {
-    if (this.#pausedOn.size === 0) this.conn.pauseReading();
-    this.#pausedOn.add(cause);
-  }
-
-  resume(cause: object): void {
-    if (!this.#pausedOn.delete(cause)) return;
-    if (this.#pausedOn.size === 0) this.conn.resumeReading();
   }
 }

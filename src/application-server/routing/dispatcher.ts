@@ -7,13 +7,29 @@ import {
   Status,
   encodeErrorResponse,
   encodeResponse,
+  type SwitchboardError,
 } from '../../protocol/index.js';
-import type { ClientSession } from '../ingress/client-session.js';
 import type { FunctionServerEntry } from '../registry/function-server-entry.js';
 import type { FsManager, TrafficSink } from '../registry/fs-manager.js';
 import type { Pool } from '../registry/pool.js';
 import type { SchedulingContext, SchedulingStrategy } from './scheduler.js';
 import { PendingRequest, type ReplyTarget, type UpstreamConnection } from '../registry/upstream-connection.js';
+
+/**
+ * What the dispatcher needs of a client connection, whichever ingress took it: the binary client
+ * port (ClientSession) or the HTTP ingress (HttpSession).
+ */
+export interface IngressSession extends ReplyTarget {
+  /** The client is not reading its answers: read no more of its requests until it does. */
+  readonly blocked: boolean;
+  /** When the client last sent a request the dispatcher took (epoch ms). */
+  lastRequestAt: number;
+  readonly maxInflight: number;
+  /** A request of `bytes` is taken: count it against the session's budgets. */
+  admit(bytes: number): void;
+  /** A connection-level error: answered with request id 0, then the connection closes. */
+  refuse(err: SwitchboardError): void;
+}
 
 /** Why a request could not be routed: the status, code and message the client gets. */
 type RouteFailure = [status: number, code: string, message: string];
@@ -83,9 +99,9 @@ export class Dispatcher implements TrafficSink {
   }
 
   /** The request frame lies at buf[off, off + len): a chunk the ingress read, never reused. */
-  dispatch(session: ClientSession, buf: Buffer, off: number, len: number): void {
+  dispatch(session: IngressSession, buf: Buffer, off: number, len: number): void {
     // The client is not reading its answers: read no more of its requests until it does.
-    if (session.conn.blocked) session.pause(session);
+    if (session.blocked) session.pause(session);
     const flags = buf[off + OFFSET.flags];
     const clientId = buf.readUInt32BE(off + OFFSET.requestId);
     if ((flags & FLAG_REQUEST) === 0) {
@@ -95,7 +111,7 @@ export class Dispatcher implements TrafficSink {
     if (clientId === 0 && (flags & FLAG_TWO_WAY) !== 0) {
       // Id 0 is how a connection-level error is told apart from an answer: a call numbered 0 could
       // never be answered unambiguously, so the client is broken; tell it and close.
-      session.conn.refuse(new BadRequestError('request id 0 is reserved for connection-level errors; number two-way requests from 1', 'SB_ERR_BAD_REQUEST'));
+      session.refuse(new BadRequestError('request id 0 is reserved for connection-level errors; number two-way requests from 1', 'SB_ERR_BAD_REQUEST'));
       return;
     }
     const serviceKey = buf.readUInt32BE(off + OFFSET.serviceKey);
@@ -286,7 +302,7 @@ export class Dispatcher implements TrafficSink {
     up.waiting.clear();
   }
 
-  #forwardOneWay(session: ClientSession, buf: Buffer, off: number, len: number, serviceKey: number, poolType: number, deadlineAt: number, now: number): void {
+  #forwardOneWay(session: IngressSession, buf: Buffer, off: number, len: number, serviceKey: number, poolType: number, deadlineAt: number, now: number): void {
     const set = (this.#manager as FsManager).candidates(serviceKey, poolType);
     const tier = set.active.length > 0 ? set.active : set.standby;
     this.#ctx.now = now;
@@ -314,7 +330,7 @@ export class Dispatcher implements TrafficSink {
   }
 
   /** The standby's answer: the request did not run; here is where the active is. */
-  #refuseNotActive(session: ClientSession, clientId: number, serviceKey: number, twoWay: boolean): void {
+  #refuseNotActive(session: IngressSession, clientId: number, serviceKey: number, twoWay: boolean): void {
     this.localAnswers.set(Status.NOT_ACTIVE, (this.localAnswers.get(Status.NOT_ACTIVE) ?? 0) + 1);
     if (!twoWay) return;
     const active = (this.notActive as () => { host: string; port: number } | undefined)();

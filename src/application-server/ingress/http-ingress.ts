@@ -1,0 +1,330 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from '../../common/logger.js';
+import type { RateLimitedLog } from '../../common/rate-limited-log.js';
+import { ConfigError, HEADER_SIZE, OFFSET, encodeRequest, type ServiceDescriptor } from '../../protocol/index.js';
+import type { TlsOptions } from '../../security/index.js';
+import type { Dispatcher } from '../routing/dispatcher.js';
+import { HttpSession, sendError, type SettleSink } from './http-session.js';
+
+export interface HttpIngressOptions {
+  host: string;
+  port: number;
+  /** HTTP connections at once; Node closes new ones beyond it. */
+  maxConnections: number;
+  /** Requests in flight on one HTTP connection (pipelined); beyond, 503 OVERLOADED. */
+  maxInflightPerClient: number;
+  maxInflightBytesPerClient: number;
+  /** Largest JSON body, and largest msgpack body it may become. */
+  maxBodyBytes: number;
+  /** Callers must send `Authorization: Bearer <secret>`; none means the port is open. */
+  clientSecret?: Buffer;
+  tls?: TlsOptions;
+  /** At stop, how long requests in flight may take to be answered before they get 503. */
+  drainTimeoutMs: number;
+  /** Asked on a connection's first request: false when the process is short of file descriptors. */
+  hasRoom: () => boolean;
+  resolveName: (name: string) => ServiceDescriptor | undefined;
+  logger: Logger;
+  log: RateLimitedLog;
+}
+
+/** Budgets an HTTP caller may ask for in x-sb-timeout-ms: 1 ms to 1 hour. */
+const MAX_TIMEOUT_MS = 3_600_000;
+const CALL_PATH = /^\/v1\/call\/[^/]+$/;
+
+/** A body that did not parse: the handler answers 400, and the connection stays usable (the body was read). */
+class BadJson {
+  constructor(readonly message: string) {}
+}
+
+type CallRequest = FastifyRequest<{ Params: { service: string } }>;
+
+/**
+ * The HTTP ingress: `POST /v1/call/:service` with a JSON body becomes a request frame (msgpack
+ * body, the key, pool type and budget in the header) on the same dispatcher as the binary client
+ * port; the answer frame comes back as JSON with an HTTP status mapped from its status
+ * (docs/http-ingress.md). One HttpSession per connection carries the in-flight limits.
+ */
+export class HttpIngress implements SettleSink {
+  readonly #o: HttpIngressOptions;
+  readonly #dispatcher: Dispatcher;
+  readonly #app: FastifyInstance;
+  readonly #secretDigest: Buffer | undefined;
+  readonly #sessions = new Map<Socket, HttpSession>();
+  #connections = 0;
+  /** Answers owed over every session. */
+  #waiting = 0;
+  #onIdle: (() => void) | undefined;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+
+  constructor(opts: HttpIngressOptions, dispatcher: Dispatcher) {
+    this.#o = opts;
+    this.#dispatcher = dispatcher;
+    this.#secretDigest = opts.clientSecret ? digest(opts.clientSecret) : undefined;
+    // Answers may take up to the budget (1 h at most), so no socket inactivity timeout; the
+    // request itself must arrive in time, headers first.
+    const server = { requestTimeout: 60_000, headersTimeout: 10_000, connectionsCheckingInterval: 1000, keepAliveTimeout: 72_000 };
+    const tls = opts.tls;
+    const mutual = tls?.requireClientCert === true && tls.ca !== undefined;
+    this.#app = Fastify({
+      logger: false,
+      bodyLimit: opts.maxBodyBytes,
+      routerOptions: { maxParamLength: 300 },
+      requestTimeout: server.requestTimeout,
+      keepAliveTimeout: server.keepAliveTimeout,
+      connectionTimeout: 0,
+      forceCloseConnections: false,
+      return503OnClosing: false,
+      frameworkErrors: (err, _req, reply) => {
+        if ((err as Error & { code?: string }).code === 'FST_ERR_MAX_PARAM_LENGTH') {
+          sendError(reply, 404, { code: 'SB_ERR_SERVICE_NOT_FOUND', message: 'no service has so long a name; names are at most 128 characters', status: 'SERVICE_NOT_FOUND' });
+          return;
+        }
+        sendError(reply, 400, { code: 'SB_ERR_BAD_REQUEST', message: 'the URL cannot be read; percent-encode the service name correctly', status: 'BAD_REQUEST' });
+      },
+      ...(tls?.cert
+        ? { https: { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: mutual, rejectUnauthorized: mutual, minVersion: 'TLSv1.2' as const, ...server } }
+        : { http: server }),
+    }) as unknown as FastifyInstance;
+    this.#app.server.maxConnections = opts.maxConnections;
+    this.#app.server.on('connection', (socket: Socket) => {
+      this.#connections++;
+      socket.once('close', () => this.#connections--);
+    });
+    this.#app.server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
+
+    // Only JSON; the parser never fails, so a bad body does not cost the caller its connection.
+    this.#app.removeAllContentTypeParsers();
+    const parseJson = this.#app.getDefaultJsonParser('error', 'error');
+    this.#app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+      const text = body as string;
+      if (text.length === 0) return done(null, undefined);
+      parseJson(req, text, (err, value) => done(null, err ? new BadJson(jsonError(text)) : value));
+    });
+    this.#app.addHook('onRequest', (req, reply, done) => {
+      if (this.#closing) {
+        sendError(reply, 503, { code: 'SB_ERR_STOPPING', message: 'the application server is stopping; send the request to another one', status: 'UNAVAILABLE' }, true);
+        return;
+      }
+      if (this.#secretDigest !== undefined) {
+        const why = this.#unauthorized(req.headers.authorization);
+        if (why !== undefined) {
+          // Closed: the body was not read, and is not worth reading.
+          sendError(reply, 401, { code: why, message: 'send the client secret as "Authorization: Bearer <secret>"', status: 'UNAUTHORIZED' }, true);
+          return;
+        }
+      }
+      done();
+    });
+    this.#app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
+      if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+        sendError(reply, 413, { code: 'SB_ERR_FRAME_TOO_LARGE', message: `the body is over ${opts.maxBodyBytes} bytes, the AS's maxBodyBytes; send a smaller one or raise maxBodyBytes`, status: 'BAD_REQUEST' }, true);
+      } else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+        sendError(reply, 415, { code: 'SB_ERR_MEDIA_TYPE', message: `send the body as JSON with "Content-Type: application/json" (got ${req.headers['content-type'] ?? 'none'})`, status: 'BAD_REQUEST' });
+      } else if ((err.statusCode ?? 500) < 500) {
+        sendError(reply, err.statusCode as number, { code: 'SB_ERR_BAD_REQUEST', message: err.message, status: 'BAD_REQUEST' });
+      } else {
+        this.#o.log.error('http-failed', { err: err.message }, 'HTTP ingress request failed');
+        sendError(reply, 500, { code: 'SB_ERR_SERVER', message: 'the HTTP ingress failed on this request; see the AS log', status: 'SERVER_ERROR' });
+      }
+    });
+    this.#app.setNotFoundHandler((req, reply) => {
+      const path = req.url.split('?')[0];
+      if (CALL_PATH.test(path)) {
+        reply.header('allow', 'POST');
+        sendError(reply, 405, { code: 'SB_ERR_METHOD', message: `${req.method} is not allowed on ${path}; use POST`, status: 'BAD_REQUEST' });
+        return;
+      }
+      sendError(reply, 404, { code: 'SB_ERR_NOT_FOUND', message: `no such path ${path}; the HTTP ingress serves POST /v1/call/:service (a service key or name)`, status: 'BAD_REQUEST' });
+    });
+    this.#app.post('/v1/call/:service', (req, reply) => this.#call(req as CallRequest, reply));
+  }
+
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** Open HTTP connections (TLS handshakes included). */
+  get connectionCount(): number {
+    return this.#connections;
+  }
+
+  /** Answers owed to HTTP callers now. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
+  settled(n: number): void {
+    this.#waiting -= n;
+    if (this.#waiting === 0 && this.#onIdle) this.#onIdle();
+  }
+
+  async listen(): Promise<number> {
+    const { port, host } = this.#o;
+    try {
+      await this.#app.listen({ port, host });
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      const hint = e.code === 'EADDRINUSE' ? 'another process holds that port: stop it or pick another port (0 picks a free one)' : 'check the address';
+      throw new ConfigError(`cannot listen on ${host}:${port} for the HTTP ingress: ${e.code ?? e.message}; ${hint}`, { cause: err });
+    }
+    const addr = this.#app.server.address();
+    return typeof addr === 'object' && addr ? addr.port : port;
+  }
+
+  /**
+   * Stops taking requests (new ones get 503 SB_ERR_STOPPING), waits up to drainTimeoutMs for the
+   * answers owed, answers the rest 503 SB_ERR_STOPPING, then closes every connection.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true;
+    const server = this.#app.server;
+    // Stop accepting; Node also closes the keep-alive connections that are idle now.
+    if (server.listening) server.close();
+    if (this.#waiting > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#onIdle = resolve;
+        timer = setTimeout(resolve, this.#o.drainTimeoutMs);
+      });
+      clearTimeout(timer);
+      this.#onIdle = undefined;
+    }
+    const written: Promise<void>[] = [];
+    const stopping = { code: 'SB_ERR_STOPPING', message: 'the application server stopped before the answer came; the request may or may not have run', status: 'UNAVAILABLE' };
+    for (const s of this.#sessions.values()) written.push(...s.answerAll(503, stopping));
+    if (written.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(written), new Promise((r) => (timer = setTimeout(r, 1000)))]);
+      clearTimeout(timer);
+    }
+    server.closeAllConnections();
+    await this.#app.close();
+  }
+
+  #call(req: CallRequest, reply: FastifyReply): void {
+    if (this.#closing) {
+      // Its body was still arriving when stop() began.
+      sendError(reply, 503, { code: 'SB_ERR_STOPPING', message: 'the application server is stopping; send the request to another one', status: 'UNAVAILABLE' }, true);
+      return;
+    }
+    const service = req.params.service;
+    let key: number;
+    if (/^\d+$/.test(service)) {
+      key = service.length <= 10 ? Number(service) : Number.NaN;
+      if (!(key <= 0xffffffff)) {
+        sendError(reply, 400, { code: 'SB_ERR_BAD_REQUEST', message: `service key ${service} is outside 0-4294967295; give a key in that range or a service name`, status: 'BAD_REQUEST' });
+        return;
+      }
+    } else {
+      const d = this.#o.resolveName(service);
+      if (d === undefined) {
+        sendError(reply, 404, { code: 'SB_ERR_SERVICE_NOT_FOUND', message: `no registered function server serves a service named ${service}; check the name, or call it by its key`, status: 'SERVICE_NOT_FOUND' });
+        return;
+      }
+      key = d.key;
+    }
+    const h = req.headers;
+    const poolType = intHeader(h['x-sb-pool-type'], 0, 65535, 0);
+    if (poolType < 0) return this.#badHeader(reply, 'x-sb-pool-type', 'a pool type from 0 to 65535 (0 means any)');
+    const budgetMs = intHeader(h['x-sb-timeout-ms'], 1, MAX_TIMEOUT_MS, 0);
+    if (budgetMs < 0) return this.#badHeader(reply, 'x-sb-timeout-ms', `milliseconds from 1 to ${MAX_TIMEOUT_MS}`);
+    const ow = h['x-sb-one-way'];
+    if (ow !== undefined && ow !== 'true' && ow !== 'false') return this.#badHeader(reply, 'x-sb-one-way', 'true or false');
+    const oneWay = ow === 'true';
+    const body = req.body;
+    if (body instanceof BadJson) {
+      sendError(reply, 400, { code: 'SB_ERR_BAD_JSON', message: `the body is not valid JSON: ${body.message}`, status: 'BAD_REQUEST' });
+      return;
+    }
+    const session = this.#sessionOf(req.raw.socket);
+    if (session.refused) {
+      sendError(reply, 503, { code: 'SB_ERR_OVERLOADED', message: 'the application server is short of file descriptors; retry later or use another application server', status: 'OVERLOADED' }, true);
+      return;
+    }
+    let frame: Buffer;
+    try {
+      frame = encodeRequest(0, key, body, { poolType, budgetMs, twoWay: !oneWay });
+    } catch (err) {
+      // JSON always has a msgpack form; only nesting deep enough to exhaust the stack fails.
+      sendError(reply, 400, { code: 'SB_ERR_BAD_JSON', message: `the body cannot be encoded as msgpack (${(err as Error).message}); nest it less deeply`, status: 'BAD_REQUEST' });
+      return;
+    }
+    if (frame.length - HEADER_SIZE > this.#o.maxBodyBytes) {
+      sendError(reply, 413, { code: 'SB_ERR_FRAME_TOO_LARGE', message: `the body is ${frame.length - HEADER_SIZE} bytes as msgpack, over the AS's maxBodyBytes (${this.#o.maxBodyBytes}); send a smaller one`, status: 'BAD_REQUEST' });
+      return;
+    }
+    if (oneWay) {
+      // A standby drops one-way requests without a word; an HTTP caller is owed the truth.
+      const notActive = this.#dispatcher.notActive;
+      if (notActive !== null) {
+        const active = notActive();
+        sendError(reply, 421, { code: 'SB_ERR_NOT_ACTIVE', message: 'this application server is not the active of its pair; send the request to the active one', status: 'NOT_ACTIVE', ...(active ? { active } : {}) });
+        return;
+      }
+      this.#dispatcher.dispatch(session, frame, 0, frame.length);
+      reply.code(202).send();
+      return;
+    }
+    frame.writeUInt32BE(session.track(reply), OFFSET.requestId);
+    this.#waiting++;
+    this.#dispatcher.dispatch(session, frame, 0, frame.length);
+  }
+
+  #badHeader(reply: FastifyReply, name: string, want: string): void {
+    sendError(reply, 400, { code: 'SB_ERR_BAD_HEADER', message: `${name} must be ${want}, sent once`, status: 'BAD_REQUEST' });
+  }
+
+  #sessionOf(socket: Socket): HttpSession {
+    let s = this.#sessions.get(socket);
+    if (s === undefined) {
+      const created = new HttpSession(socket, this.#o.maxInflightPerClient, this.#o.maxInflightBytesPerClient, this);
+      // Checked once per connection, as the binary port does at accept.
+      created.refused = !this.#o.hasRoom();
+      this.#sessions.set(socket, created);
+      socket.once('close', () => {
+        this.#sessions.delete(socket);
+        created.close();
+      });
+      s = created;
+    }
+    return s;
+  }
+
+  #unauthorized(header: string | undefined): 'SB_ERR_AUTH_REQUIRED' | 'SB_ERR_AUTH_FAILED' | undefined {
+    const m = /^Bearer (.+)$/.exec(header ?? '');
+    if (m === null) return 'SB_ERR_AUTH_REQUIRED';
+    // Digests compare in constant time whatever the length sent.
+    return timingSafeEqual(digest(Buffer.from(m[1], 'utf8')), this.#secretDigest as Buffer) ? undefined : 'SB_ERR_AUTH_FAILED';
+  }
+}
+
+/** An integer header within [min, max]; `dflt` when absent; -1 when malformed or repeated. */
+function intHeader(v: string | string[] | undefined, min: number, max: number, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'string' || !/^\d{1,7}$/.test(v)) return -1;
+  const n = Number(v);
+  return n >= min && n <= max ? n : -1;
+}
+
+/** JSON.parse's own words for what is wrong (where), or the poisoning rule that refused it. */
+function jsonError(text: string): string {
+  try {
+    JSON.parse(text);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return 'it has a "__proto__" or "constructor.prototype" key, which is refused';
+}
+
+function digest(b: Buffer): Buffer {
+  return createHash('sha256').update(b).digest();
+}
