@@ -39,7 +39,7 @@ describe('--config files, as separate processes', () => {
     expect(joined).toMatchObject({ host: '127.0.0.1', port: fsUp.port, source: expect.any(String) });
     await as.waitForLog('function server is available');
     // A variable that is not read is named, not silently ignored.
-    const warned = as.lines.find((l) => l.msg.startsWith('these SWITCHBOARD_* variables are not read'));
+    const warned = as.lines.find((l) => String(l.msg).startsWith('these SWITCHBOARD_* variables are not read'));
     expect(warned?.variables).toEqual(['SWITCHBOARD_PORT']);
 
     const client = await Client.connect({ host: '127.0.0.1', port: asUp.port as number });

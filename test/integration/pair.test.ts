@@ -190,13 +190,13 @@ describe('an AS pair on 127.0.0.1 (real UDP, shared secret)', () => {
     expect(sa.ready.ready).toBe(true);
     expect(sa.pair).toMatchObject({ role: 'active', epoch: 3 });
     expect(sa.functionServers.map((f) => [f.name, f.state])).toEqual([['fs-admin', 'available']]);
-    expect(statusB.code).toBe(2); // not ready: the standby
+    expect(statusB.code).toBe(5); // not ready: the standby
     const sb = JSON.parse(statusB.stdout) as { ready: { ready: boolean; reason: string }; pair: { role: string; epoch: number } };
     expect(sb.ready).toEqual({ ready: false, reason: 'not the active of its pair' });
     expect(sb.pair).toMatchObject({ role: 'standby', epoch: 3 });
     expect(wrongRole.code).toBe(1);
     expect(wrongRole.stderr).toMatch(/role must be active or standby/);
-    expect(unreachable.code).toBe(1);
+    expect(unreachable.code).toBe(4);
     expect(unreachable.stderr).toMatch(/cannot reach the admin port/);
     expect(a.role).toBe('active');
     expect(b.role).toBe('standby');
