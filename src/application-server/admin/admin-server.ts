@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
@@ -22,6 +23,8 @@ export interface AdminServerOptions {
   tls?: TlsOptions;
   /** Server-Sent Event streams open at once (default 32). */
   maxEventStreams?: number;
+  /** Bytes held for one event stream whose reader does not read (default 1 MiB); beyond, that stream is closed. */
+  maxEventStreamBytes?: number;
 }
 
 /** Paths anyone may read: probes, and the dashboard page (which holds no data: it asks with the token). */
@@ -38,10 +41,13 @@ const ROUTES: [RegExp, string[]][] = [
   [/^\/pair\/designate$/, ['POST']],
 ];
 
+/** The longest FS id a path may carry: longer than any name (128) or host:port (253 + 6). */
+const MAX_ID_LENGTH = 300;
+
 const DASHBOARD_DIR = new URL('./dashboard/', import.meta.url);
 
 const ERROR = { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] } as const;
-const ID_PARAMS = { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 300 } }, required: ['id'] } as const;
+const ID_PARAMS = { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH } }, required: ['id'] } as const;
 
 /**
  * The AS's admin surface on fastify, with a JSON schema for every route:
@@ -66,15 +72,34 @@ export class AdminServer {
     this.#metrics = createMetrics(as, opts);
     const token = toSecret(opts.token, 'the admin token');
     this.#tokenDigest = token ? digest(token) : undefined;
-    this.#events = new EventStream(as, { maxStreams: opts.maxEventStreams ?? 32, maxBufferedBytes: 1 << 20, totalsMs: 1000, keepAliveMs: 15_000 });
+    this.#events = new EventStream(as, { maxStreams: opts.maxEventStreams ?? 32, maxBufferedBytes: opts.maxEventStreamBytes ?? 1 << 20, totalsMs: 1000, keepAliveMs: 15_000 });
     this.#app = Fastify({
       logger: false,
       bodyLimit: 64 * 1024,
-      routerOptions: { maxParamLength: 300 },
+      routerOptions: { maxParamLength: MAX_ID_LENGTH },
       requestTimeout: 10_000,
       connectionTimeout: 10_000,
+      // A misspelt field (`pooltype`) is refused, not silently dropped.
+      ajv: { customOptions: { removeAdditional: false } },
+      // Errors the router raises before any route runs get the same { code, message } as the rest.
+      frameworkErrors: (err, _req, res) => {
+        const reply = res as unknown as FastifyReply;
+        if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+          return reply.code(404).send({ code: 'SB_ERR_NOT_FOUND', message: `no function server has an id longer than ${MAX_ID_LENGTH} characters; GET /functionservers lists them` });
+        }
+        return reply.code(400).send({ code: 'SB_ERR_BAD_REQUEST', message: err.message });
+      },
+      clientErrorHandler: badHttp,
       ...(opts.tls?.cert ? { https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' as const } } : {}),
     }) as unknown as FastifyInstance;
+    // An action (drain, dispose, ...) takes no body: an empty one sent as JSON is no body, not a bad one.
+    const json = this.#app.getDefaultJsonParser('error', 'error');
+    this.#app.removeContentTypeParser('application/json');
+    this.#app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+      const text = typeof body === 'string' ? body : body.toString('utf8');
+      if (text === '') return done(null, undefined);
+      json(req, text, done);
+    });
     this.#app.addHook('onRequest', async (req, reply) => {
       const path = req.url.split('?')[0];
       if (!OPEN_PATHS.has(path) && !this.#authorized(req)) {
@@ -159,12 +184,14 @@ export class AdminServer {
       return reply.type(this.#metrics.contentType).send(text);
     });
     app.get('/events', (req, reply) => {
+      // HEAD has no body, so it cannot be a stream: answer the headers and end (holding no slot).
+      if (req.method === 'HEAD') return reply.type('text/event-stream').header('cache-control', 'no-cache').send();
       reply.hijack();
       if (!this.#events.open(reply.raw)) {
-        reply.raw.writeHead(503, { 'content-type': 'application/json' });
-        reply.raw.end(JSON.stringify({ code: 'SB_ERR_OVERLOADED', message: 'too many event streams are open; close one or retry later' }));
+        reply.raw.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '5' });
+        reply.raw.end(JSON.stringify({ code: 'SB_ERR_OVERLOADED', message: `${this.#events.size} event streams are open, the most this AS serves; close one or retry later` }));
       }
-      void req;
+      return undefined;
     });
     app.get('/pair', { schema: { response: { 404: ERROR } } }, async (_req, reply) => {
       const p = as.pairStatus();
@@ -191,6 +218,9 @@ export class AdminServer {
         },
       },
       async (req, reply) => {
+        const { host, port } = req.body;
+        const holder = as.listFunctionServers().find((f) => f.host === host && f.port === port);
+        if (holder) return reply.code(409).send({ code: 'SB_ERR_CONFLICT', message: `${host}:${port} is the endpoint of function server ${holder.id} already; remove it first` });
         try {
           return reply.code(201).send(as.addFunctionServer(req.body));
         } catch (err) {
@@ -238,10 +268,27 @@ export class AdminServer {
 
   #authorized(req: FastifyRequest): boolean {
     if (this.#tokenDigest === undefined) return true;
-    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+    const m = /^Bearer +(\S+)$/i.exec(req.headers.authorization ?? '');
     // Compare digests: equal length whatever was sent, and no early exit.
     return m !== null && timingSafeEqual(digest(Buffer.from(m[1], 'utf8')), this.#tokenDigest);
   }
+}
+
+/** A request node's HTTP parser refused (bad framing, headers too large): the same JSON errors, then close. */
+function badHttp(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, text, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'the request headers are too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'the request did not arrive in time']
+        : [400, 'Bad Request', 'the request is not valid HTTP/1.1'];
+  const body = JSON.stringify({ code: 'SB_ERR_BAD_REQUEST', message });
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 function digest(b: Buffer): Buffer {

@@ -22,10 +22,13 @@ function setStatus(text, cls) {
 
 function log(text) {
   const li = document.createElement('li');
-  li.textContent = `${new Date().toLocaleTimeString()} ${text}`;
-  const ol = $('log');
-  ol.prepend(li);
-  while (ol.children.length > 200) ol.lastChild.remove();
+  const time = document.createElement('span');
+  time.className = 'muted';
+  time.textContent = `${new Date().toLocaleTimeString()} `;
+  li.append(time, text);
+  const list = $('log');
+  list.prepend(li);
+  while (list.children.length > 200) list.lastChild.remove();
 }
 
 function trim(list, now) {
@@ -49,86 +52,154 @@ function points(values, width, height, max) {
   return values.map((v, i) => `${(i * step).toFixed(1)},${(height - (v / top) * (height - 2) - 1).toFixed(1)}`).join(' ');
 }
 
-function spark(values, max) {
-  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** A small line chart of `values` (0 to `max`), its polyline updated in place by setLine(). */
+function spark() {
+  const svg = document.createElementNS(SVG, 'svg');
   svg.setAttribute('class', 'chart spark');
   svg.setAttribute('viewBox', '0 0 120 24');
   svg.setAttribute('preserveAspectRatio', 'none');
-  const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
-  line.setAttribute('points', points(values, 120, 24, max));
-  svg.append(line);
+  svg.append(document.createElementNS(SVG, 'polyline'));
   return svg;
+}
+
+function setLine(svg, values, width, height, max) {
+  const line = svg.querySelector('polyline');
+  const p = points(values, width, height, max);
+  if (line.getAttribute('points') !== p) line.setAttribute('points', p);
 }
 
 function reqPerSecond(id) {
   const h = state.history.get(id) || [];
   if (h.length < 2) return 0;
-  const a = h[Math.max(0, h.length - 6)];
   const b = h[h.length - 1];
+  // The served count from about three seconds back (or the oldest there is).
+  let a = h[0];
+  for (let i = h.length - 2; i >= 0; i--) {
+    a = h[i];
+    if (b.t - a.t >= 3000) break;
+  }
   return b.t > a.t ? Math.max(0, Math.round(((b.served - a.served) * 1000) / (b.t - a.t))) : 0;
 }
 
-async function act(id, action) {
+async function act(id, action, button) {
   const method = action === 'remove' ? 'DELETE' : 'POST';
   const path = action === 'remove' ? `/functionservers/${encodeURIComponent(id)}` : `/functionservers/${encodeURIComponent(id)}/${action}`;
-  const res = await fetch(path, { method, headers: headers() });
-  const body = await res.json().catch(() => ({}));
-  log(res.ok ? `${action} ${id}: done` : `${action} ${id}: ${res.status} ${body.message || ''}`);
+  button.disabled = true;
+  try {
+    const res = await fetch(path, { method, headers: headers() });
+    const body = await res.json().catch(() => ({}));
+    log(res.ok ? `${action} ${id}: done` : `${action} ${id}: ${res.status} ${body.code || ''} ${body.message || ''}`);
+  } catch (err) {
+    log(`${action} ${id}: ${err.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+const COLUMNS = ['name', 'endpoint', 'pool', 'tier', 'state', 'connections', 'inflight', 'served', 'rps', 'cpu', 'elu', 'memory', 'chart', 'actions'];
+const NUMERIC = new Set(['pool', 'connections', 'inflight', 'served', 'rps', 'cpu', 'elu', 'memory']);
+/** id -> the row's elements, kept across renders so that a click is never lost to a redraw. */
+const rowsById = new Map();
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+function rowOf(id) {
+  let r = rowsById.get(id);
+  if (r) return r;
+  const tr = document.createElement('tr');
+  tr.dataset.id = id;
+  const cells = {};
+  for (const c of COLUMNS) {
+    const td = document.createElement('td');
+    td.dataset.col = c;
+    if (NUMERIC.has(c)) td.className = 'num';
+    tr.append(td);
+    cells[c] = td;
+  }
+  const pill = document.createElement('span');
+  cells.state.append(pill);
+  const chart = spark();
+  cells.chart.append(chart);
+  r = { tr, cells, pill, chart, actions: '' };
+  rowsById.set(id, r);
+  return r;
+}
+
+const percent = (x) => `${Math.round(x * 100)}%`;
+
+function renderRow(f) {
+  const r = rowOf(f.id);
+  const c = r.cells;
+  r.tr.dataset.state = f.state;
+  setText(c.name, f.name);
+  setText(c.endpoint, `${f.host}:${f.port}`);
+  setText(c.pool, String(f.poolType));
+  setText(c.tier, f.standby ? 'standby' : 'active');
+  setText(r.pill, f.state);
+  r.pill.className = `pill state-${f.state}`;
+  setText(c.connections, f.connections ? `${f.connections.open}/${f.connections.expected}` : '-');
+  setText(c.inflight, String(f.inflight ?? 0));
+  setText(c.served, String(f.served ?? 0));
+  setText(c.rps, String(reqPerSecond(f.id)));
+  setText(c.cpu, f.load ? percent(f.load.cpu) : '-');
+  setText(c.elu, f.load ? percent(f.load.elu) : '-');
+  setText(c.memory, f.load ? `${Math.round(f.load.rssBytes / 1048576)} MB` : '-');
+  setLine(r.chart, (state.history.get(f.id) || []).map((p) => p.load), 120, 24, 1);
+  const actions = state.canWrite ? [f.state === 'draining' ? 'undrain' : 'drain', 'dispose', 'reconnect', 'remove'] : [];
+  const key = actions.join(' ');
+  if (r.actions !== key) {
+    r.actions = key;
+    c.actions.textContent = '';
+    for (const a of actions) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = a;
+      b.dataset.action = a;
+      b.addEventListener('click', () => void act(f.id, a, b));
+      c.actions.append(b);
+    }
+  }
+  return r.tr;
 }
 
 function render() {
-  const rows = $('fs-rows');
-  rows.textContent = '';
-  const list = [...state.fs.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const body = $('fs-rows');
+  const list = [...state.fs.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1));
   $('empty').hidden = list.length > 0;
-  for (const f of list) {
-    const tr = document.createElement('tr');
-    tr.dataset.id = f.id;
-    tr.dataset.state = f.state;
-    const cell = (text, cls) => {
-      const td = document.createElement('td');
-      if (cls) td.className = cls;
-      td.textContent = text;
-      tr.append(td);
-      return td;
-    };
-    cell(f.name);
-    cell(`${f.host}:${f.port}`);
-    cell(String(f.poolType), 'num');
-    cell(f.standby ? 'standby' : 'active');
-    const st = cell('');
-    const pill = document.createElement('span');
-    pill.className = `pill state-${f.state}`;
-    pill.textContent = f.state;
-    st.append(pill);
-    cell(f.connections ? `${f.connections.open}/${f.connections.expected}` : '-', 'num');
-    cell(String(f.inflight ?? 0), 'num');
-    cell(String(f.served ?? 0), 'num');
-    cell(String(reqPerSecond(f.id)), 'num');
-    cell(f.load ? f.load.cpu.toFixed(2) : '-', 'num');
-    cell(f.load ? f.load.elu.toFixed(2) : '-', 'num');
-    cell(f.load ? `${Math.round(f.load.rssBytes / 1048576)} MB` : '-', 'num');
-    const chart = cell('');
-    chart.append(spark((state.history.get(f.id) || []).map((p) => p.load), 1));
-    const actions = cell('');
-    if (state.canWrite) {
-      for (const a of f.state === 'draining' ? ['undrain', 'dispose', 'reconnect', 'remove'] : ['drain', 'dispose', 'reconnect', 'remove']) {
-        const b = document.createElement('button');
-        b.type = 'button';
-        b.textContent = a;
-        b.dataset.action = a;
-        b.addEventListener('click', () => void act(f.id, a));
-        actions.append(b);
-      }
+  for (const [id, r] of rowsById) {
+    if (!state.fs.has(id)) {
+      r.tr.remove();
+      rowsById.delete(id);
     }
-    rows.append(tr);
   }
-  const chart = $('rps-chart');
-  chart.textContent = '';
-  const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
+  list.forEach((f, i) => {
+    const tr = renderRow(f);
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
+  });
   const values = state.rps.map((p) => p.v);
-  line.setAttribute('points', points(values, 600, 80, Math.max(1, ...values)));
-  chart.append(line);
+  const peak = Math.max(1, ...values);
+  setLine($('rps-chart'), values, 600, 80, peak);
+  setText($('rps-peak'), `peak ${Math.max(0, ...values)} req/s`);
+  const span = state.rps.length > 1 ? Math.round((state.rps[state.rps.length - 1].t - state.rps[0].t) / 1000) : 0;
+  setText($('rps-from'), span >= 120 ? `${Math.round(span / 60)} min ago` : `${span} s ago`);
+}
+
+let renderQueued = false;
+/** Events come in bursts: draw at most once a frame. */
+function queueRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  const run = () => {
+    renderQueued = false;
+    render();
+  };
+  // A hidden tab gets no animation frames; a timer still keeps the page current there.
+  if (document.hidden) setTimeout(run, 250);
+  else window.requestAnimationFrame(run);
 }
 
 function onEvent(type, data) {
@@ -139,6 +210,7 @@ function onEvent(type, data) {
       for (const f of data.functionServers) remember(f, now);
       $('role').textContent = data.pair ? `${data.pair.role} · epoch ${data.pair.epoch}` : 'active (no pair)';
       $('role').className = `pill role-${data.role}`;
+      log(`connected: ${data.functionServers.length} function server${data.functionServers.length === 1 ? '' : 's'}`);
       break;
     case 'joined':
       remember(data, now);
@@ -173,10 +245,10 @@ function onEvent(type, data) {
       state.rps.push({ t: now, v: data.requestsPerSecond });
       trim(state.rps, now);
       $('rps').textContent = `${data.requestsPerSecond} req/s`;
-      $('clients').textContent = `${data.clientConnections} clients`;
+      $('clients').textContent = `${data.clientConnections} client${data.clientConnections === 1 ? '' : 's'}`;
       break;
   }
-  render();
+  queueRender();
 }
 
 async function stream() {
@@ -184,7 +256,7 @@ async function stream() {
     try {
       const res = await fetch('/events', { headers: headers() });
       if (res.status === 401) {
-        setStatus('token needed', 'bad');
+        setStatus(state.token ? 'token refused' : 'token needed', 'bad');
         $('token-form').hidden = false;
         return;
       }
@@ -209,10 +281,10 @@ async function stream() {
           if (data) onEvent(type, JSON.parse(data));
         }
       }
+      setStatus('reconnecting…', 'warn');
     } catch (err) {
       setStatus(`reconnecting (${err.message})`, 'warn');
     }
-    setStatus('reconnecting…', 'warn');
     await new Promise((r) => setTimeout(r, 2000));
   }
 }
