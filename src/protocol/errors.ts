@@ -30,10 +30,13 @@ export class BadMagicError extends SwitchboardError {
 }
 
 export class BadVersionError extends SwitchboardError {
-  constructor(got: number, expected: number) {
+  /** `notARequest`: version 2 on an event or a response, which stay in version 1. */
+  constructor(got: number, notARequest = false) {
     super(
       'SB_ERR_BAD_VERSION',
-      `protocol version ${got} is not supported (this side speaks ${expected}); upgrade the older peer`,
+      notARequest
+        ? `protocol version ${got} is for requests only; send events and responses in version 1`
+        : `protocol version ${got} is not supported (this side speaks 1, and 2 for requests with an extension block); upgrade the older peer`,
       Status.BAD_REQUEST,
     );
   }
@@ -195,6 +198,8 @@ export const ERROR_CODES = [
   'SB_ERR_BAD_VERSION',
   'SB_ERR_FRAME_TOO_LARGE',
   'SB_ERR_BAD_BODY',
+  'SB_ERR_BAD_EXTENSION',
+  'SB_ERR_UNKNOWN_EXTENSION',
   'SB_ERR_BAD_REQUEST',
   'SB_ERR_SERVICE_NOT_FOUND',
   'SB_ERR_UNAVAILABLE',
@@ -219,6 +224,10 @@ export const ERROR_CODES = [
   'SB_ERR_METHOD',
   'SB_ERR_CONFLICT',
   'SB_ERR_NOT_FOUND',
+  'SB_ERR_BAD_JSON',
+  'SB_ERR_BAD_HEADER',
+  'SB_ERR_MEDIA_TYPE',
+  'SB_ERR_STOPPING',
   'SB_ERR_CONFIG',
   'SB_ERR_CONNECT',
   'SB_ERR_UNKNOWN_STATUS',

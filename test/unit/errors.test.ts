@@ -32,7 +32,7 @@ type AnyErrorClass = abstract new (...args: never[]) => SwitchboardError;
 /** One row per exported error class: how to build it, and the code and status it must carry. */
 const TABLE: [AnyErrorClass, () => SwitchboardError, string, number][] = [
   [BadMagicError, () => new BadMagicError(0x4854), 'SB_ERR_BAD_MAGIC', Status.BAD_REQUEST],
-  [BadVersionError, () => new BadVersionError(2, 1), 'SB_ERR_BAD_VERSION', Status.BAD_REQUEST],
+  [BadVersionError, () => new BadVersionError(3), 'SB_ERR_BAD_VERSION', Status.BAD_REQUEST],
   [FrameTooLargeError, () => new FrameTooLargeError(10, 5), 'SB_ERR_FRAME_TOO_LARGE', Status.BAD_REQUEST],
   [BodyDecodeError, () => new BodyDecodeError(new Error('x')), 'SB_ERR_BAD_BODY', Status.BAD_REQUEST],
   [BadRequestError, () => new BadRequestError(), 'SB_ERR_BAD_REQUEST', Status.BAD_REQUEST],
