@@ -1,5 +1,6 @@
 import { Packr } from 'msgpackr';
 import { BodyDecodeError } from './errors.js';
+import { VERSION_EXTENDED, bodyOffset } from './extension.js';
 import { looksStandard, nonStandardReason } from './msgpack-check.js';
 import { FLAG_EVENT, FLAG_REQUEST, FLAG_TWO_WAY, HEADER_SIZE, OFFSET, SERIALIZATION_MASK, Serialization, writeHeader } from './header.js';
 import { Status } from './status.js';
@@ -45,8 +46,8 @@ export function tryDecodeBody(frame: Buffer): unknown {
  * DataView on the buffer it reads, so one chunk read many frames pays for it once.
  */
 export function decodeBodyAt(buf: Buffer, off: number, len: number): unknown {
-  const start = off + HEADER_SIZE;
   const end = off + len;
+  const start = buf[off + OFFSET.version] === VERSION_EXTENDED ? bodyOffset(buf, off, len) : off + HEADER_SIZE;
   const serialization = buf[off + OFFSET.flags] & SERIALIZATION_MASK;
   if (serialization !== Serialization.MSGPACK && serialization !== Serialization.RAW) {
     throw new BodyDecodeError(undefined, `serialization id ${serialization} is not supported; send 0 (raw) or 1 (msgpack)`);

@@ -1,5 +1,6 @@
 import { BadMagicError, BadVersionError, FrameTooLargeError, type SwitchboardError } from './errors.js';
-import { DEFAULT_MAX_BODY_BYTES, HEADER_SIZE, MAGIC, OFFSET, VERSION } from './header.js';
+import { DEFAULT_MAX_BODY_BYTES, FLAG_EVENT, FLAG_REQUEST, HEADER_SIZE, MAGIC, OFFSET, VERSION } from './header.js';
+import { VERSION_EXTENDED } from './extension.js';
 
 export interface FrameParserOptions {
   /** Largest body accepted; a longer declared length is an error before any body byte is buffered. */
@@ -123,7 +124,7 @@ export class FrameParser {
     } else if (n === 1 && buf[off] !== MAGIC >> 8) {
       return this.#fail(new BadMagicError(buf[off] << 8)) > 0;
     }
-    if (n >= 3 && buf[off + OFFSET.version] !== VERSION) return this.#fail(new BadVersionError(buf[off + OFFSET.version], VERSION)) > 0;
+    if (n >= 3 && buf[off + OFFSET.version] !== VERSION && buf[off + OFFSET.version] !== VERSION_EXTENDED) return this.#fail(new BadVersionError(buf[off + OFFSET.version])) > 0;
     return true;
   }
 
@@ -132,7 +133,10 @@ export class FrameParser {
     const magic = buf.readUInt16BE(off);
     if (magic !== MAGIC) return this.#fail(new BadMagicError(magic));
     const version = buf[off + OFFSET.version];
-    if (version !== VERSION) return this.#fail(new BadVersionError(version, VERSION));
+    // Version 2 adds an extension block to requests only; events and responses stay in version 1.
+    if (version !== VERSION && (version !== VERSION_EXTENDED || (buf[off + OFFSET.flags] & (FLAG_REQUEST | FLAG_EVENT)) !== FLAG_REQUEST)) {
+      return this.#fail(new BadVersionError(version, (buf[off + OFFSET.flags] & (FLAG_REQUEST | FLAG_EVENT)) !== FLAG_REQUEST));
+    }
     const bodyLength = buf.readUInt32BE(off + OFFSET.bodyLength);
     if (bodyLength > this.#maxBody) return this.#fail(new FrameTooLargeError(bodyLength, this.#maxBody));
     return HEADER_SIZE + bodyLength;

@@ -3,6 +3,7 @@ export * from './status.js';
 export * from './errors.js';
 export * from './events.js';
 export * from './codec.js';
+export * from './extension.js';
 export * from './frame-parser.js';
 export * from './frame-connection.js';
 export * from './timers.js';

@@ -177,11 +177,24 @@ describe('FrameParser: errors', () => {
 
   it('rejects a bad version with BadVersionError', () => {
     const { parser, frames, errors } = collect();
-    parser.push(withHeaderPatch(frameA, (f) => (f[2] = 2)));
+    parser.push(withHeaderPatch(frameA, (f) => (f[2] = 3)));
     expect(frames).toHaveLength(0);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(BadVersionError);
     expect(errors[0].code).toBe('SB_ERR_BAD_VERSION');
+  });
+
+  it('takes version 2 on requests only: an event or a response in version 2 is refused', () => {
+    const ok = collect();
+    ok.parser.push(withHeaderPatch(frameA, (f) => (f[2] = 2)));
+    expect(ok.errors).toHaveLength(0);
+    expect(ok.frames).toHaveLength(1);
+    for (const flags of [0x01, 0xe1, 0x21]) {
+      const bad = collect();
+      bad.parser.push(withHeaderPatch(frameA, (f) => ((f[2] = 2), (f[3] = flags))));
+      expect(bad.frames).toHaveLength(0);
+      expect(bad.errors.map((e) => e.message)).toEqual([expect.stringMatching(/for requests only/)]);
+    }
   });
 
   it('rejects an oversize declared length as soon as the header is complete, before any body byte', () => {
