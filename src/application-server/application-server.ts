@@ -11,7 +11,7 @@ import type { FsState, FunctionServerInfo } from './registry/function-server-ent
 import { FsManager, type AddFunctionServerOptions } from './registry/fs-manager.js';
 import { Dispatcher } from './routing/dispatcher.js';
 import type { OutlierOptions } from './routing/outlier-detector.js';
-import { createStrategy, type SchedulingStrategy, type StrategyName } from './routing/scheduler.js';
+import { STRATEGY_NAMES, createStrategy, guardedStrategy, type SchedulingStrategy, type StrategyName } from './routing/scheduler.js';
 import { PairNode, type PairOptions } from './pair/pair-node.js';
 import type { PairRole, SiblingView } from './pair/pair-machine.js';
 
@@ -47,7 +47,10 @@ export interface ApplicationServerOptions {
   tls?: TlsOptions;
   /** A peer must prove itself within this (default 5000 ms). */
   authTimeoutMs?: number;
-  /** `least-loaded` (power of two choices on load and in-flight) or `round-robin`, or your own strategy. */
+  /**
+   * `least-loaded` (power of two choices on load and in-flight, over weights), `round-robin`
+   * (weighted), `consistent-hash` (Maglev on the request's routing key), or your own strategy.
+   */
   strategy?: StrategyName | SchedulingStrategy;
   heartbeatMs?: number;
   /** Deadline for requests that carry no budget. */
@@ -176,10 +179,20 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     const tls = opts.tls;
     if (tls?.cert && !tls.key) throw new ConfigError('tls.cert needs tls.key');
     this.#authenticated = joinSecret !== undefined || (tls?.cert !== undefined && tls.ca !== undefined);
-    const strategy =
-      typeof opts.strategy === 'object'
-        ? opts.strategy
-        : createStrategy(opts.strategy ?? 'least-loaded', { staleAfterMs: refresh * 3, loadWeight: opts.loadWeight });
+    const leastLoadedOpts = { staleAfterMs: refresh * 3, loadWeight: opts.loadWeight };
+    let strategy: SchedulingStrategy;
+    if (typeof opts.strategy === 'object') {
+      const user = opts.strategy;
+      if (typeof user.pick !== 'function') throw new ConfigError('a strategy object needs a pick(candidates, ctx) method');
+      // Someone else's code on the request path: its failures cost a fallback pick, never a request.
+      strategy = guardedStrategy(user, createStrategy('least-loaded', leastLoadedOpts), (err) =>
+        log.warn(`strategy:${user.name}`, { strategy: user.name, err: err.message }, 'the scheduling strategy failed; least-loaded chose instead'),
+      );
+    } else {
+      const name = opts.strategy ?? 'least-loaded';
+      if (!STRATEGY_NAMES.includes(name)) throw new ConfigError(`strategy ${String(name)} is not one of ${STRATEGY_NAMES.join(', ')}; or pass your own strategy object`);
+      strategy = createStrategy(name, leastLoadedOpts);
+    }
     this.#logger = logger;
     this.#log = log;
     this.#fdLimit = openFileLimit();

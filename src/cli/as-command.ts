@@ -1,9 +1,10 @@
 import { Command, Option } from 'commander';
-import { AdminServer, ApplicationServer } from '../application-server/index.js';
+import { AdminServer, ApplicationServer, STRATEGY_NAMES } from '../application-server/index.js';
 import { createLogger } from '../common/logger.js';
 import { ConfigError } from '../protocol/index.js';
 import { isLoopback, loadTlsFiles, readSecretFile } from '../security/index.js';
 import { asConfigSchema, asFileSchema, resolveSettings, unreadEnvironment, type AsConfig, type FlagMap } from './config.js';
+import { loadStrategy } from './strategy-module.js';
 import { collectEndpoints, parseEndpoint, parseFraction, parseIntIn, parseNumberIn, parsePort } from './parse.js';
 
 /** Flags whose name differs from their config key; the others keep theirs (camel-cased). */
@@ -74,9 +75,11 @@ async function startAs(c: AsConfig): Promise<void> {
     throw new ConfigError(`the admin port may bind ${adminHost} only with --admin-token-file; without a token it stays on loopback`);
   }
   const tls = loadTlsFiles(c.tls ?? {});
+  const strategy = await loadStrategy(c.strategy ?? 'least-loaded');
   const { joinSecretFile: _j, clientSecretFile, adminTokenFile: _a, adminHost: _h, adminPort: _p, functionServers, logLevel: _l, pair: _pair, tls: _tls, ...api } = c;
   const as = new ApplicationServer({
     ...api,
+    strategy,
     joinSecret,
     clientSecret: secret(clientSecretFile, 'client secret'),
     tls,
@@ -129,7 +132,7 @@ export function asCommand(): Command {
     .option('--tls-ca <file>', 'PEM CA that signs the FSs (mutual TLS on the control port and pool connections)')
     .option('--tls-require-client-cert', 'clients must present a certificate signed by --tls-ca')
     .option('--auth-timeout-ms <ms>', 'a peer must prove itself within this', parseIntIn(10, 600_000), 5000)
-    .addOption(new Option('--strategy <name>', 'how to choose an FS').choices(['least-loaded', 'round-robin']).default('least-loaded'))
+    .option('--strategy <name|module>', `how to choose an FS: ${STRATEGY_NAMES.join(', ')}, or the path of a module exporting a strategy (docs/routing.md)`, 'least-loaded')
     .option('--load-weight <w>', 'least-loaded: weight of the reported load against requests in flight (default 1)', parseNumberIn(0, 1000))
     .option('--load-refresh-ms <ms>', "the FSs' LOAD period; older than 3 periods is stale", parseIntIn(10, 600_000), 1000)
     .option('--heartbeat-ms <ms>', 'heartbeat period; a peer silent for 3 periods is dead', parseIntIn(0, 600_000), 2000)

@@ -47,7 +47,8 @@ export const asConfigSchema = z.strictObject({
   adminTokenFile: z.string().optional(),
   tls: tls.optional(),
   authTimeoutMs: ms(600_000).optional(),
-  strategy: z.enum(['least-loaded', 'round-robin']).optional(),
+  /** A strategy's name, or the path of a module that exports one (relative to the config file). */
+  strategy: z.string().min(1).max(4096).optional(),
   heartbeatMs: ms(600_000).optional(),
   defaultTimeoutMs: count(3_600_000).optional(),
   poolSize: count(64).optional(),
@@ -106,6 +107,7 @@ export const fsConfigSchema = z.strictObject({
   advertiseHost: z.string().optional(),
   poolType: z.number().int().min(0).max(65535).optional(),
   standby: z.boolean().optional(),
+  weight: z.number().int().min(1).max(1000).optional(),
   applicationServers: z.array(endpoint).max(100).optional(),
   refreshMs: count(600_000).optional(),
   heartbeatMs: ms(600_000).optional(),
@@ -163,6 +165,7 @@ function resolvePaths<T>(cfg: T, base: string): T {
   const walk = (v: unknown, key: string): unknown => {
     if (typeof v === 'string' && PATH_KEYS.includes(key)) return isAbsolute(v) ? v : resolve(base, v);
     if (key === 'plugins' && Array.isArray(v)) return v.map((p: string) => (p.startsWith('.') ? resolve(base, p) : p));
+    if (key === 'strategy' && typeof v === 'string' && v.startsWith('.')) return resolve(base, v);
     if (isPlain(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, k)]));
     return v;
   };

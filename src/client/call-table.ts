@@ -14,6 +14,8 @@ export interface CallSpec {
   poolType: number;
   body: Buffer;
   idempotent: boolean;
+  /** The extension block (routing key, trace context), sent as a version-2 request; absent for version 1. */
+  extension: Buffer | undefined;
 }
 
 /**

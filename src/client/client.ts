@@ -21,7 +21,9 @@ import {
   Status,
   decodeBodyAt,
   encodeBody,
+  encodeExtension,
   encodeRequest,
+  validTraceparent,
   errorFromStatus,
   tryDecodeBody,
   EventKind,
@@ -78,6 +80,15 @@ export interface CallOptions {
    * next connection (within its deadline) instead of failing with CHANNEL_CLOSED.
    */
   idempotent?: boolean;
+  /**
+   * Keeps calls with the same key on the same FS while it is available, when the AS routes by
+   * consistent hashing (`strategy: 'consistent-hash'`). 1 to 255 bytes (a string is sent as UTF-8).
+   * Travels in the header's extension block (docs/protocol.md, section 2.4), never in the body.
+   */
+  routingKey?: string | Uint8Array;
+  /** W3C trace context to carry to the AS and the FS; set by the tracing integration, or by hand. */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 export interface ClientEvents {
@@ -234,11 +245,19 @@ export class Client extends EventEmitter<ClientEvents> {
       return Promise.reject(new OverloadedError(`${this.#calls.queued} calls already wait for a connection to an application server; retry later`));
     }
     const promise = new Promise<T>(this.#executor as (resolve: (v: T) => void, reject: (e: unknown) => void) => void);
+    let extension: Buffer | undefined;
+    if (opts?.routingKey !== undefined || opts?.traceparent !== undefined) {
+      try {
+        extension = callExtension(opts);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     const poolType = opts?.poolType ?? 0;
-    const spec = { serviceKey, poolType, body: encoded, idempotent: opts?.idempotent === true };
+    const spec = { serviceKey, poolType, body: encoded, idempotent: opts?.idempotent === true, extension };
     const deadlineAt = this.#now + timeoutMs + SWEEP_MS;
     const id = this.#calls.add(this.#lastResolve, this.#lastReject, deadlineAt + LOCAL_GRACE_MS, spec, up ? link.gen : undefined);
-    if (up) link.conn.sendFrame(REQUEST_FLAGS, 0, id, serviceKey, poolType, timeoutMs, encoded);
+    if (up) link.conn.sendFrame(REQUEST_FLAGS, 0, id, serviceKey, poolType, timeoutMs, encoded, extension);
     else this.#reconnectSoon();
     return promise;
   }
@@ -368,7 +387,7 @@ export class Client extends EventEmitter<ClientEvents> {
       if (!spec) continue;
       const budget = Math.max(1, Math.min(MAX_UINT32, Math.floor(this.#calls.deadline(id) - LOCAL_GRACE_MS - now)));
       this.#calls.markSent(id, link.gen);
-      link.conn.sendFrame(REQUEST_FLAGS, 0, id, spec.serviceKey, spec.poolType, budget, spec.body);
+      link.conn.sendFrame(REQUEST_FLAGS, 0, id, spec.serviceKey, spec.poolType, budget, spec.body, spec.extension);
     }
   }
 
@@ -516,4 +535,15 @@ export class Client extends EventEmitter<ClientEvents> {
     }
     for (const l of this.#retiring) this.#maybeRetired(l);
   }
+}
+
+/** The extension block for a call's routing key and trace context. */
+function callExtension(opts: CallOptions): Buffer {
+  const key = opts.routingKey;
+  const routingKey = key === undefined ? undefined : typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(key);
+  if (routingKey !== undefined && (routingKey.length === 0 || routingKey.length > 255)) {
+    throw new BadRequestError(`a routing key must be 1 to 255 bytes, got ${routingKey.length}; hash a longer one first`, 'SB_ERR_BAD_EXTENSION');
+  }
+  const traceparent = opts.traceparent !== undefined && validTraceparent(opts.traceparent) ? opts.traceparent : undefined;
+  return encodeExtension({ routingKey, traceparent, tracestate: traceparent === undefined ? undefined : opts.tracestate });
 }

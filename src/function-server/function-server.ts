@@ -14,7 +14,10 @@ import {
   EventKind,
   FLAG_REQUEST,
   FrameConnection,
+  MAX_WEIGHT,
   OFFSET,
+  VERSION,
+  VERSION_EXTENDED,
   encodeEventRequest,
   encodeEventResponse,
   eventKindOf,
@@ -42,6 +45,8 @@ export interface FunctionServerOptions {
   poolType?: number;
   /** Serve a key only while no active FS for it is available. */
   standby?: boolean;
+  /** Its share against FSs of weight 1 (1 to 1000, default 1): the AS sends it weight times the requests at equal load. */
+  weight?: number;
   /** The AS's control endpoint to register with; without it the FS waits to be added by address. */
   applicationServer?: { host: string; port: number };
   /** Several ASs' control endpoints (an AS pair, or several active ASs): the FS registers with each. */
@@ -115,6 +120,10 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
     if (!Number.isInteger(poolType) || poolType < 0 || poolType > 0xffff) {
       throw new ConfigError(`pool type ${poolType} must be an integer from 0 to 65535`);
     }
+    const weight = opts.weight ?? 1;
+    if (!Number.isInteger(weight) || weight < 1 || weight > MAX_WEIGHT) {
+      throw new ConfigError(`weight ${weight} must be an integer from 1 to ${MAX_WEIGHT}`);
+    }
     this.name = opts.name;
     this.#o = {
       name: opts.name,
@@ -123,6 +132,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       advertiseHost: opts.advertiseHost,
       poolType,
       standby: opts.standby ?? false,
+      weight,
       applicationServers: [...(opts.applicationServer ? [opts.applicationServer] : []), ...(opts.applicationServers ?? [])],
       refreshMs: opts.refreshMs ?? 1000,
       heartbeatMs: opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
@@ -371,6 +381,8 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
         poolType: this.#o.poolType,
         standby: this.#o.standby,
         services: this.table.descriptors(),
+        weight: this.#o.weight,
+        versions: [VERSION, VERSION_EXTENDED],
       }),
     );
   }

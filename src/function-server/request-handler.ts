@@ -13,6 +13,10 @@ import {
   encodeBody,
   encodeErrorResponse,
   encodeResponse,
+  readMetadata,
+  VERSION_EXTENDED,
+  type BadExtensionError,
+  type RequestMetadata,
 } from '../protocol/index.js';
 import { describeIssues } from '../contracts/index.js';
 import { RequestContext, type ServiceEntry, type ServiceTable } from '../plugins/index.js';
@@ -106,11 +110,13 @@ export class RequestHandler {
       if (twoWay) conn.send(encodeErrorResponse(id, Status.OVERLOADED, 'SB_ERR_OVERLOADED', `function server has ${this.#inflight} requests in flight${overdue}; retry later`, key));
       return;
     }
+    let meta: RequestMetadata | undefined;
     let body: unknown;
     try {
+      if (buf[off + OFFSET.version] === VERSION_EXTENDED) meta = readMetadata(buf, off, len);
       body = decodeBodyAt(buf, off, len);
     } catch (err) {
-      const e = err as BodyDecodeError;
+      const e = err as BodyDecodeError | BadExtensionError;
       if (twoWay) conn.send(encodeErrorResponse(id, Status.BAD_REQUEST, e.code, e.message, key));
       return;
     }
@@ -136,6 +142,7 @@ export class RequestHandler {
       limit > 0 ? Date.now() + limit : Number.POSITIVE_INFINITY,
       entry.pluginName,
       this.#watch,
+      meta,
     );
     let result: unknown;
     try {

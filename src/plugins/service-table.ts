@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
-import type { ServiceDescriptor } from '../protocol/index.js';
+import type { RequestMetadata, ServiceDescriptor } from '../protocol/index.js';
 import type { Provider } from './decorators.js';
 import type { ZodType } from 'zod';
 import { DuplicateServiceKeyError, InvalidPluginError, PluginStartError } from './errors.js';
@@ -19,6 +19,11 @@ export interface ServiceContext {
    * FS stopped before the handler finished). Pass it on to fetch, timers or your own loops.
    */
   readonly signal: AbortSignal;
+  /** The caller's routing key (UTF-8), when the request carried one in its header extension. */
+  readonly routingKey?: string;
+  /** The W3C trace context the request carried, when it carried a valid one. */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
 }
 
 /** The FS's ServiceContext: the AbortController is made only if a handler reads `signal`. */
@@ -32,7 +37,21 @@ export class RequestContext implements ServiceContext {
     readonly pluginName: string,
     /** Told when a handler first asks for the signal, so only those requests need tracking. */
     private readonly onWatch?: (ctx: RequestContext) => void,
+    /** What the request's header extension carried (version-2 requests only). */
+    private readonly meta?: RequestMetadata,
   ) {}
+
+  get routingKey(): string | undefined {
+    return this.meta?.routingKey?.toString('utf8');
+  }
+
+  get traceparent(): string | undefined {
+    return this.meta?.traceparent;
+  }
+
+  get tracestate(): string | undefined {
+    return this.meta?.tracestate;
+  }
 
   get signal(): AbortSignal {
     if (this.#controller === undefined) {

@@ -94,11 +94,18 @@ export const describeRequestSchema = z.object({
   maxBodyBytes: z.number().int().positive().optional(),
 });
 
+/** Largest FS weight: LVS's range is wider, but a thousand to one is already more than one pool needs. */
+export const MAX_WEIGHT = 1000;
+
 export const describeReplySchema = z.object({
   name: token(MAX_NAME_LENGTH),
   poolType: z.number().int().min(0).max(0xffff),
   standby: z.boolean().default(false),
   services: z.array(serviceDescriptorSchema).max(MAX_SERVICES_PER_FS),
+  /** Its share against FSs of weight 1 (LVS's wrr/wlc): twice the weight, twice the requests at equal load. */
+  weight: z.number().int().min(1).max(MAX_WEIGHT).default(1),
+  /** Header versions it reads on its data port; without 2, the AS strips the extension block first. */
+  versions: z.array(z.number().int().min(1).max(255)).max(16).default([1]),
 });
 export type DescribeReply = z.infer<typeof describeReplySchema>;
 

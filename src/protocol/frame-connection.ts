@@ -187,8 +187,8 @@ export class FrameConnection {
   }
 
   /** Writes a header and an encoded body straight into the outgoing batch (the per-request paths). */
-  sendFrame(flags: number, status: number, requestId: number, serviceKey: number, poolType: number, budgetMs: number, body: Buffer): void {
-    if (!this.#closed) this.#writer.sendFrame(flags, status, requestId, serviceKey, poolType, budgetMs, body);
+  sendFrame(flags: number, status: number, requestId: number, serviceKey: number, poolType: number, budgetMs: number, body: Buffer, extension?: Buffer): void {
+    if (!this.#closed) this.#writer.sendFrame(flags, status, requestId, serviceKey, poolType, budgetMs, body, extension);
   }
 
   /** Writes what is queued now rather than at the end of the tick. */

@@ -1,5 +1,5 @@
-import { encodeFrameRaw } from './codec.js';
-import { HEADER_SIZE, writeHeaderFields } from './header.js';
+import { VERSION_EXTENDED } from './extension.js';
+import { HEADER_SIZE, OFFSET, writeHeaderFields } from './header.js';
 
 const SLAB_BYTES = 64 * 1024;
 /** Frames above this are queued by reference rather than copied into the slab. */
@@ -73,17 +73,25 @@ export class SlabWriter {
   }
 
   /** Writes a header and an encoded body straight into the slab: one copy, no frame allocation. */
-  sendFrame(flags: number, status: number, requestId: number, serviceKey: number, poolType: number, budgetMs: number, body: Buffer): void {
+  /** With `extension` (a block from encodeExtension), the frame is a version-2 request carrying it before the body. */
+  sendFrame(flags: number, status: number, requestId: number, serviceKey: number, poolType: number, budgetMs: number, body: Buffer, extension?: Buffer): void {
     if (this.#closed) return;
-    const n = HEADER_SIZE + body.length;
-    if (n > BIG_FRAME_BYTES) {
-      this.send(encodeFrameRaw({ flags, status, requestId, serviceKey, poolType, budgetMs }, body));
+    const e = extension === undefined ? 0 : extension.length;
+    const n = HEADER_SIZE + e + body.length;
+    const big = n > BIG_FRAME_BYTES;
+    if (!big) this.#reserve(n);
+    const out = big ? Buffer.allocUnsafe(n) : this.#slab;
+    const o = big ? 0 : this.#slabPos;
+    writeHeaderFields(out, o, flags, status, 0, poolType, requestId, serviceKey, budgetMs, e + body.length);
+    if (extension !== undefined) {
+      out[o + OFFSET.version] = VERSION_EXTENDED;
+      extension.copy(out, o + HEADER_SIZE);
+    }
+    body.copy(out, o + HEADER_SIZE + e);
+    if (big) {
+      this.send(out);
       return;
     }
-    this.#reserve(n);
-    const o = this.#slabPos;
-    writeHeaderFields(this.#slab, o, flags, status, 0, poolType, requestId, serviceKey, budgetMs, body.length);
-    body.copy(this.#slab, o + HEADER_SIZE);
     this.#slabPos = o + n;
     this.#queued();
   }

@@ -1,6 +1,7 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ApplicationServer, EventKind, FrameParser, encodeEventResponse, encodeRequest, eventKindOf, isEvent, isRequest, requestIdOf } from '../../src/index.js';
+import { ApplicationServer, EventKind, encodeRequest, eventKindOf, isEvent } from '../../src/index.js';
+import { handMadeFs } from '../fixtures/hand-made-fs.js';
 
 const stops: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -17,28 +18,11 @@ async function until(cond: () => boolean, what: string, ms = 3000): Promise<void
 
 /** A hand-made FS that answers DESCRIBE, then on its first connection sends a request (which no FS may do). */
 async function confusedFs(): Promise<{ port: number; sockets: Socket[] }> {
-  const sockets: Socket[] = [];
-  const server: Server = createServer((s) => {
-    sockets.push(s);
-    const first = sockets.length === 1;
-    s.on('error', () => undefined);
-    const parser = new FrameParser({
-      onFrame: (f) => {
-        if (isEvent(f) && isRequest(f) && eventKindOf(f) === EventKind.DESCRIBE) {
-          s.write(encodeEventResponse(EventKind.DESCRIBE, requestIdOf(f), { name: 'confused', poolType: 0, services: [{ key: 1, idempotent: false }] }));
-          if (first) setImmediate(() => s.write(encodeRequest(99, 1, 'not yours to send')));
-        }
-      },
-      onError: () => s.destroy(),
-    });
-    s.on('data', (d: Buffer) => parser.push(d));
+  const fs = await handMadeFs({ name: 'confused', poolType: 0, services: [{ key: 1, idempotent: false }] }, (f, s, connection) => {
+    if (connection === 0 && isEvent(f) && eventKindOf(f) === EventKind.DESCRIBE) setImmediate(() => s.write(encodeRequest(99, 1, 'not yours to send')));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  stops.push(() => {
-    for (const s of sockets) s.destroy();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { port: (server.address() as { port: number }).port, sockets };
+  stops.push(() => fs.close());
+  return fs;
 }
 
 describe('pool', () => {

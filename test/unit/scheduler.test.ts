@@ -11,18 +11,7 @@ import {
   type SchedulingContext,
   type SchedulingStrategy,
 } from '../../src/application-server/routing/scheduler.js';
-
-/** mulberry32: a tiny seeded PRNG, so every run makes the same choices. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../fixtures/seeded-random.js';
 
 const NOW = 1_000_000;
 

@@ -5,6 +5,7 @@ import {
   ConfigError,
   EventKind,
   describeReplySchema,
+  VERSION_EXTENDED,
   eventKindOf,
   isRequest,
   tryDecodeBody,
@@ -567,6 +568,8 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     }
     // The FS's own answer on an authenticated pool connection is what the AS routes on.
     e.setServices(d.services);
+    e.weight = d.weight;
+    e.readsExtension = d.versions.includes(VERSION_EXTENDED);
     this.#vetted.add(e);
     this.#invalidate();
     if (e.state === 'connecting' || e.state === 'unavailable') {

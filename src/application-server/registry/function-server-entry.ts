@@ -44,6 +44,8 @@ export interface FunctionServerInfo {
   connections: { open: number; expected: number };
   /** Services with their names, idempotence and limits (from the FS's DESCRIBE answer). */
   services: ServiceDescriptor[];
+  /** Its share against FSs of weight 1. */
+  weight: number;
 }
 
 /** The FS manager's record of one FS. Mutable fields are written only by the manager and dispatcher. */
@@ -62,6 +64,10 @@ export class FunctionServerEntry implements SchedulingCandidate {
   poolType: number;
   standby: boolean;
   name: string;
+  /** Its share against FSs of weight 1, from its DESCRIBE answer (LVS's wrr/wlc). */
+  weight = 1;
+  /** It said it reads version-2 requests; otherwise their extension block is stripped before sending. */
+  readsExtension = false;
   /** The control link that registered it and owns its name (HELLO-registered FSs). */
   link: FrameConnection | undefined;
   /** When it last became unavailable (epoch ms); 0 while it is not. */
@@ -134,6 +140,7 @@ export class FunctionServerEntry implements SchedulingCandidate {
       registeredFrom: this.link?.remote,
       connections: { open: this.pool.readyCount, expected: this.pool.expected },
       services: [...this.services.values()].sort((a, b) => a.key - b.key),
+      weight: this.weight,
     };
   }
 }

@@ -28,6 +28,8 @@ export class PendingRequest {
   hedgeAt = Number.POSITIVE_INFINITY;
   /** Set once the request has been hedged: shared by its copies. */
   group: HedgeGroup | null = null;
+  /** The routing key its header extension carried (version-2 requests), kept for re-sends and hedges. */
+  routingKey: Buffer | undefined = undefined;
 
   constructor(
     readonly target: ReplyTarget,

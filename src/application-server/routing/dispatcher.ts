@@ -8,6 +8,10 @@ import {
   encodeErrorResponse,
   encodeResponse,
   type SwitchboardError,
+  VERSION_EXTENDED,
+  readMetadata,
+  stripExtension,
+  type BadExtensionError,
 } from '../../protocol/index.js';
 import type { FunctionServerEntry } from '../registry/function-server-entry.js';
 import type { FsManager, TrafficSink } from '../registry/fs-manager.js';
@@ -85,7 +89,7 @@ export class Dispatcher implements TrafficSink {
 
   constructor(opts: DispatcherOptions) {
     this.#o = opts;
-    this.#ctx = { now: 0, random: opts.random ?? Math.random };
+    this.#ctx = { now: 0, random: opts.random ?? Math.random, serviceKey: 0, poolType: 0, routingKey: undefined, again: false };
   }
 
   attach(manager: FsManager): void {
@@ -124,8 +128,19 @@ export class Dispatcher implements TrafficSink {
     }
     const budget = buf.readUInt32BE(off + OFFSET.budget);
     const deadlineAt = now + (budget > 0 ? budget : this.#o.defaultTimeoutMs);
+    let routingKey: Buffer | undefined;
+    if (buf[off + OFFSET.version] === VERSION_EXTENDED) {
+      try {
+        routingKey = readMetadata(buf, off, len)?.routingKey;
+      } catch (err) {
+        // Only this request is refused: its framing was sound, so the connection goes on.
+        const e = err as BadExtensionError;
+        if ((flags & FLAG_TWO_WAY) !== 0) this.#answer(session, clientId, Status.BAD_REQUEST, e.code, e.message);
+        return;
+      }
+    }
     if ((flags & FLAG_TWO_WAY) === 0) {
-      this.#forwardOneWay(session, buf, off, len, serviceKey, poolType, deadlineAt, now);
+      this.#forwardOneWay(session, buf, off, len, serviceKey, poolType, deadlineAt, now, routingKey);
       return;
     }
     if (session.inflight >= session.maxInflight) {
@@ -134,6 +149,7 @@ export class Dispatcher implements TrafficSink {
     }
     session.admit(len);
     const p = new PendingRequest(session, clientId, serviceKey, poolType, deadlineAt, now, len, null, 1);
+    if (routingKey !== undefined) p.routingKey = routingKey;
     const failure = this.#route(p, buf, off, len, now, undefined);
     if (failure !== undefined) this.#fail(p, ...failure);
   }
@@ -261,13 +277,19 @@ export class Dispatcher implements TrafficSink {
       if (set.known) return [Status.UNAVAILABLE, 'SB_ERR_UNAVAILABLE', `no function server for service ${p.serviceKey} (pool type ${p.poolType}) is available now; retry later`];
       return [Status.SERVICE_NOT_FOUND, 'SB_ERR_SERVICE_NOT_FOUND', `no function server serves service ${p.serviceKey} in pool type ${p.poolType}; check the key, the pool type and that the plugin is loaded`];
     }
-    this.#ctx.now = now;
-    let fs = this.#o.strategy.pick(tier, this.#ctx) as FunctionServerEntry;
+    const ctx = this.#ctx;
+    ctx.now = now;
+    ctx.serviceKey = p.serviceKey;
+    ctx.poolType = p.poolType;
+    ctx.routingKey = p.routingKey;
+    ctx.again = exclude !== undefined;
+    let fs = this.#o.strategy.pick(tier, ctx) as FunctionServerEntry;
     if (fs.inflight >= this.#o.maxInflightPerFs) {
       // The pick is full; choose again among those with room before refusing.
       const max = this.#o.maxInflightPerFs;
+      ctx.again = true;
       const roomy = tier.filter((e) => e.inflight < max);
-      const again = roomy.length > 0 ? (this.#o.strategy.pick(roomy, this.#ctx) as FunctionServerEntry) : undefined;
+      const again = roomy.length > 0 ? (this.#o.strategy.pick(roomy, ctx) as FunctionServerEntry) : undefined;
       if (again === undefined) {
         return [Status.OVERLOADED, 'SB_ERR_OVERLOADED', `every function server for service ${p.serviceKey} has ${max} requests in flight, the most allowed; back off and retry`];
       }
@@ -285,6 +307,12 @@ export class Dispatcher implements TrafficSink {
     }
     const id = up.pending.add(p);
     fs.inflight++;
+    if (buf[off + OFFSET.version] === VERSION_EXTENDED && !fs.readsExtension) {
+      // An FS that did not say it reads version 2 gets the request without its extension block.
+      buf = stripExtension(buf, off, len);
+      off = 0;
+      len = buf.length;
+    }
     buf.writeUInt32BE(id, off + OFFSET.requestId);
     buf.writeUInt32BE(Math.max(1, p.deadlineAt - now), off + OFFSET.budget);
     up.conn.sendFrom(buf, off, len);
@@ -302,13 +330,24 @@ export class Dispatcher implements TrafficSink {
     up.waiting.clear();
   }
 
-  #forwardOneWay(session: IngressSession, buf: Buffer, off: number, len: number, serviceKey: number, poolType: number, deadlineAt: number, now: number): void {
+  #forwardOneWay(session: IngressSession, buf: Buffer, off: number, len: number, serviceKey: number, poolType: number, deadlineAt: number, now: number, routingKey: Buffer | undefined): void {
     const set = (this.#manager as FsManager).candidates(serviceKey, poolType);
     const tier = set.active.length > 0 ? set.active : set.standby;
-    this.#ctx.now = now;
-    const fs = this.#o.strategy.pick(tier, this.#ctx);
-    const up = fs ? (fs as FunctionServerEntry).pool.rent() : undefined;
-    if (up === undefined) return; // one-way: nobody waits for an answer, so there is nobody to tell
+    const ctx = this.#ctx;
+    ctx.now = now;
+    ctx.serviceKey = serviceKey;
+    ctx.poolType = poolType;
+    ctx.routingKey = routingKey;
+    ctx.again = false;
+    const fs = this.#o.strategy.pick(tier, ctx) as FunctionServerEntry | undefined;
+    const up = fs?.pool.rent();
+    // One-way: nobody waits for an answer, so there is nobody to tell.
+    if (fs === undefined || up === undefined) return;
+    if (buf[off + OFFSET.version] === VERSION_EXTENDED && !fs.readsExtension) {
+      buf = stripExtension(buf, off, len);
+      off = 0;
+      len = buf.length;
+    }
     buf.writeUInt32BE(Math.max(1, deadlineAt - now), off + OFFSET.budget);
     up.conn.sendFrom(buf, off, len);
     // Nothing comes back to count against a budget, so backpressure is the only bound: a client
