@@ -11,7 +11,8 @@ import type { FsState, FunctionServerInfo } from './registry/function-server-ent
 import { FsManager, type AddFunctionServerOptions } from './registry/fs-manager.js';
 import { Dispatcher } from './routing/dispatcher.js';
 import type { OutlierOptions } from './routing/outlier-detector.js';
-import { STRATEGY_NAMES, createStrategy, guardedStrategy, type SchedulingStrategy, type StrategyName } from './routing/scheduler.js';
+import { Director } from './routing/director.js';
+import { DEFAULT_LEAST_LOADED, STRATEGY_NAMES, createStrategy, guardedStrategy, type SchedulingStrategy, type StrategyName } from './routing/scheduler.js';
 import { PairNode, type PairOptions } from './pair/pair-node.js';
 import type { PairRole, SiblingView } from './pair/pair-machine.js';
 
@@ -88,6 +89,10 @@ export interface ApplicationServerOptions {
   loadRefreshMs?: number;
   /** Weight of reported load against in-flight count in the least-loaded cost. */
   loadWeight?: number;
+  /** Director mode: how long a LOOKUP answer stands (default 10000 ms); clients renew at half of it. */
+  directLeaseMs?: number;
+  /** Director mode: most FS endpoints one LOOKUP answer names (default 8). */
+  directMaxEndpoints?: number;
   maxBodyBytes?: number;
   /** FSs held at once (default 1000). */
   maxFunctionServers?: number;
@@ -150,6 +155,8 @@ export type NotReadyReason =
 export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
   readonly manager: FsManager;
   readonly dispatcher: Dispatcher;
+  /** Director mode: answers LOOKUP, counts leases. */
+  readonly director: Director;
   readonly #ingress: ClientIngress;
   readonly #control: ControlListener;
   readonly #logger: Logger;
@@ -238,6 +245,16 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
       this.dispatcher,
     );
     this.dispatcher.attach(this.manager);
+    const leaseMs = opts.directLeaseMs ?? 10_000;
+    if (!Number.isInteger(leaseMs) || leaseMs < 100 || leaseMs > 86_400_000) throw new ConfigError(`directLeaseMs ${leaseMs} must be from 100 to 86400000 ms`);
+    this.director = new Director(this.manager, {
+      ...DEFAULT_LEAST_LOADED,
+      ...leastLoadedOpts,
+      loadWeight: opts.loadWeight ?? DEFAULT_LEAST_LOADED.loadWeight,
+      leaseMs,
+      maxEndpoints: opts.directMaxEndpoints ?? 8,
+      joinSecret,
+    });
     this.manager.on('joined', (i) => this.emit('fs-joined', i));
     this.manager.on('left', (i, why) => this.emit('fs-left', i, why));
     this.manager.on('state', (i, from) => this.emit('fs-state', i, from));
@@ -262,6 +279,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
         authTimeoutMs,
         hasRoom: () => this.#hasRoom(),
         resolveName: (name) => this.manager.resolveName(name),
+        lookup: (client, key, poolType) => this.director.lookup(client, key, poolType, Date.now()),
         logger,
         log,
       },

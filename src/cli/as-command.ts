@@ -133,6 +133,8 @@ export function asCommand(): Command {
     .option('--tls-require-client-cert', 'clients must present a certificate signed by --tls-ca')
     .option('--auth-timeout-ms <ms>', 'a peer must prove itself within this', parseIntIn(10, 600_000), 5000)
     .option('--strategy <name|module>', `how to choose an FS: ${STRATEGY_NAMES.join(', ')}, or the path of a module exporting a strategy (docs/routing.md)`, 'least-loaded')
+    .option('--direct-lease-ms <ms>', 'director mode: how long a LOOKUP answer stands; clients renew at half (default 10000)', parseIntIn(100, 86_400_000))
+    .option('--direct-max-endpoints <n>', 'director mode: most FSs one LOOKUP answer names (default 8)', parseIntIn(1, 64))
     .option('--load-weight <w>', 'least-loaded: weight of the reported load against requests in flight (default 1)', parseNumberIn(0, 1000))
     .option('--load-refresh-ms <ms>', "the FSs' LOAD period; older than 3 periods is stale", parseIntIn(10, 600_000), 1000)
     .option('--heartbeat-ms <ms>', 'heartbeat period; a peer silent for 3 periods is dead', parseIntIn(0, 600_000), 2000)

@@ -17,6 +17,8 @@ export function callCommand(): Command {
     .option('--tls-ca <file>', 'PEM CA to trust the AS over TLS')
     .option('--tls-cert <file>', 'PEM client certificate, when the AS asks for one')
     .option('--tls-key <file>', 'PEM key of --tls-cert')
+    .option('--direct', 'director mode: ask the AS where the service is (LOOKUP) and call that FS straight', false)
+    .option('--routing-key <key>', 'routing key for consistent hashing (sent in the header extension)')
     .action(async (o) => {
       let body: unknown;
       try {
@@ -29,7 +31,7 @@ export function callCommand(): Command {
       let client: Client | undefined;
       try {
         const tls = loadTlsFiles({ certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCa });
-        client = await Client.connect({ endpoints: o.as, secret: o.secretFile ? readSecretFile(o.secretFile, 'client secret').secret : undefined, tls });
+        client = await Client.connect({ endpoints: o.as, secret: o.secretFile ? readSecretFile(o.secretFile, 'client secret').secret : undefined, tls, mode: o.direct ? 'direct' : 'via-as' });
         const service = String(o.service);
         let key: number;
         let idempotent: boolean = o.idempotent;
@@ -39,8 +41,10 @@ export function callCommand(): Command {
           key = d.key;
           idempotent ||= d.idempotent;
         }
-        const answer = await client.call(key, body, { poolType: o.poolType, timeoutMs: o.timeoutMs, idempotent });
+        const answer = await client.call(key, body, { poolType: o.poolType, timeoutMs: o.timeoutMs, idempotent, routingKey: o.routingKey });
         process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
+        // Say when --direct could not go straight to an FS (its answer came through the AS).
+        if (o.direct && client.direct?.viaAs) process.stderr.write('note: no function server could be reached directly; the call went through the AS\n');
       } catch (err) {
         const e = err as SwitchboardError;
         const name = e instanceof SwitchboardError ? statusName(e.status) : 'ERROR';

@@ -48,7 +48,14 @@ export const asConfigSchema = z.strictObject({
   tls: tls.optional(),
   authTimeoutMs: ms(600_000).optional(),
   /** A strategy's name, or the path of a module that exports one (relative to the config file). */
-  strategy: z.string().min(1).max(4096).optional(),
+  strategy: z
+    .string()
+    .min(1)
+    .max(4096)
+    .refine((v) => ['least-loaded', 'round-robin', 'consistent-hash'].includes(v) || /[/\\]|\.[cm]?js$/.test(v), 'least-loaded, round-robin, consistent-hash, or the path of a module (./my-strategy.mjs)')
+    .optional(),
+  directLeaseMs: z.number().int().min(100).max(86_400_000).optional(),
+  directMaxEndpoints: z.number().int().min(1).max(64).optional(),
   heartbeatMs: ms(600_000).optional(),
   defaultTimeoutMs: count(3_600_000).optional(),
   poolSize: count(64).optional(),

@@ -31,14 +31,17 @@ import {
   eventKindOf,
   isRequest,
   requestIdOf,
+  lookupReplySchema,
   serviceDescriptorSchema,
   statusOf,
+  type LookupReply,
   type ServiceDescriptor,
   type SwitchboardError,
 } from '../protocol/index.js';
 import { authenticateDialer, dial, toSecret, type TlsOptions } from '../security/index.js';
 import { isServiceContract, type RequestOf, type ResponseOf, type ServiceContract } from '../contracts/index.js';
-import { CallTable } from './call-table.js';
+import { CallTable, type CallSpec } from './call-table.js';
+import { DirectRouter } from './direct.js';
 
 export interface Endpoint {
   host: string;
@@ -68,6 +71,11 @@ export interface ClientOptions {
   followRedirects?: boolean;
   /** Calls that may wait for a connection at once; beyond, a call fails at once with OVERLOADED (default 10000). */
   maxQueued?: number;
+  /**
+   * `via-as` (the default): every call goes through the AS. `direct` (director mode): the client asks
+   * the AS where each key is served (LOOKUP) and calls those FSs itself; the AS stays the fallback.
+   */
+  mode?: 'via-as' | 'direct';
 }
 
 export interface CallOptions {
@@ -152,6 +160,8 @@ export class Client extends EventEmitter<ClientEvents> {
   #lastEndpoint: Endpoint | undefined;
   #moveReason = 'connection lost';
   readonly #resolves = new Map<number, (frame: Buffer) => void>();
+  /** Director mode's router; undefined in via-as mode. */
+  #direct: DirectRouter | undefined;
   #resolveId = 0;
   /** Coarse clock (the sweeper's), enough for a deadline that has a second of grace. */
   #now = Date.now();
@@ -187,6 +197,12 @@ export class Client extends EventEmitter<ClientEvents> {
       try {
         await client.#open(endpoints[i]);
         client.#next = i;
+        if (opts.mode === 'direct') {
+          client.#direct = new DirectRouter(
+            { lookup: (key, poolType) => client.lookup(key, poolType), viaAs: (spec, timeoutMs) => client.#viaAs(spec, timeoutMs) },
+            { tls: opts.tls, heartbeatMs: opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, connectTimeoutMs: opts.connectTimeoutMs ?? 5000, maxBodyBytes: opts.maxBodyBytes },
+          );
+        }
         return client;
       } catch (err) {
         last = err as Error;
@@ -197,9 +213,14 @@ export class Client extends EventEmitter<ClientEvents> {
     throw last instanceof AuthError ? last : new ConnectError(`cannot connect to any application server (${endpoints.map(show).join(', ')}): ${last?.message}; is one running?`, { cause: last });
   }
 
-  /** Calls still waiting for an answer (sent or queued). */
+  /** Calls still waiting for an answer (sent or queued; to the AS or, in director mode, to FSs). */
   get inflight(): number {
-    return this.#calls.size;
+    return this.#calls.size + (this.#direct?.inflight ?? 0);
+  }
+
+  /** Director mode's router (its counters and FS connections); undefined in via-as mode. */
+  get direct(): DirectRouter | undefined {
+    return this.#direct;
   }
 
   /** Closed by close(), or for good after a fatal error. */
@@ -239,12 +260,6 @@ export class Client extends EventEmitter<ClientEvents> {
     }
     // An oversize body would make the AS close the connection under every other call on it: fail this one alone.
     if (encoded.length > this.#maxBodyBytes) return Promise.reject(new FrameTooLargeError(encoded.length, this.#maxBodyBytes));
-    const link = this.#link;
-    const up = link !== undefined && !link.retiring && !link.conn.closed;
-    if (!up && this.#calls.queued >= this.#maxQueued) {
-      return Promise.reject(new OverloadedError(`${this.#calls.queued} calls already wait for a connection to an application server; retry later`));
-    }
-    const promise = new Promise<T>(this.#executor as (resolve: (v: T) => void, reject: (e: unknown) => void) => void);
     let extension: Buffer | undefined;
     if (opts?.routingKey !== undefined || opts?.traceparent !== undefined) {
       try {
@@ -253,13 +268,58 @@ export class Client extends EventEmitter<ClientEvents> {
         return Promise.reject(err);
       }
     }
-    const poolType = opts?.poolType ?? 0;
-    const spec = { serviceKey, poolType, body: encoded, idempotent: opts?.idempotent === true, extension };
+    const spec: CallSpec = { serviceKey, poolType: opts?.poolType ?? 0, body: encoded, idempotent: opts?.idempotent === true, extension };
+    if (this.#direct !== undefined) return this.#direct.call(spec, timeoutMs) as Promise<T>;
+    return this.#viaAs(spec, timeoutMs) as Promise<T>;
+  }
+
+  /** Sends a call through the AS (queued while no connection is up). */
+  #viaAs(spec: CallSpec, timeoutMs: number): Promise<unknown> {
+    if (this.#closed) return Promise.reject(this.#fatal ?? new ChannelClosedError('the client is closed'));
+    const link = this.#link;
+    const up = link !== undefined && !link.retiring && !link.conn.closed;
+    if (!up && this.#calls.queued >= this.#maxQueued) {
+      return Promise.reject(new OverloadedError(`${this.#calls.queued} calls already wait for a connection to an application server; retry later`));
+    }
+    const promise = new Promise<unknown>(this.#executor);
     const deadlineAt = this.#now + timeoutMs + SWEEP_MS;
     const id = this.#calls.add(this.#lastResolve, this.#lastReject, deadlineAt + LOCAL_GRACE_MS, spec, up ? link.gen : undefined);
-    if (up) link.conn.sendFrame(REQUEST_FLAGS, 0, id, serviceKey, poolType, timeoutMs, encoded, extension);
+    if (up) link.conn.sendFrame(REQUEST_FLAGS, 0, id, spec.serviceKey, spec.poolType, timeoutMs, spec.body, spec.extension);
     else this.#reconnectSoon();
     return promise;
+  }
+
+  /**
+   * Director mode's question (LOOKUP): which FSs serve `serviceKey` in `poolType`, with their
+   * weights, the lease and a ticket. `mode: 'direct'` asks it for you; this is for tools.
+   */
+  lookup(serviceKey: number, poolType = 0, timeoutMs = 5000): Promise<LookupReply> {
+    return this.#event(EventKind.LOOKUP, { key: serviceKey, poolType }, timeoutMs, `LOOKUP ${serviceKey}`).then((body) => {
+      const d = lookupReplySchema.safeParse(body);
+      if (!d.success) throw new BadRequestError(`the AS answered LOOKUP ${serviceKey} with something unreadable`);
+      return d.data;
+    });
+  }
+
+  /** A two-way event to the current AS; resolves with the answer's body, or rejects with its error. */
+  #event(kind: number, body: unknown, timeoutMs: number, what: string): Promise<unknown> {
+    const link = this.#link;
+    if (!link || link.retiring || link.conn.closed) return Promise.reject(new ChannelClosedError('no connection to an application server is up; retry'));
+    const id = (this.#resolveId = (this.#resolveId % 0x7fffffff) + 1);
+    return new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#resolves.delete(id);
+        reject(new DeadlineExceededError(`no answer to ${what} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer.unref();
+      this.#resolves.set(id, (frame) => {
+        clearTimeout(timer);
+        const answer = tryDecodeBody(frame);
+        if (statusOf(frame) !== Status.OK) return reject(errorFromStatus(statusOf(frame), answer as { code?: string; message?: string }));
+        resolve(answer);
+      });
+      link.conn.send(encodeEventRequest(kind, id, body, true));
+    });
   }
 
   /**
@@ -267,29 +327,17 @@ export class Client extends EventEmitter<ClientEvents> {
    * options. Rejects with ServiceNotFoundError when no FS serves it.
    */
   resolve(name: string, timeoutMs = 5000): Promise<ServiceDescriptor> {
-    const link = this.#link;
-    if (!link || link.retiring || link.conn.closed) return Promise.reject(new ChannelClosedError('no connection to an application server is up; retry'));
-    const id = (this.#resolveId = (this.#resolveId % 0x7fffffff) + 1);
-    return new Promise<ServiceDescriptor>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#resolves.delete(id);
-        reject(new DeadlineExceededError(`no answer to RESOLVE ${name} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      timer.unref();
-      this.#resolves.set(id, (frame) => {
-        clearTimeout(timer);
-        const body = tryDecodeBody(frame);
-        if (statusOf(frame) !== Status.OK) return reject(errorFromStatus(statusOf(frame), body as { code?: string; message?: string }));
-        const d = serviceDescriptorSchema.safeParse(body);
-        if (d.success) resolve(d.data);
-        else reject(new BadRequestError(`the AS answered RESOLVE ${name} with something unreadable`));
-      });
-      link.conn.send(encodeEventRequest(EventKind.RESOLVE, id, { name }, true));
+    return this.#event(EventKind.RESOLVE, { name }, timeoutMs, `RESOLVE ${name}`).then((body) => {
+      const d = serviceDescriptorSchema.safeParse(body);
+      if (!d.success) throw new BadRequestError(`the AS answered RESOLVE ${name} with something unreadable`);
+      return d.data;
     });
   }
 
   #onEvent(frame: Buffer): void {
-    if (isRequest(frame) || eventKindOf(frame) !== EventKind.RESOLVE) return;
+    if (isRequest(frame)) return;
+    const kind = eventKindOf(frame);
+    if (kind !== EventKind.RESOLVE && kind !== EventKind.LOOKUP) return;
     const done = this.#resolves.get(requestIdOf(frame));
     if (!done) return;
     this.#resolves.delete(requestIdOf(frame));
@@ -308,6 +356,7 @@ export class Client extends EventEmitter<ClientEvents> {
   /** Fails what waits with CHANNEL_CLOSED (or the fatal error that closed it), closes every connection, and reconnects no more. */
   close(): Promise<void> {
     this.#closed = true;
+    this.#direct?.close();
     clearInterval(this.#sweeper);
     clearTimeout(this.#retry);
     this.#calls.rejectAll(this.#fatal ?? new ChannelClosedError('the client was closed before the answer came'));

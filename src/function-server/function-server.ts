@@ -25,10 +25,12 @@ import {
   isRequest,
   isTwoWay,
   requestIdOf,
+  Status,
   tryDecodeBody,
   type Hello,
 } from '../protocol/index.js';
 import { ControlLink } from './control-link.js';
+import { AS_POOL, DirectGrant } from './direct-grant.js';
 import { PerformanceMonitor, type LoadSampler } from './performance-monitor.js';
 import { RequestHandler } from './request-handler.js';
 
@@ -111,6 +113,8 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
   readonly #links: ControlLink[] = [];
   readonly #container: DependencyContainer;
   #draining = false;
+  /** Requests received on direct-client connections (director mode), reported in LOAD. */
+  #directRequests = 0;
   #stopping: Promise<void> | undefined;
 
   constructor(opts: FunctionServerOptions) {
@@ -216,7 +220,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
         host: as.host,
         port: as.port,
         hello: () => this.hello(),
-        load: () => ({ ...this.#monitor.sample(this.#handler.inflight), overdue: this.#handler.overdue }),
+        load: () => ({ ...this.#monitor.sample(this.#handler.inflight), overdue: this.#handler.overdue, directRequests: this.#directRequests }),
         joinSecret: this.#secret,
         tls: this.#o.tls,
         authTimeoutMs: this.#o.authTimeoutMs,
@@ -328,7 +332,15 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
     }
     const handlers = {
       onFrameAt: (buf: Buffer, off: number, len: number, c: FrameConnection): void => {
-        if ((buf[off + OFFSET.flags] & FLAG_REQUEST) !== 0) this.#handler.handle(buf, off, len, c);
+        if ((buf[off + OFFSET.flags] & FLAG_REQUEST) !== 0) {
+          const owner = c.owner;
+          if (owner !== AS_POOL) {
+            // A direct client (director mode): only the keys its ticket names, only until it expires.
+            this.#directRequests++;
+            if (owner instanceof DirectGrant && !owner.allows(buf, off, c)) return;
+          }
+          this.#handler.handle(buf, off, len, c);
+        }
         // The AS is not reading our answers: stop reading its requests until it does.
         if (c.blocked) c.pauseReading();
       },
@@ -350,9 +362,17 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
     });
     this.#conns.add(conn);
     if (this.#secret) {
-      guardListener(conn, { secret: this.#secret, realm: 'join', timeoutMs: this.#o.authTimeoutMs }, handlers, {
+      const secret = this.#secret;
+      guardListener(conn, { secret, realm: 'join', timeoutMs: this.#o.authTimeoutMs }, handlers, {
         onAuthenticated: (c) => {
           if (this.#draining) c.send(encodeEventRequest(EventKind.DRAIN, 0, {}, false));
+        },
+        onTicket: (c, body, nonce) => {
+          const grant = new DirectGrant(nonce);
+          const reply = grant.accept(secret, body, Date.now());
+          c.owner = grant;
+          this.#o.logger.debug({ remote: c.remote, client: grant.client, keys: reply.keys }, 'direct client admitted by its ticket');
+          return reply;
         },
       });
       return;
@@ -369,10 +389,23 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
 
   #onEvent(frame: Buffer, conn: FrameConnection): void {
     if (!isRequest(frame)) return;
-    if (eventKindOf(frame) !== EventKind.DESCRIBE) {
+    const kind = eventKindOf(frame);
+    if (kind === EventKind.TICKET && conn.owner instanceof DirectGrant && isTwoWay(frame) && this.#secret) {
+      // A renewal: the same proof over the connection's nonce; a refusal leaves the old grant as it was.
+      try {
+        conn.send(encodeEventResponse(EventKind.TICKET, requestIdOf(frame), conn.owner.accept(this.#secret, tryDecodeBody(frame), Date.now())));
+      } catch (err) {
+        const e = err as AuthError;
+        conn.send(encodeEventResponse(EventKind.TICKET, requestIdOf(frame), { code: e.code, message: e.message }, Status.UNAUTHORIZED));
+      }
+      return;
+    }
+    if (kind !== EventKind.DESCRIBE) {
       if (isTwoWay(frame)) conn.rejectEvent(frame);
       return;
     }
+    // Only the AS describes: what asks DESCRIBE is a pool connection, not a direct client.
+    if (!(conn.owner instanceof DirectGrant)) conn.owner = AS_POOL;
     const d = describeRequestSchema.safeParse(tryDecodeBody(frame) ?? {});
     if (d.success && d.data.maxBodyBytes !== undefined) conn.peerMaxBodyBytes = d.data.maxBodyBytes;
     conn.send(

@@ -27,6 +27,23 @@ export function encodeBody(value: unknown): Buffer {
   return value === undefined ? EMPTY : packr.pack(value);
 }
 
+/**
+ * Decodes bare msgpack bytes (not a frame), with the same standard-msgpack check as bodies; throws
+ * BodyDecodeError on bad bytes. For values carried inside bodies as bin (director tickets).
+ */
+export function decodeValue(bytes: Uint8Array): unknown {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (!looksStandard(buf, 0, buf.length)) {
+    const why = nonStandardReason(buf, 0, buf.length);
+    if (why !== undefined) throw new BodyDecodeError(new Error(why), `value is not standard msgpack: ${why}`);
+  }
+  try {
+    return packr.unpack(buf);
+  } catch (err) {
+    throw new BodyDecodeError(err as Error, `value is not valid msgpack: ${(err as Error).message}`);
+  }
+}
+
 /** Decodes a frame's body; an empty body decodes to undefined. Throws BodyDecodeError on bad bytes. */
 export function decodeBody(frame: Buffer): unknown {
   return decodeBodyAt(frame, 0, frame.length);

@@ -35,6 +35,16 @@ export const EventKind = {
    * reloaded); the AS answers by sending DESCRIBE again on that connection.
    */
   CHANGED: 9,
+  /**
+   * Client → AS, two-way (director mode): `{ key, poolType? }`; the answer names FS endpoints that
+   * serve it, each with a weight, a lease time, and a ticket the FSs accept from this client.
+   */
+  LOOKUP: 10,
+  /**
+   * Direct client → FS, two-way: a ticket the AS signed and the client's proof of its session key,
+   * in answer to CHALLENGE (instead of AUTH), or later on the same connection to renew its grant.
+   */
+  TICKET: 11,
 } as const;
 
 export type EventKindName = keyof typeof EventKind;
@@ -86,6 +96,8 @@ export const loadSchema = z.object({
   inflight: z.number().int().min(0).max(0xffffffff),
   /** Handlers still running after their deadline was answered with TIMEOUT (counted in inflight too). */
   overdue: z.number().int().min(0).max(0xffffffff).optional(),
+  /** Requests received on direct-client connections since the FS started (director mode). */
+  directRequests: z.number().int().min(0).optional(),
 });
 export type LoadReport = z.infer<typeof loadSchema>;
 
@@ -128,6 +140,55 @@ export const authRequestSchema = z.object({
 /** AUTH answer body (status OK): the listener's proof, so the dialer knows whom it reached. */
 export const authReplySchema = z.object({
   proof: bytes(32, 32),
+});
+
+/** LOOKUP request body. */
+export const lookupRequestSchema = z.object({
+  key: uint32,
+  poolType: z.number().int().min(0).max(0xffff).default(0),
+});
+
+/** Most endpoints one LOOKUP answer names. */
+export const MAX_LOOKUP_ENDPOINTS = 64;
+
+/** A ticket as the AS hands it to a client: the signed claims, their tag, and the session key. */
+export const ticketGrantSchema = z.object({
+  /** The claims, msgpack-encoded: `{ v: 1, client, keys, poolType, exp }`. Opaque to the client. */
+  body: bytes(1, 4096),
+  /** HMAC-SHA256 of the claims with the join secret. */
+  mac: bytes(32, 32),
+  /** The session key: HMAC-SHA256 of the claims with the join secret under another label. */
+  key: bytes(32, 32),
+  /** Epoch ms after which FSs refuse it. */
+  expiresAt: z.number().int().min(0),
+});
+export type TicketGrant = z.infer<typeof ticketGrantSchema>;
+
+/** LOOKUP answer body. */
+export const lookupReplySchema = z.object({
+  endpoints: z
+    .array(z.object({ id: token(MAX_NAME_LENGTH), host: token(MAX_HOST_LENGTH), port: z.number().int().min(1).max(65535), weight: z.number().int().min(1).max(65535) }))
+    .max(MAX_LOOKUP_ENDPOINTS),
+  /** Ask again within this many ms for fresh weights (and a fresh ticket). */
+  leaseMs: z.number().int().min(1).max(86_400_000),
+  /** Absent when the FSs take connections without proof (no join secret: loopback only). */
+  ticket: ticketGrantSchema.optional(),
+});
+export type LookupReply = z.infer<typeof lookupReplySchema>;
+
+/** TICKET request body: the ticket, the client's nonce, and its proof of the session key. */
+export const ticketRequestSchema = z.object({
+  body: bytes(1, 4096),
+  mac: bytes(32, 32),
+  nonce: bytes(16, 64),
+  proof: bytes(32, 32),
+});
+
+/** TICKET answer body (status OK): the FS's proof of the session key, and what it now grants. */
+export const ticketReplySchema = z.object({
+  proof: bytes(32, 32),
+  keys: z.array(uint32).max(MAX_SERVICES_PER_FS),
+  expiresAt: z.number().int().min(0),
 });
 
 /** RESOLVE request body. */

@@ -62,6 +62,11 @@ export interface GateHooks {
   onAuthenticated?: (conn: FrameConnection) => void;
   /** The peer failed; the connection is being closed with reason 'auth'. */
   onRefused?: (conn: FrameConnection, err: AuthError) => void;
+  /**
+   * A direct client's TICKET in place of AUTH (director mode). Returns the answer's body, or throws
+   * AuthError to refuse. Without this hook, TICKET is refused like anything else but AUTH.
+   */
+  onTicket?: (conn: FrameConnection, body: unknown, listenerNonce: Buffer) => Record<string, unknown>;
 }
 
 /**
@@ -97,6 +102,20 @@ export function guardListener(conn: FrameConnection, auth: AuthSettings, handler
     onFrameAt: required,
     onEvent: (frame) => {
       if (done) return;
+      if (eventKindOf(frame) === EventKind.TICKET && hooks.onTicket !== undefined && isRequest(frame) && isTwoWay(frame)) {
+        let reply: Record<string, unknown>;
+        try {
+          reply = hooks.onTicket(conn, tryDecodeBody(frame), nonce);
+        } catch (err) {
+          return refuse(err instanceof AuthError ? err : new AuthError('SB_ERR_TICKET_INVALID', (err as Error).message));
+        }
+        done = true;
+        timers.clearTimeout(timer);
+        conn.send(encodeEventResponse(EventKind.TICKET, requestIdOf(frame), reply));
+        conn.setHandlers(handlers);
+        hooks.onAuthenticated?.(conn);
+        return;
+      }
       if (eventKindOf(frame) !== EventKind.AUTH || !isRequest(frame) || !isTwoWay(frame)) return required();
       const body = authRequestSchema.safeParse(tryDecodeBody(frame));
       if (!body.success) return refuse(new AuthError('SB_ERR_AUTH_FAILED', `AUTH is malformed: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`));

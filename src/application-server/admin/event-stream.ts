@@ -42,7 +42,7 @@ export class EventStream {
     on('fs-left', (i: FunctionServerInfo, why: string) => ['left', { ...i, why }]);
     on('fs-state', (i: FunctionServerInfo, from: string) => ['state', { ...i, from }]);
     on('fs-changed', (i: FunctionServerInfo) => ['changed', i]);
-    on('fs-load', (i: FunctionServerInfo) => ['load', { id: i.id, load: i.load, loadScore: i.loadScore, inflight: i.inflight, served: i.served }]);
+    on('fs-load', (i: FunctionServerInfo) => ['load', { id: i.id, load: i.load, loadScore: i.loadScore, inflight: i.inflight, served: i.served, direct: i.direct }]);
     on('fs-connections', (i: FunctionServerInfo) => ['connections', { id: i.id, connections: i.connections, state: i.state }]);
     on('role', (r: unknown) => ['role', r]);
     on('sibling', (r: unknown) => ['sibling', r]);

@@ -80,6 +80,38 @@ export function createMetrics(as: ApplicationServer, opts: { processMetrics?: bo
     },
   });
   new Gauge({
+    name: 'switchboard_fs_direct_leases',
+    help: 'Director mode: clients holding a lease on each function server now',
+    labelNames: ['fs'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { fs, infos } of labelled(as.listFunctionServers())) this.set({ fs }, infos.reduce((a, f) => a + f.direct.leases, 0));
+    },
+  });
+  new Counter({
+    name: 'switchboard_fs_direct_requests_total',
+    help: 'Director mode: requests each function server received straight from clients, as it last reported',
+    labelNames: ['fs'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { fs, infos } of labelled(as.listFunctionServers())) {
+        const n = infos.reduce((a, f) => a + f.direct.requests, 0);
+        if (n > 0) this.inc({ fs }, n);
+      }
+    },
+  });
+  new Counter({
+    name: 'switchboard_lookups_total',
+    help: 'Director mode: LOOKUPs answered',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(as.director.lookups);
+    },
+  });
+  new Gauge({
     name: 'switchboard_fs_state',
     help: 'One per function server and state: 1 for the state it is in',
     labelNames: ['fs', 'state'],

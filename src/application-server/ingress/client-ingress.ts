@@ -14,6 +14,7 @@ import {
   isRequest,
   isTwoWay,
   requestIdOf,
+  lookupRequestSchema,
   resolveRequestSchema,
   tryDecodeBody,
   type CloseReason,
@@ -47,6 +48,8 @@ export interface ClientIngressOptions {
   hasRoom: () => boolean;
   /** A service name to its descriptor (RESOLVE), from the registry. */
   resolveName: (name: string) => ServiceDescriptor | undefined;
+  /** Director mode: which FSs serve a key, for this client (LOOKUP). */
+  lookup: (client: string, key: number, poolType: number) => { status: number; body: unknown };
   logger: Logger;
   log: RateLimitedLog;
 }
@@ -131,14 +134,20 @@ export class ClientIngress {
       },
     });
     session = new ClientSession(conn, this.#o.maxInflightPerClient, this.#o.maxInflightBytesPerClient, Date.now());
+    conn.owner = session;
     this.#sessions.add(session);
     if (this.#o.clientSecret) guardListener(conn, { secret: this.#o.clientSecret, realm: 'client', timeoutMs: this.#o.authTimeoutMs }, handlers);
   }
 
-  /** Client events: RESOLVE (a service name to its key); any other two-way event is refused. */
+  /** Client events: RESOLVE (a service name to its key), LOOKUP (director mode); any other two-way event is refused. */
   #onEvent(frame: Buffer, c: FrameConnection): void {
     if (!isRequest(frame) || !isTwoWay(frame)) return;
-    if (eventKindOf(frame) !== EventKind.RESOLVE) {
+    const kind = eventKindOf(frame);
+    if (kind === EventKind.LOOKUP) {
+      this.#lookup(frame, c);
+      return;
+    }
+    if (kind !== EventKind.RESOLVE) {
       c.rejectEvent(frame);
       return;
     }
@@ -154,6 +163,26 @@ export class ClientIngress {
       return;
     }
     c.send(encodeEventResponse(EventKind.RESOLVE, id, d));
+  }
+
+  #lookup(frame: Buffer, c: FrameConnection): void {
+    const id = requestIdOf(frame);
+    const req = lookupRequestSchema.safeParse(tryDecodeBody(frame));
+    if (!req.success) {
+      c.send(encodeEventResponse(EventKind.LOOKUP, id, { code: 'SB_ERR_BAD_REQUEST', message: 'LOOKUP takes { key, poolType? }: a service key (0-4294967295) and a pool type (0-65535)' }, Status.BAD_REQUEST));
+      return;
+    }
+    const notActive = this.#dispatcher.notActive;
+    if (notActive !== null) {
+      const active = notActive();
+      const message = 'this application server is not the active of its pair; LOOKUP at the active one';
+      c.send(encodeEventResponse(EventKind.LOOKUP, id, active ? { code: 'SB_ERR_NOT_ACTIVE', message, active } : { code: 'SB_ERR_NOT_ACTIVE', message }, Status.NOT_ACTIVE));
+      return;
+    }
+    // The session's id names the client in its tickets (and in the FSs' logs).
+    const session = c.owner as ClientSession;
+    const r = this.#o.lookup(session.id, req.data.key, req.data.poolType);
+    c.send(encodeEventResponse(EventKind.LOOKUP, id, r.body, r.status));
   }
 
   /** A slot held by a connection that asks for nothing is a slot taken from one that would. */

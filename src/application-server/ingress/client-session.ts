@@ -2,8 +2,13 @@ import type { FrameConnection, SwitchboardError } from '../../protocol/index.js'
 import type { IngressSession } from '../routing/dispatcher.js';
 import { BudgetedSession } from './budgeted-session.js';
 
+let nextSession = 0;
+
 /** The AS's record of one client connection on the binary client port. */
 export class ClientSession extends BudgetedSession implements IngressSession {
+  /** Names the client in director-mode tickets and in logs: unique in this process. */
+  readonly id = `client-${++nextSession}`;
+
   constructor(
     readonly conn: FrameConnection,
     maxInflight: number,

@@ -319,6 +319,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     e.load = report;
     e.loadScore = loadScoreOf(report);
     e.loadReceivedAt = receivedAt;
+    if (report.directRequests !== undefined) e.directRequests = report.directRequests;
     this.emit('load', e.info(receivedAt));
     return true;
   }

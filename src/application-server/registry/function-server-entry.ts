@@ -46,6 +46,8 @@ export interface FunctionServerInfo {
   services: ServiceDescriptor[];
   /** Its share against FSs of weight 1. */
   weight: number;
+  /** Director mode: clients holding a lease on it now, and requests it has had from direct clients. */
+  direct: { leases: number; requests: number };
 }
 
 /** The FS manager's record of one FS. Mutable fields are written only by the manager and dispatcher. */
@@ -68,6 +70,10 @@ export class FunctionServerEntry implements SchedulingCandidate {
   weight = 1;
   /** It said it reads version-2 requests; otherwise their extension block is stripped before sending. */
   readsExtension = false;
+  /** Director mode: client id → epoch ms its lease on this FS ends. */
+  readonly leases = new Map<string, number>();
+  /** Requests it received from direct clients, from its last LOAD report. */
+  directRequests = 0;
   /** The control link that registered it and owns its name (HELLO-registered FSs). */
   link: FrameConnection | undefined;
   /** When it last became unavailable (epoch ms); 0 while it is not. */
@@ -141,6 +147,7 @@ export class FunctionServerEntry implements SchedulingCandidate {
       connections: { open: this.pool.readyCount, expected: this.pool.expected },
       services: [...this.services.values()].sort((a, b) => a.key - b.key),
       weight: this.weight,
+      direct: { leases: countLive(this.leases, now), requests: this.directRequests },
     };
   }
 }
@@ -151,4 +158,11 @@ export class FunctionServerEntry implements SchedulingCandidate {
  */
 export function loadScoreOf(r: LoadReport): number {
   return Math.max(r.elu, Math.min(1, r.cpu), r.memory > 0.85 ? r.memory : 0);
+}
+
+/** Entries whose time has not come yet. */
+function countLive(m: Map<string, number>, now: number): number {
+  let n = 0;
+  for (const until of m.values()) if (until > now) n++;
+  return n;
 }

@@ -98,8 +98,8 @@ async function act(id, action, button) {
   }
 }
 
-const COLUMNS = ['name', 'endpoint', 'pool', 'tier', 'state', 'connections', 'inflight', 'served', 'rps', 'cpu', 'elu', 'memory', 'chart', 'actions'];
-const NUMERIC = new Set(['pool', 'connections', 'inflight', 'served', 'rps', 'cpu', 'elu', 'memory']);
+const COLUMNS = ['name', 'endpoint', 'pool', 'tier', 'state', 'connections', 'inflight', 'served', 'direct', 'rps', 'cpu', 'elu', 'memory', 'chart', 'actions'];
+const NUMERIC = new Set(['pool', 'connections', 'inflight', 'served', 'direct', 'rps', 'cpu', 'elu', 'memory']);
 /** id -> the row's elements, kept across renders so that a click is never lost to a redraw. */
 const rowsById = new Map();
 
@@ -144,6 +144,8 @@ function renderRow(f) {
   setText(c.connections, f.connections ? `${f.connections.open}/${f.connections.expected}` : '-');
   setText(c.inflight, String(f.inflight ?? 0));
   setText(c.served, String(f.served ?? 0));
+  // Director mode: clients holding a lease on it, and requests it had from them straight.
+  setText(c.direct, f.direct ? `${f.direct.leases} · ${f.direct.requests}` : '-');
   setText(c.rps, String(reqPerSecond(f.id)));
   setText(c.cpu, f.load ? percent(f.load.cpu) : '-');
   setText(c.elu, f.load ? percent(f.load.elu) : '-');

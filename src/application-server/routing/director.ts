@@ -1,0 +1,77 @@
+import { MAX_LOOKUP_ENDPOINTS, Status, type LookupReply } from '../../protocol/index.js';
+import { signTicket } from '../../security/index.js';
+import type { FunctionServerEntry } from '../registry/function-server-entry.js';
+import type { FsManager } from '../registry/fs-manager.js';
+import type { LeastLoadedOptions } from './scheduler.js';
+
+export interface DirectorOptions extends LeastLoadedOptions {
+  /** How long a LOOKUP answer stands; clients renew at half of it. */
+  leaseMs: number;
+  /** Most endpoints one answer names (the cheapest ones). */
+  maxEndpoints: number;
+  /** Tickets are signed with it; without it the FSs take connections from loopback without proof. */
+  joinSecret: Buffer | undefined;
+}
+
+export type LookupOutcome = { status: typeof Status.OK; body: LookupReply } | { status: number; body: { code: string; message: string } };
+
+/**
+ * Director mode (LVS's direct routing, in the client SDK): a client asks which FSs serve a key, and
+ * then talks to them itself. The AS answers with the cheapest available FSs, each with a weight
+ * from its reported load, the AS's own in-flight count and the leases it has handed out, and a
+ * ticket the FSs accept. The FSs' LOAD reports cover direct traffic, so the next renewal steers
+ * clients away from an FS that got busy.
+ */
+export class Director {
+  lookups = 0;
+  readonly #manager: FsManager;
+  readonly #o: DirectorOptions;
+
+  constructor(manager: FsManager, opts: DirectorOptions) {
+    this.#manager = manager;
+    this.#o = opts;
+  }
+
+  get leaseMs(): number {
+    return this.#o.leaseMs;
+  }
+
+  /** Clients holding an unexpired lease on `fs` (expired ones are dropped here). */
+  leaseCount(fs: FunctionServerEntry, now: number): number {
+    for (const [client, until] of fs.leases) if (until <= now) fs.leases.delete(client);
+    return fs.leases.size;
+  }
+
+  lookup(client: string, key: number, poolType: number, now: number): LookupOutcome {
+    this.lookups++;
+    const set = this.#manager.candidates(key, poolType);
+    const tier = set.active.length > 0 ? set.active : set.standby;
+    if (tier.length === 0) {
+      return set.known
+        ? { status: Status.UNAVAILABLE, body: { code: 'SB_ERR_UNAVAILABLE', message: `no function server for service ${key} (pool type ${poolType}) is available now; retry later` } }
+        : { status: Status.SERVICE_NOT_FOUND, body: { code: 'SB_ERR_SERVICE_NOT_FOUND', message: `no function server serves service ${key} in pool type ${poolType}; check the key and the pool type` } };
+    }
+    const priced = tier.map((fs) => ({ fs, cost: this.#cost(fs, now) })).sort((a, b) => a.cost - b.cost);
+    const chosen = priced.slice(0, Math.min(this.#o.maxEndpoints, MAX_LOOKUP_ENDPOINTS));
+    const until = now + this.#o.leaseMs;
+    const endpoints = chosen.map(({ fs, cost }) => {
+      fs.leases.set(client, until);
+      return { id: fs.id, host: fs.host, port: fs.port, weight: Math.max(1, Math.min(65535, Math.round(1000 / cost))) };
+    });
+    const body: LookupReply = { endpoints, leaseMs: this.#o.leaseMs };
+    if (this.#o.joinSecret !== undefined) {
+      // Valid for a lease and a half: a client that renews at half a lease always holds a good one,
+      // even when one renewal fails.
+      const t = signTicket(this.#o.joinSecret, { client, keys: [key], poolType, exp: now + Math.round(this.#o.leaseMs * 1.5) });
+      body.ticket = { body: t.body, mac: t.mac, key: t.key, expiresAt: t.expiresAt };
+    }
+    return { status: Status.OK, body };
+  }
+
+  /** (1 + in flight through this AS + other clients' leases) × (1 + loadWeight × load) ÷ weight. */
+  #cost(fs: FunctionServerEntry, now: number): number {
+    const fresh = fs.loadReceivedAt > 0 && now - fs.loadReceivedAt <= this.#o.staleAfterMs;
+    const load = fresh ? fs.loadScore : this.#o.unknownLoad;
+    return ((1 + fs.inflight + this.leaseCount(fs, now)) * (1 + this.#o.loadWeight * load)) / fs.weight;
+  }
+}

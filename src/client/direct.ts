@@ -1,0 +1,439 @@
+import {
+  AuthError,
+  ChannelClosedError,
+  DeadlineExceededError,
+  EventKind,
+  FLAG_REQUEST,
+  FLAG_TWO_WAY,
+  FrameConnection,
+  OFFSET,
+  Serialization,
+  Status,
+  decodeBodyAt,
+  encodeEventRequest,
+  errorFromStatus,
+  eventKindOf,
+  isRequest,
+  statusOf,
+  ticketReplySchema,
+  tryDecodeBody,
+  type LookupReply,
+  type SwitchboardError,
+  type TicketGrant,
+} from '../protocol/index.js';
+import { dial, newNonce, ticketProof, type TlsOptions } from '../security/index.js';
+
+const REQUEST_FLAGS = FLAG_REQUEST | FLAG_TWO_WAY | Serialization.MSGPACK;
+const SWEEP_MS = 100;
+/** Grace past a call's deadline: the FS answers TIMEOUT itself; this guards against a silent FS. */
+const LOCAL_GRACE_MS = 1000;
+/** A lost FS is not dialled again for this long (other candidates, or the AS, take its calls). */
+const DOWN_MS = 1000;
+/** A key not called for this many leases is forgotten, and its lease no longer renewed. */
+const IDLE_LEASES = 2;
+/** Sends of one idempotent call at most (the first and two re-sends), as the AS does. */
+const MAX_ATTEMPTS = 3;
+
+/** One call as the client made it, ready to send anywhere. */
+export interface DirectSpec {
+  serviceKey: number;
+  poolType: number;
+  body: Buffer;
+  extension: Buffer | undefined;
+  idempotent: boolean;
+}
+
+/** What the router needs of the Client that owns it. */
+export interface DirectHost {
+  /** LOOKUP at the current AS. */
+  lookup(serviceKey: number, poolType: number): Promise<LookupReply>;
+  /** The usual path, through the AS: used when no FS can be reached directly. */
+  viaAs(spec: DirectSpec, timeoutMs: number): Promise<unknown>;
+}
+
+export interface DirectOptions {
+  tls?: TlsOptions;
+  heartbeatMs: number;
+  connectTimeoutMs: number;
+  maxBodyBytes?: number;
+}
+
+interface Endpoint {
+  id: string;
+  host: string;
+  port: number;
+  weight: number;
+  addr: string;
+}
+
+/** What the AS said about one (key, pool type): where to go, until when, and the ticket to show. */
+interface Route {
+  endpoints: Endpoint[];
+  ticket: TicketGrant | undefined;
+  leaseEnds: number;
+  renewAt: number;
+  renewing: boolean;
+  lastUsed: number;
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: SwitchboardError) => void;
+  spec: DirectSpec;
+  deadlineAt: number;
+  attempts: number;
+}
+
+/** One connection to one FS. */
+class FsLink {
+  readonly pending = new Map<number, Pending>();
+  /** Calls waiting for the connection to open: counted in the choice like those in flight. */
+  waiting = 0;
+  #nextId = 0;
+  ready = false;
+  draining = false;
+  /** The nonce of the FS's CHALLENGE: renewals of our ticket are proved over it. */
+  listenerNonce: Buffer | undefined;
+  /** Tickets shown on this connection (by their claims), so each is shown once. */
+  readonly shown = new WeakSet<Uint8Array>();
+  readonly whenReady: Promise<void>;
+  #settle!: { resolve: () => void; reject: (e: Error) => void };
+
+  constructor(
+    readonly addr: string,
+    readonly conn: FrameConnection,
+  ) {
+    this.whenReady = new Promise<void>((resolve, reject) => (this.#settle = { resolve, reject }));
+    this.whenReady.catch(() => undefined);
+  }
+
+  markReady(): void {
+    this.ready = true;
+    this.#settle.resolve();
+  }
+
+  fail(err: Error): void {
+    this.#settle.reject(err);
+  }
+
+  nextId(): number {
+    do this.#nextId = this.#nextId >= 0x7fffffff ? 1 : this.#nextId + 1;
+    while (this.pending.has(this.#nextId));
+    return this.#nextId;
+  }
+}
+
+/**
+ * Director mode in the client: ask the AS once where a key is served (LOOKUP), then call those FSs
+ * straight, choosing between two at random by their weight and this client's own in-flight count
+ * (power of two choices). Leases are renewed in the background at half their time; a lost FS's
+ * idempotent calls go to the next candidate at once; with no FS left to reach, calls go through the
+ * AS as usual.
+ */
+export class DirectRouter {
+  readonly #host: DirectHost;
+  readonly #o: DirectOptions;
+  readonly #routes = new Map<number, Route>();
+  readonly #lookups = new Map<number, Promise<Route | undefined>>();
+  readonly #links = new Map<string, FsLink>();
+  readonly #downUntil = new Map<string, number>();
+  readonly #sweeper: NodeJS.Timeout;
+  #closed = false;
+  /** Calls answered by an FS directly, and calls that went through the AS instead (for tests and tools). */
+  direct = 0;
+  viaAs = 0;
+  /** Calls sent again to another FS after theirs was lost. */
+  resent = 0;
+
+  constructor(host: DirectHost, opts: DirectOptions) {
+    this.#host = host;
+    this.#o = opts;
+    this.#sweeper = setInterval(() => this.#sweep(Date.now()), SWEEP_MS);
+    this.#sweeper.unref();
+  }
+
+  get inflight(): number {
+    let n = 0;
+    for (const l of this.#links.values()) n += l.pending.size;
+    return n;
+  }
+
+  /** FS connections open now. */
+  get connections(): number {
+    return this.#links.size;
+  }
+
+  /** Calls waiting for an answer from the FS at `host:port`. */
+  pendingOn(addr: string): number {
+    return this.#links.get(addr)?.pending.size ?? 0;
+  }
+
+  call(spec: DirectSpec, timeoutMs: number): Promise<unknown> {
+    const now = Date.now();
+    const deadlineAt = now + timeoutMs;
+    const route = this.#routes.get(routeKey(spec));
+    if (route !== undefined && route.leaseEnds > now) {
+      route.lastUsed = now;
+      return this.#send(route, spec, deadlineAt, 1, undefined);
+    }
+    // The first call for a key waits for its LOOKUP; later ones never do (renewals run in the background).
+    return this.#lookup(spec).then((r) => (r === undefined ? this.#fallback(spec, deadlineAt) : this.#send(r, spec, deadlineAt, 1, undefined)));
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    for (const l of this.#links.values()) l.conn.close('local');
+    this.#links.clear();
+  }
+
+  #lookup(spec: DirectSpec): Promise<Route | undefined> {
+    const k = routeKey(spec);
+    let p = this.#lookups.get(k);
+    if (p === undefined) {
+      p = this.#host.lookup(spec.serviceKey, spec.poolType).then(
+        (reply) => this.#adopt(k, reply),
+        () => undefined,
+      );
+      void p.finally(() => this.#lookups.delete(k));
+      this.#lookups.set(k, p);
+    }
+    return p;
+  }
+
+  #adopt(k: number, reply: LookupReply): Route {
+    const now = Date.now();
+    const prev = this.#routes.get(k);
+    const route: Route = {
+      endpoints: reply.endpoints.map((e) => ({ ...e, addr: `${e.host}:${e.port}` })),
+      ticket: reply.ticket,
+      leaseEnds: now + reply.leaseMs,
+      renewAt: now + reply.leaseMs / 2,
+      renewing: false,
+      lastUsed: prev?.lastUsed ?? now,
+    };
+    this.#routes.set(k, route);
+    return route;
+  }
+
+  /** The calls of a key whose FSs cannot be reached go the usual way. */
+  #fallback(spec: DirectSpec, deadlineAt: number): Promise<unknown> {
+    const left = deadlineAt - Date.now();
+    if (left <= 0) return Promise.reject(new DeadlineExceededError(`no function server for service ${spec.serviceKey} answered before the deadline`));
+    this.viaAs++;
+    return this.#host.viaAs(spec, left);
+  }
+
+  #send(route: Route, spec: DirectSpec, deadlineAt: number, attempts: number, avoid: string | undefined): Promise<unknown> {
+    const ep = this.#pick(route, avoid);
+    if (ep === undefined) return this.#fallback(spec, deadlineAt);
+    const link = this.#link(ep, route.ticket);
+    return new Promise<unknown>((resolve, reject) => {
+      const p: Pending = { resolve, reject, spec, deadlineAt, attempts };
+      if (link.ready) {
+        this.#write(link, p, route.ticket);
+        return;
+      }
+      link.waiting++;
+      link.whenReady.then(
+        () => {
+          link.waiting--;
+          this.#write(link, p, route.ticket);
+        },
+        () => {
+          link.waiting--;
+          this.#retry(p, ep.addr, route);
+        },
+      );
+    });
+  }
+
+  #write(link: FsLink, p: Pending, ticket: TicketGrant | undefined): void {
+    if (link.conn.closed) {
+      this.#retry(p, link.addr, undefined);
+      return;
+    }
+    // A ticket this connection has not seen (another key, or a renewal) goes first: the FS reads in order.
+    if (ticket !== undefined && !link.shown.has(ticket.body)) this.#showTicket(link, ticket);
+    const id = link.nextId();
+    link.pending.set(id, p);
+    const budget = Math.max(1, p.deadlineAt - Date.now());
+    const s = p.spec;
+    link.conn.sendFrame(REQUEST_FLAGS, 0, id, s.serviceKey, s.poolType, budget, s.body, s.extension);
+  }
+
+  /** Power of two choices on (own in flight + 1) / weight, among FSs not down or draining. */
+  #pick(route: Route, avoid: string | undefined): Endpoint | undefined {
+    const now = Date.now();
+    let a: Endpoint | undefined;
+    let b: Endpoint | undefined;
+    let seen = 0;
+    // Reservoir-sample two usable endpoints in one pass: no array per call.
+    for (const e of route.endpoints) {
+      if (e.addr === avoid || (this.#downUntil.get(e.addr) ?? 0) > now || this.#links.get(e.addr)?.draining === true) continue;
+      seen++;
+      if (seen === 1) a = e;
+      else if (seen === 2) b = e;
+      else {
+        const r = Math.floor(Math.random() * seen);
+        if (r === 0) a = e;
+        else if (r === 1) b = e;
+      }
+    }
+    if (b === undefined || a === undefined) return a;
+    return this.#score(b) < this.#score(a) ? b : a;
+  }
+
+  #score(e: Endpoint): number {
+    const link = this.#links.get(e.addr);
+    return ((link === undefined ? 0 : link.pending.size + link.waiting) + 1) / e.weight;
+  }
+
+  #link(ep: Endpoint, ticket: TicketGrant | undefined): FsLink {
+    let link = this.#links.get(ep.addr);
+    if (link !== undefined) return link;
+    const socket = dial({ host: ep.host, port: ep.port, tls: this.#o.tls }, () => {
+      clearTimeout(timer);
+      if (ticket === undefined) link?.markReady();
+      // With a ticket, the FS speaks first (CHALLENGE); onEvent answers it.
+    });
+    const timer = setTimeout(() => socket.destroy(new Error(`connect to ${ep.addr} timed out`)), this.#o.connectTimeoutMs);
+    let nonce: Buffer | undefined;
+    const conn = new FrameConnection(socket, {
+      heartbeatMs: this.#o.heartbeatMs,
+      maxBodyBytes: this.#o.maxBodyBytes,
+      earlyFlushBytes: 8192,
+      onFrameAt: (buf, off, len) => this.#answer(link as FsLink, buf, off, len),
+      onEvent: (frame) => {
+        const l = link as FsLink;
+        const kind = eventKindOf(frame);
+        if (kind === EventKind.CHALLENGE && isRequest(frame) && ticket !== undefined && nonce === undefined) {
+          // Our proof of the ticket's session key over the FS's nonce and ours.
+          const listener = Buffer.from((tryDecodeBody(frame) as { nonce?: Uint8Array } | undefined)?.nonce ?? []);
+          nonce = newNonce();
+          l.listenerNonce = listener;
+          const proof = ticketProof(ticket.key, 'dialer', listener, nonce);
+          l.shown.add(ticket.body);
+          conn.send(encodeEventRequest(EventKind.TICKET, 1, { body: ticket.body, mac: ticket.mac, nonce, proof }, true));
+          const expected = ticketProof(ticket.key, 'listener', listener, nonce);
+          gate = (reply) => {
+            const r = ticketReplySchema.safeParse(tryDecodeBody(reply));
+            if (statusOf(reply) !== Status.OK || !r.success || !Buffer.from(r.data.proof).equals(expected)) {
+              conn.destroy('auth', new AuthError('SB_ERR_TICKET_INVALID', `the function server at ${ep.addr} did not accept our ticket or could not prove the join secret`));
+              return;
+            }
+            l.markReady();
+          };
+          return;
+        }
+        if (kind === EventKind.TICKET && !isRequest(frame) && gate !== undefined) {
+          const g = gate;
+          gate = undefined;
+          g(frame);
+          return;
+        }
+        // The FS is stopping: choose it no more; what it has in flight still finishes.
+        if (kind === EventKind.DRAIN && isRequest(frame)) l.draining = true;
+      },
+      onClose: (_reason, err) => {
+        clearTimeout(timer);
+        this.#lost(link as FsLink, err);
+      },
+    });
+    let gate: ((reply: Buffer) => void) | undefined;
+    link = new FsLink(ep.addr, conn);
+    this.#links.set(ep.addr, link);
+    return link;
+  }
+
+  #showTicket(link: FsLink, ticket: TicketGrant): void {
+    link.shown.add(ticket.body);
+    // Renewals are proved over a fresh nonce of ours; the FS checks them against its CHALLENGE's.
+    // Without that nonce (a connection admitted without proof) there is nothing to renew.
+    const listener = link.listenerNonce;
+    if (listener === undefined) return;
+    const nonce = newNonce();
+    link.conn.send(encodeEventRequest(EventKind.TICKET, 2, { body: ticket.body, mac: ticket.mac, nonce, proof: ticketProof(ticket.key, 'dialer', listener, nonce) }, true));
+  }
+
+  #answer(link: FsLink, buf: Buffer, off: number, len: number): void {
+    const id = buf.readUInt32BE(off + OFFSET.requestId);
+    const p = link.pending.get(id);
+    if (p === undefined) return;
+    link.pending.delete(id);
+    const status = buf[off + OFFSET.status];
+    let body: unknown;
+    try {
+      body = decodeBodyAt(buf, off, len);
+    } catch (err) {
+      p.reject(err as SwitchboardError);
+      return;
+    }
+    if (status === Status.OK) {
+      this.direct++;
+      p.resolve(body);
+    } else p.reject(errorFromStatus(status, body as { code?: string; message?: string }));
+  }
+
+  /** An FS connection closed: its idempotent calls go to the next candidate now, the others fail. */
+  #lost(link: FsLink, err: Error | undefined): void {
+    if (this.#links.get(link.addr) === link) this.#links.delete(link.addr);
+    if (!this.#closed) this.#downUntil.set(link.addr, Date.now() + DOWN_MS);
+    link.fail(err ?? new ChannelClosedError(`the connection to ${link.addr} closed`));
+    const orphans = [...link.pending.values()];
+    link.pending.clear();
+    for (const p of orphans) this.#retry(p, link.addr, undefined, err);
+  }
+
+  #retry(p: Pending, from: string, route: Route | undefined, err?: Error): void {
+    const now = Date.now();
+    if (this.#closed) {
+      p.reject(new ChannelClosedError('the client was closed before the answer came'));
+      return;
+    }
+    // A call that never reached the FS (its connection did not open) may go elsewhere whatever it is.
+    const neverSent = route !== undefined;
+    if ((neverSent || p.spec.idempotent) && p.attempts < MAX_ATTEMPTS && now < p.deadlineAt) {
+      const r = route ?? this.#routes.get(routeKey(p.spec));
+      if (r !== undefined) {
+        if (!neverSent) this.resent++;
+        this.#send(r, p.spec, p.deadlineAt, p.attempts + 1, from).then(p.resolve, p.reject);
+        return;
+      }
+    }
+    const why = err instanceof AuthError ? err.message : `the connection to function server ${from} closed before it answered; the request may or may not have run`;
+    p.reject(err instanceof AuthError ? err : new ChannelClosedError(why));
+  }
+
+  #sweep(now: number): void {
+    for (const link of this.#links.values()) {
+      for (const [id, p] of link.pending) {
+        if (now < p.deadlineAt + LOCAL_GRACE_MS) continue;
+        link.pending.delete(id);
+        p.reject(new DeadlineExceededError(`function server ${link.addr} did not answer service ${p.spec.serviceKey} before the deadline`));
+      }
+    }
+    for (const [k, route] of this.#routes) {
+      const leaseMs = (route.leaseEnds - route.renewAt) * 2;
+      if (now - route.lastUsed > leaseMs * IDLE_LEASES) {
+        this.#routes.delete(k);
+        continue;
+      }
+      if (now < route.renewAt || route.renewing) continue;
+      // In the background: calls keep using the old answer until the new one comes.
+      route.renewing = true;
+      this.#host.lookup(Math.floor(k / 65536), k % 65536).then(
+        (reply) => this.#adopt(k, reply),
+        () => {
+          route.renewing = false;
+          route.renewAt = Date.now() + SWEEP_MS * 10;
+        },
+      );
+    }
+  }
+}
+
+/** One number for (key, pool type): key × 65536 + pool type, exact below 2^53. */
+function routeKey(s: { serviceKey: number; poolType: number }): number {
+  return s.serviceKey * 65536 + s.poolType;
+}

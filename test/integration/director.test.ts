@@ -1,0 +1,197 @@
+import { describe, expect, it } from 'vitest';
+import {
+  Client,
+  EventKind,
+  Status,
+  decodeBody,
+  encodeBody,
+  encodeEventRequest,
+  encodeEventResponse,
+  encodeRequest,
+  eventKindOf,
+  isEvent,
+  requestIdOf,
+  statusOf,
+  signTicket,
+  ticketProof,
+  newNonce,
+} from '../../src/index.js';
+import { DirectRouter } from '../../src/client/direct.js';
+import { useHarness, waitFor, type RawSocket } from '../fixtures/cluster.js';
+import { handMadeFs } from '../fixtures/hand-made-fs.js';
+import { WHO_AM_I } from '../fixtures/test-plugins.js';
+
+const h = useHarness();
+const SECRET = 'director-join-secret-0123456789';
+const ECHO = 1;
+
+/** An AS and FSs sharing a join secret, LOAD every 100 ms. */
+async function securedCluster(names: string[], asOpts: Parameters<typeof h.cluster>[0] = {}): Promise<void> {
+  await h.cluster(
+    { joinSecret: SECRET, loadRefreshMs: 100, ...asOpts },
+    names.map((name) => ({ name, joinSecret: SECRET, refreshMs: 100 })),
+  );
+}
+
+const relayed = (): number => h.as.dispatcher.relayedAnswers.reduce((a, n) => a + n, 0);
+
+/** Reads frames until one that is not a heartbeat. */
+async function nextNonHeartbeat(raw: RawSocket): Promise<Buffer> {
+  for (;;) {
+    const f = await raw.nextFrame();
+    if (!(isEvent(f) && eventKindOf(f) === EventKind.HEARTBEAT)) return f;
+  }
+}
+
+describe('director mode', () => {
+  it('calls go straight to the FSs: the AS relays none, yet counts the leases and sees the direct traffic in LOAD', async () => {
+    await securedCluster(['fs-a', 'fs-b']);
+    const c = await h.client({ mode: 'direct', secret: undefined });
+    const before = relayed();
+    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => c.call(ECHO, { i }, { idempotent: true })));
+    expect(answers).toEqual(Array.from({ length: 200 }, (_, i) => ({ i })));
+    expect(relayed()).toBe(before);
+    expect(c.direct?.direct).toBe(200);
+    expect(c.direct?.viaAs).toBe(0);
+    // Both FSs took some: the client chose between them by weight and its own in-flight count.
+    const who = new Set(await Promise.all(Array.from({ length: 50 }, () => c.call(WHO_AM_I, {}) as Promise<string>)));
+    expect(who).toEqual(new Set(['fs-a', 'fs-b']));
+    expect(h.as.director.lookups).toBe(2); // one per key, then leases cover the rest
+    await waitFor(() => h.as.listFunctionServers().every((f) => f.direct.requests > 0), 'both FSs to report direct requests in LOAD');
+    for (const f of h.as.listFunctionServers()) expect(f.direct.leases).toBe(1);
+  });
+
+  it('renews the lease in the background before it ends, so calls never wait for LOOKUP again', async () => {
+    await securedCluster(['fs-a'], { directLeaseMs: 400 });
+    const c = await h.client({ mode: 'direct' });
+    await c.call(ECHO, 'first');
+    const lookups = h.as.director.lookups;
+    // Calls for a second and a half: about three leases' worth, each renewed at half its time.
+    const until = Date.now() + 1500;
+    let n = 0;
+    while (Date.now() < until) {
+      expect(await c.call(ECHO, n)).toBe(n);
+      n++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(h.as.director.lookups - lookups).toBeGreaterThanOrEqual(3);
+    expect(relayed()).toBe(0);
+    expect(c.direct?.direct).toBe(n + 1);
+  });
+
+  it('falls back to the AS when the key has no FS it can reach, and answers LOOKUP errors clearly', async () => {
+    await securedCluster(['fs-a']);
+    const c = await h.client({ mode: 'direct' });
+    await expect(c.lookup(424242)).rejects.toMatchObject({ code: 'SB_ERR_SERVICE_NOT_FOUND' });
+    // The same key through call(): LOOKUP fails, so the AS path answers (SERVICE_NOT_FOUND there too).
+    await expect(c.call(424242, {})).rejects.toMatchObject({ code: 'SB_ERR_SERVICE_NOT_FOUND' });
+    expect(c.direct?.viaAs).toBe(1);
+  });
+});
+
+describe('tickets: an FS takes a direct client only with what the AS signed', () => {
+  async function rawToFs(): Promise<{ raw: RawSocket; nonce: Buffer }> {
+    const fs = h.as.listFunctionServers()[0];
+    const raw = await h.raw(fs.port);
+    const challenge = await nextNonHeartbeat(raw);
+    expect(eventKindOf(challenge)).toBe(EventKind.CHALLENGE);
+    return { raw, nonce: Buffer.from((decodeBody(challenge) as { nonce: Uint8Array }).nonce) };
+  }
+
+  it('a ticket from LOOKUP, proved with its session key, admits the client for its key only; other keys are refused per request', async () => {
+    await securedCluster(['fs-a']);
+    const c = await h.client();
+    const { ticket } = await c.lookup(ECHO);
+    expect(ticket).toBeDefined();
+    const t = ticket as NonNullable<typeof ticket>;
+    const { raw, nonce } = await rawToFs();
+    const mine = newNonce();
+    raw.write(encodeEventRequest(EventKind.TICKET, 1, { body: t.body, mac: t.mac, nonce: mine, proof: ticketProof(t.key, 'dialer', nonce, mine) }, true));
+    const answer = await nextNonHeartbeat(raw);
+    expect(statusOf(answer)).toBe(Status.OK);
+    const reply = decodeBody(answer) as { proof: Uint8Array; keys: number[] };
+    // The FS proved it holds the join secret too.
+    expect(Buffer.from(reply.proof).equals(ticketProof(t.key, 'listener', nonce, mine))).toBe(true);
+    expect(reply.keys).toEqual([ECHO]);
+    raw.write(encodeRequest(1, ECHO, 'allowed'));
+    const ok = await nextNonHeartbeat(raw);
+    expect([requestIdOf(ok), statusOf(ok), decodeBody(ok)]).toEqual([1, Status.OK, 'allowed']);
+    raw.write(encodeRequest(2, WHO_AM_I, {}));
+    const refused = await nextNonHeartbeat(raw);
+    expect([requestIdOf(refused), statusOf(refused)]).toEqual([2, Status.UNAUTHORIZED]);
+    expect(decodeBody(refused)).toMatchObject({ code: 'SB_ERR_TICKET_SCOPE' });
+    // The connection goes on.
+    raw.write(encodeRequest(3, ECHO, 'still'));
+    expect(decodeBody(await nextNonHeartbeat(raw))).toBe('still');
+  });
+
+  it.each([
+    ['a forged mac', 'SB_ERR_TICKET_INVALID', (t: Ticket) => ({ ...t, mac: Buffer.alloc(32, 7) })],
+    ['the right ticket without its session key', 'SB_ERR_TICKET_INVALID', (t: Ticket) => ({ ...t, key: Buffer.alloc(32, 1) })],
+    ['a ticket signed with another secret', 'SB_ERR_TICKET_INVALID', () => ({ ...signTicket(Buffer.from('another-secret-0123456789'), { client: 'x', keys: [ECHO], poolType: 0, exp: Date.now() + 60_000 }) })],
+    ['an expired ticket', 'SB_ERR_TICKET_EXPIRED', () => ({ ...signTicket(Buffer.from(SECRET), { client: 'x', keys: [ECHO], poolType: 0, exp: Date.now() - 1 }) })],
+  ])('%s is refused and the connection closed (%s)', async (_what, code, forge) => {
+    await securedCluster(['fs-a']);
+    const c = await h.client();
+    const t = forge((await c.lookup(ECHO)).ticket as Ticket);
+    const { raw, nonce } = await rawToFs();
+    const mine = newNonce();
+    raw.write(encodeEventRequest(EventKind.TICKET, 1, { body: t.body, mac: t.mac, nonce: mine, proof: ticketProof(t.key, 'dialer', nonce, mine) }, true));
+    const refusal = await nextNonHeartbeat(raw);
+    expect([requestIdOf(refusal), statusOf(refusal)]).toEqual([0, Status.UNAUTHORIZED]);
+    expect(decodeBody(refusal)).toMatchObject({ code });
+    await raw.closed;
+  });
+
+  it('a request before any proof is refused and the connection closed: direct mode does not undo the join secret', async () => {
+    await securedCluster(['fs-a']);
+    const { raw } = await rawToFs();
+    raw.write(encodeRequest(1, ECHO, 'sneaky'));
+    const refusal = await nextNonHeartbeat(raw);
+    expect(decodeBody(refusal)).toMatchObject({ code: 'SB_ERR_AUTH_REQUIRED' });
+    await raw.closed;
+  });
+
+  it('the SDK will not send a call to an "FS" that cannot prove the join secret: it goes through the AS instead', async () => {
+    // An impostor on the FS's endpoint: it asks for a ticket, takes it, and answers with a made-up proof.
+    const received: Buffer[] = [];
+    const impostor = await handMadeFs({}, (f, s) => {
+      if (isEvent(f) && eventKindOf(f) === EventKind.TICKET) s.write(encodeEventResponse(EventKind.TICKET, requestIdOf(f), { proof: Buffer.alloc(32, 9), keys: [ECHO], expiresAt: Date.now() + 60_000 }));
+      else if (!isEvent(f)) received.push(Buffer.from(f));
+    }, (s) => s.write(encodeEventRequest(EventKind.CHALLENGE, 0, { v: 1, realm: 'join', nonce: newNonce(), mechanisms: ['hmac-sha256'] }, false)));
+    h.defer(() => impostor.close());
+    const ticket = signTicket(Buffer.from(SECRET), { client: 'c', keys: [ECHO], poolType: 0, exp: Date.now() + 60_000 });
+    const router = new DirectRouter(
+      {
+        lookup: async () => ({ endpoints: [{ id: 'fs-a', host: '127.0.0.1', port: impostor.port, weight: 1000 }], leaseMs: 10_000, ticket }),
+        viaAs: async () => 'answered through the AS',
+      },
+      { heartbeatMs: 0, connectTimeoutMs: 1000 },
+    );
+    h.defer(() => router.close());
+    const spec = { serviceKey: ECHO, poolType: 0, body: encodeBody('secret payload'), extension: undefined, idempotent: false };
+    expect(await router.call(spec, 2000)).toBe('answered through the AS');
+    expect(router.viaAs).toBe(1);
+    expect(received).toEqual([]);
+  });
+});
+
+type Ticket = { body: Uint8Array; mac: Uint8Array; key: Uint8Array; expiresAt: number };
+
+describe('LOOKUP on the wire', () => {
+  it('is refused with BAD_REQUEST when malformed, and answers NOT_ACTIVE-free on a lone AS', async () => {
+    await securedCluster(['fs-a']);
+    const raw = await h.raw();
+    raw.write(encodeEventRequest(EventKind.LOOKUP, 5, { key: 'one' }, true));
+    const bad = await nextNonHeartbeat(raw);
+    expect([requestIdOf(bad), statusOf(bad)]).toEqual([5, Status.BAD_REQUEST]);
+    raw.write(encodeEventRequest(EventKind.LOOKUP, 6, { key: ECHO }, true));
+    const good = await nextNonHeartbeat(raw);
+    expect(statusOf(good)).toBe(Status.OK);
+    const body = decodeBody(good) as { endpoints: { id: string; weight: number }[]; leaseMs: number; ticket: Ticket };
+    expect(body.endpoints.map((e) => e.id)).toEqual(['fs-a']);
+    expect(body.leaseMs).toBe(10_000);
+    expect(body.ticket.expiresAt).toBeGreaterThan(Date.now() + 10_000);
+    expect(Client).toBeDefined();
+  });
+});
