@@ -1,18 +1,22 @@
 #!/usr/bin/env node
 /**
- * Switchboard benchmark (issue 4): one client connection at 1, 16 and 128 requests in flight,
- * ~100-byte msgpack requests, against
- *   1. raw direct        a hand-written client and echo server, same header, no framework (the limit)
- *   2. switchboard direct Client SDK → FunctionServer
- *   3. switchboard via AS Client SDK → ApplicationServer → FunctionServer
- *   4. haproxy (tcp)     raw client → haproxy → raw server, when haproxy is installed
- *   5. moleculer (tcp)   two Moleculer 0.15 brokers, TCP transporter, broker.call
+ * Switchboard benchmark: one client connection at 1, 16 and 128 requests in flight (sb-as-many:
+ * 32 connections × 8, fixed), msgpack request bodies of ~100 bytes (or --bodies), against
+ *   raw, raw-best        hand-written client and echo server, same header, no framework; raw writes
+ *                        each batch at once, raw-best in 8 KiB pieces as the SDK does. The better of
+ *                        the two in each round, in-flight count and body size is "best raw", the
+ *                        reference of every ratio.
+ *   sb-direct, sb-direct-contract, director   Client SDK → FunctionServer
+ *   sb-as, sb-as-many, sb-http, sb-as-tls      ... → ApplicationServer → FunctionServer(s)
+ *   haproxy, nginx       raw client → proxy (one thread / one worker) → raw server, when installed
+ *   moleculer            two Moleculer 0.15 brokers, TCP transporter, broker.call
  * Scenarios alternate within each round; every figure is a median (and range) over rounds.
- * Plus a scheduler micro-benchmark. Prints a table, writes bench/results/latest.json.
+ * Plus a scheduler micro-benchmark. Prints tables, writes bench/results/latest.json.
  *
- *   npm run bench                 about 3 minutes
- *   npm run bench -- --quick      under a minute
+ *   npm run bench                 about 7 minutes
+ *   npm run bench -- --quick      under 2 minutes
  *   options: --rounds N --duration-ms N --warmup-ms N --only raw,sb-as,... --inflight 1,16,128
+ *            --bodies 100,4096,65536 --no-scheduler
  *            --profile-as (V8 CPU profile of the AS; perturbs its figures), --profile <child labels,...>
  *            (e.g. sb-client-as,sb-fs-via-as), --verbose, --log-level warn
  */
@@ -24,8 +28,9 @@ import { Children } from './lib/children.mjs';
 import { topFunctions } from './lib/cpuprofile.mjs';
 import { machineTicks, procSyscalls } from './lib/proc-cpu.mjs';
 import { DIST, RESULTS_DIR, ROOT } from './lib/paths.mjs';
-import { evaluateTargets, formatRows, formatScheduler, formatSyscalls, formatTargets, summarize } from './lib/report.mjs';
-import { SCENARIOS } from './lib/scenarios.mjs';
+import { DEFAULT_BODY_BYTES, encodedBytes } from './lib/payload.mjs';
+import { bestRawWins, bodyLabel, evaluateTargets, formatRows, formatScheduler, formatSyscalls, formatTargets, summarize } from './lib/report.mjs';
+import { RAW_KEYS, SCENARIOS } from './lib/scenarios.mjs';
 import { median } from './lib/stats.mjs';
 
 function parseArgs(argv) {
@@ -52,6 +57,8 @@ function parseArgs(argv) {
   o.firstWarmupMs = o.quick ? 500 : 1500;
   o.inflights = (val('inflight') ?? '1,16,128').split(',').map(Number);
   if (o.inflights.some((n) => !Number.isInteger(n) || n < 1 || n > 4000)) throw new Error('--inflight wants integers from 1 to 4000');
+  o.bodies = (val('bodies') ?? String(DEFAULT_BODY_BYTES)).split(',').map(Number);
+  if (o.bodies.some((n) => !Number.isInteger(n) || n < 1 || n > 1024 * 1024)) throw new Error('--bodies wants sizes in bytes from 1 to 1048576, e.g. 100,4096,65536');
   o.only = val('only')?.split(',');
   o.logLevel = val('log-level') ?? 'warn';
   o.profile = [...(argv.includes('--profile-as') ? ['sb-as'] : []), ...(val('profile')?.split(',') ?? [])];
@@ -65,11 +72,13 @@ function parseArgs(argv) {
 }
 
 const out = (s = '') => process.stdout.write(`${s}\n`);
+const largestOf = (o) => Math.max(...o.inflights);
 
 function gitDescribe() {
   try {
-    const rev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim() ? '+dirty-src' : '';
+    const opts = { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] };
+    const rev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], opts).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], opts).trim() ? '+dirty-src' : '';
     return rev + dirty;
   } catch {
     return undefined;
@@ -81,21 +90,30 @@ function gitDescribe() {
  * each server process's CPU time, every Node process's read/write system calls, and the whole
  * machine's busy time (to tell how much other work shared the cores).
  */
-async function measure(s, inflight, o, warmupMs, durationMs) {
+async function measure(s, inflight, bodyBytes, o, warmupMs, durationMs) {
   const { client, servers } = s.handles;
   const id = client.nextId();
   const bound = warmupMs + durationMs + 15_000;
   const all = [{ role: 'client', child: client }, ...servers];
+  // A role is one process or several counted together (sb-as-many's three FSs).
+  const procs = (x) => x.children ?? [x.child];
+  const sum = (list) => list.reduce((a, b) => a + b, 0);
+  const ioOf = (x) => {
+    const nodes = procs(x).filter((c) => c.ipc);
+    if (nodes.length === 0) return null;
+    const each = nodes.map((c) => procSyscalls(c.pid));
+    return { reads: sum(each.map((e) => e.reads)), writes: sum(each.map((e) => e.writes)) };
+  };
   const sample = () => {
     const machine = machineTicks();
-    const io = all.map((x) => (x.child.ipc ? procSyscalls(x.child.pid) : null));
-    return Promise.all(servers.map((x) => x.child.cpuUs())).then((cpu) => ({ machine, io, cpu }));
+    const io = all.map(ioOf);
+    return Promise.all(servers.map((x) => Promise.all(procs(x).map((c) => c.cpuUs())).then(sum))).then((cpu) => ({ machine, io, cpu }));
   };
   const atStart = client.waitFor('window-start', { id, timeoutMs: bound }).then(sample);
   const atEnd = client.waitFor('window-end', { id, timeoutMs: bound }).then(sample);
   atStart.catch(() => undefined);
   atEnd.catch(() => undefined);
-  const r = await client.request({ type: 'run', inflight, warmupMs, durationMs }, bound, id);
+  const r = await client.request({ type: 'run', inflight, bodyBytes, warmupMs, durationMs }, bound, id);
   const [a, b] = await Promise.all([atStart, atEnd]);
   const per = (x) => (r.count > 0 && Number.isFinite(x) ? x / r.count : null);
   const cpuUsPerReq = { client: per(r.clientCpuUs) };
@@ -159,7 +177,8 @@ async function main() {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
 
   // A run that goes on far past its plan is stuck: stop everything.
-  const planMs = (o.firstWarmupMs + o.rounds * o.inflights.length * (o.warmupMs + o.durationMs + 300)) * SCENARIOS.length + 60_000;
+  const perRound = SCENARIOS.reduce((n, s) => n + (s.fixedInflight ? 1 : o.inflights.length), 0) * o.bodies.length;
+  const planMs = o.firstWarmupMs * SCENARIOS.length + o.rounds * perRound * (o.warmupMs + o.durationMs + 300) + 60_000 * 2;
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench: still running after ${Math.round((2 * planMs) / 1000)} s, far past its plan; stopping\n`);
     void children.stopAll().finally(() => process.exit(1));
@@ -179,7 +198,8 @@ async function main() {
     inflights: o.inflights,
     warmupMs: o.warmupMs,
     durationMs: o.durationMs,
-    requestBody: '~100-byte msgpack map (msgpackr)',
+    bodies: o.bodies,
+    requestBody: o.bodies.map((b) => `${bodyLabel(b)}: msgpack map of ${encodedBytes(b)} bytes (msgpackr)`),
     versions: {},
   };
   const skipped = [];
@@ -187,7 +207,8 @@ async function main() {
   const measurements = [];
   let scheduler;
   try {
-    out(`Switchboard bench (${meta.mode}): ${o.rounds} rounds × in flight ${o.inflights.join('/')} × ${o.durationMs} ms windows after ${o.warmupMs} ms warm-up; node ${process.version}, ${meta.cpus} CPUs, load ${meta.loadavg.map((l) => l.toFixed(2)).join(' ')}`);
+    out(`Switchboard bench (${meta.mode}): ${o.rounds} rounds × in flight ${o.inflights.join('/')} × bodies ${o.bodies.map(bodyLabel).join('/')} × ${o.durationMs} ms windows after ${o.warmupMs} ms warm-up; node ${process.version}, ${meta.cpus} CPUs, load ${meta.loadavg.map((l) => l.toFixed(2)).join(' ')}`);
+    out(`request bodies (msgpack): ${o.bodies.map((b) => `${bodyLabel(b)} → ${encodedBytes(b)} bytes`).join(', ')}`);
     if (o.profile.length) {
       mkdirSync(o.profileDir, { recursive: true });
       for (const label of o.profile) rmSync(join(o.profileDir, `${label}.cpuprofile`), { force: true });
@@ -195,7 +216,7 @@ async function main() {
     }
     for (const s of SCENARIOS) {
       if (o.only && !o.only.includes(s.key)) continue;
-      const avail = s.available ? s.available() : { ok: true };
+      const avail = s.available ? await s.available() : { ok: true };
       if (!avail.ok) {
         skipped.push({ scenario: s.key, reason: avail.reason });
         out(`skip ${s.name}: ${avail.reason}`);
@@ -205,39 +226,47 @@ async function main() {
       try {
         s.handles = await s.start(children, o, avail);
         active.push(s);
-        out(`ready ${s.name.padEnd(20)} ${s.describe}; pids ${[s.handles.client, ...s.handles.servers.map((x) => x.child)].map((c) => `${c.label}=${c.pid}`).join(' ')}`);
+        out(`ready ${s.name.padEnd(22)} ${s.describe}; pids ${[s.handles.client, ...s.handles.servers.flatMap((x) => x.children ?? [x.child])].map((c) => `${c.label}=${c.pid}`).join(' ')}`);
       } catch (err) {
         if (s.key === 'raw') throw err;
+        // What it started before failing is not wanted any more.
+        await children.stop(children.running.filter((c) => !active.some((a) => a.handles.client === c || a.handles.servers.some((x) => (x.children ?? [x.child]).includes(c)))));
         skipped.push({ scenario: s.key, reason: err.message });
         out(`skip ${s.name}: it did not start: ${err.message}`);
       }
     }
-    if (!active.some((s) => s.key === 'raw')) throw new Error('the raw scenario is the reference for every ratio; include it');
+    if (!active.some((s) => RAW_KEYS.includes(s.key))) throw new Error(`a raw scenario (${RAW_KEYS.join(' or ')}) is the reference for every ratio; include one`);
 
     // One untimed run per scenario so that every process's JIT has settled before round 1.
     for (const s of active) {
       if (interrupted) return 'interrupted';
-      await measure(s, 16, o, o.firstWarmupMs, 100).catch(() => undefined);
+      await measure(s, s.fixedInflight ?? 16, o.bodies[0], o, o.firstWarmupMs, 100).catch(() => undefined);
     }
 
+    // A fixed-load scenario (sb-as-many) runs once per round and body size, beside the largest count.
+    const largest = Math.max(...o.inflights);
     for (let round = 1; round <= o.rounds; round++) {
-      for (const [ii, inflight] of o.inflights.entries()) {
-        const shift = (round - 1 + ii) % active.length;
-        const order = [...active.slice(shift), ...active.slice(0, shift)];
-        const line = [];
-        for (const s of order) {
-          if (interrupted) return 'interrupted';
-          let m;
-          try {
-            m = await measure(s, inflight, o, o.warmupMs, o.durationMs);
-          } catch (err) {
-            m = { ok: false, error: err.message, count: 0, rps: 0, cpuUsPerReq: {} };
-            process.stderr.write(`  ${s.name} at ${inflight} in flight failed: ${err.message}\n`);
+      for (const [bi, body] of o.bodies.entries()) {
+        for (const [ii, inflight] of o.inflights.entries()) {
+          const shift = (round - 1 + ii + bi) % active.length;
+          const last = ii === o.inflights.length - 1;
+          const order = [...active.slice(shift), ...active.slice(0, shift)].filter((s) => !s.fixedInflight || last);
+          const line = [];
+          for (const s of order) {
+            if (interrupted) return 'interrupted';
+            const n = s.fixedInflight ?? inflight;
+            let m;
+            try {
+              m = await measure(s, n, body, o, o.warmupMs, o.durationMs);
+            } catch (err) {
+              m = { ok: false, error: err.message, count: 0, rps: 0, cpuUsPerReq: {} };
+              if (!interrupted) process.stderr.write(`  ${s.name} at ${s.inflightLabel ?? n} in flight, body ${bodyLabel(body)} failed: ${err.message}\n`);
+            }
+            measurements.push({ scenario: s.key, round, inflight: n, body, ...(s.fixedInflight ? { refInflight: largest } : {}), ...m });
+            line.push(`${s.key}${s.fixedInflight ? ` (${s.inflightLabel})` : ''} ${m.ok ? Math.round(m.rps).toLocaleString('en-US') : `FAILED${m.firstError ? ` (${m.firstError})` : ''}`}`);
           }
-          measurements.push({ scenario: s.key, round, inflight, ...m });
-          line.push(`${s.key} ${m.ok ? Math.round(m.rps).toLocaleString('en-US') : `FAILED${m.firstError ? ` (${m.firstError})` : ''}`}`);
+          out(`round ${round}/${o.rounds} · ${bodyLabel(body).padStart(6)} · ${String(inflight).padStart(3)} in flight · ${line.join(' · ')}`);
         }
-        out(`round ${round}/${o.rounds} · ${String(inflight).padStart(3)} in flight · ${line.join(' · ')}`);
       }
     }
   } finally {
@@ -259,14 +288,20 @@ async function main() {
     else profiles.push({ label, file, missing: true });
   }
 
-  const rows = summarize(measurements, active, o.inflights);
+  const rows = summarize(measurements, active, o.inflights, o.bodies);
   const ran = new Set(active.map((s) => s.key));
-  const targets = evaluateTargets(rows, measurements, scheduler, ran);
+  // Targets are set for the ~100-byte body: that size when it ran, else the first one.
+  const targetBody = o.bodies.includes(DEFAULT_BODY_BYTES) ? DEFAULT_BODY_BYTES : o.bodies[0];
+  const targets = evaluateTargets(rows, measurements, scheduler, ran, targetBody);
+  const wins = bestRawWins(measurements);
   meta.elapsedS = (Date.now() - started) / 1000;
 
   out('');
-  out(`Results: median over ${o.rounds} rounds (min–max); CPU is µs of CPU time per request for each process; ratio = req/s ÷ raw direct's req/s in the same round`);
+  out(`Results: median over ${o.rounds} rounds (min–max); CPU is µs of CPU time per request for each process;`);
+  const fixed = active.filter((s) => s.fixedInflight).map((s) => `${s.inflightLabel}: against the round's ${largestOf(o)} in flight`);
+  out(`ratio = req/s ÷ the best raw req/s (the higher of raw and raw-best) in the same round, in-flight count and body size${fixed.length ? ` (${fixed.join('; ')})` : ''}`);
   out(formatRows(rows));
+  out(`best raw: ${Object.entries(wins).map(([k, n]) => `${k} in ${n}`).join(', ') || '-'} of ${Object.values(wins).reduce((a, b) => a + b, 0)} (round, in flight, body) cells`);
   for (const s of skipped) out(`(skipped ${s.scenario}: ${s.reason})`);
   const busy = median(rows.map((r) => r.otherCores));
   if (busy !== null && busy > 0.25) out(`note: other work kept ${busy.toFixed(2)} of ${meta.cpus} cores busy during a typical window; figures are less reliable than on a quiet machine`);
@@ -275,7 +310,7 @@ async function main() {
   out('');
   out(formatScheduler(scheduler));
   out('');
-  out(formatTargets(targets));
+  out(formatTargets(targets, targetBody));
   for (const p of profiles) {
     out('');
     if (p.missing) {
@@ -288,7 +323,7 @@ async function main() {
   out('');
   mkdirSync(RESULTS_DIR, { recursive: true });
   const jsonPath = join(RESULTS_DIR, 'latest.json');
-  writeFileSync(jsonPath, `${JSON.stringify({ meta, skipped, summary: rows, targets, scheduler, profiles, measurements }, null, 2)}\n`);
+  writeFileSync(jsonPath, `${JSON.stringify({ meta, skipped, summary: rows, bestRaw: wins, targets, scheduler, profiles, measurements }, null, 2)}\n`);
   out(`wrote ${jsonPath} · ${meta.elapsedS.toFixed(0)} s`);
   clearTimeout(watchdog);
 }

@@ -5,7 +5,7 @@
  */
 import { fork, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { procCpuUs } from './proc-cpu.mjs';
+import { procCpuUs, procDescendants, procTreeCpuUs } from './proc-cpu.mjs';
 import { procScript } from './paths.mjs';
 
 const KEEP_LINES = 40;
@@ -18,6 +18,9 @@ export class Child {
   #nextId = 0;
   #waiters = new Map();
   #exit;
+
+  /** For an external program that forks workers (nginx): count its descendants' CPU too. */
+  cpuTree = false;
 
   constructor(label, proc, ipc, verbose) {
     this.label = label;
@@ -87,7 +90,7 @@ export class Child {
 
   /** Cumulative CPU time (user + system) in µs: asked over IPC, or read from /proc. */
   async cpuUs() {
-    if (!this.ipc) return procCpuUs(this.pid);
+    if (!this.ipc) return this.cpuTree ? procTreeCpuUs(this.pid) : procCpuUs(this.pid);
     const id = ++this.#nextId;
     const answer = this.waitFor('cpu', { id, timeoutMs: 5000 });
     this.proc.send({ type: 'cpu', id });
@@ -104,6 +107,18 @@ export class Child {
     w.resolve(msg);
   }
 
+  /** SIGKILL by PID; for a master that forks workers, its descendants first, so none is orphaned. */
+  kill() {
+    const pids = this.cpuTree ? [...procDescendants(this.pid).reverse(), this.pid] : [this.pid];
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+
   /** Asks it to stop (IPC, then SIGTERM), and SIGKILLs it after `graceMs`. */
   async stop(graceMs = 4000) {
     if (!this.alive) return;
@@ -114,7 +129,7 @@ export class Child {
       /* already gone */
     }
     const t = setTimeout(() => {
-      if (this.alive) process.kill(this.pid, 'SIGKILL');
+      if (this.alive) this.kill();
     }, graceMs);
     await this.#exit;
     clearTimeout(t);
@@ -140,13 +155,7 @@ export class Children {
     // Last resort: whatever is still running when the runner exits is killed by PID.
     process.on('exit', () => {
       for (const c of this.#all) {
-        if (c.alive) {
-          try {
-            process.kill(c.pid, 'SIGKILL');
-          } catch {
-            /* gone */
-          }
-        }
+        if (c.alive) c.kill();
       }
     });
   }
@@ -162,14 +171,23 @@ export class Children {
     const proc = fork(procScript(name), args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv });
     const child = new Child(label, proc, true, this.#verbose);
     this.#all.add(child);
-    child.info = await child.waitFor('ready', { timeoutMs: readyTimeoutMs });
+    // A child that cannot start says why ({ type: 'error' }) before it exits: that is the reason given.
+    const failed = child.waitFor('error', { timeoutMs: readyTimeoutMs + 1000 }).then((m) => {
+      throw new Error(`${label}: ${m.message}`);
+    });
+    failed.catch(() => undefined);
+    child.info = await Promise.race([child.waitFor('ready', { timeoutMs: readyTimeoutMs }), failed]);
     return child;
   }
 
-  /** Spawns an external program (haproxy); its CPU is read from /proc. */
-  spawn(label, command, args, { stdio = ['ignore', 'pipe', 'pipe'] } = {}) {
-    const proc = spawn(command, args, { stdio });
+  /**
+   * Spawns an external program (haproxy, nginx); its CPU is read from /proc (with `cpuTree`, its
+   * own and its descendants', for a master that forks workers).
+   */
+  spawn(label, command, args, { stdio = ['ignore', 'pipe', 'pipe'], env = undefined, cpuTree = false } = {}) {
+    const proc = spawn(command, args, { stdio, env });
     const child = new Child(label, proc, false, this.#verbose);
+    child.cpuTree = cpuTree;
     this.#all.add(child);
     return child;
   }

@@ -112,15 +112,18 @@ export async function timedRun(opts, driver) {
   return meter.result(drained);
 }
 
-/** A closed loop over a promise-returning call: `inflight` workers, each sends its next request when answered. */
+/**
+ * A closed loop over a promise-returning call: `inflight` workers, each sends its next request
+ * when answered. call(seq, worker) is told which worker (0 to inflight - 1) calls.
+ */
 export function promiseDriver(inflight, call) {
   let workers = [];
   let seq = 0;
-  const worker = async (meter) => {
+  const worker = async (meter, w) => {
     while (meter.allow()) {
       const t0 = performance.now();
       try {
-        await call(++seq);
+        await call(++seq, w);
         meter.record(performance.now() - t0);
       } catch (err) {
         meter.error(err);
@@ -129,7 +132,7 @@ export function promiseDriver(inflight, call) {
   };
   return {
     start(meter) {
-      workers = Array.from({ length: inflight }, () => worker(meter));
+      workers = Array.from({ length: inflight }, (_, w) => worker(meter, w));
     },
     stop() {
       return Promise.all(workers).then(() => undefined);

@@ -26,6 +26,47 @@ export function procCpuUs(pid) {
   }
 }
 
+/** Live descendants of a process (children, grandchildren, ...), from each process's ppid in /proc/<pid>/stat. */
+export function procDescendants(pid) {
+  const parentOf = new Map();
+  let entries;
+  try {
+    entries = readdirSync('/proc').filter((n) => /^\d+$/.test(n));
+  } catch {
+    return [];
+  }
+  for (const n of entries) {
+    try {
+      const stat = readFileSync(`/proc/${n}/stat`, 'utf8');
+      parentOf.set(Number(n), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  const found = [];
+  const wanted = new Set([pid]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [p, parent] of parentOf) {
+      if (wanted.has(parent) && !wanted.has(p)) {
+        wanted.add(p);
+        found.push(p);
+        grew = true;
+      }
+    }
+  }
+  return found;
+}
+
+/** CPU time of a process and its live descendants (an nginx master and its workers), in µs. */
+export function procTreeCpuUs(pid) {
+  return [pid, ...procDescendants(pid)].reduce((n, p) => {
+    const us = procCpuUs(p);
+    return Number.isFinite(us) ? n + us : n;
+  }, 0);
+}
+
 /** Read and write system calls made so far by a process (all its threads), from /proc/<pid>/io. */
 export function procSyscalls(pid) {
   try {

@@ -47,11 +47,27 @@ export class FrameReader {
 /**
  * Frames are appended to a slab; take() hands out the bytes written since the last take() as a
  * view, and never writes over them again, so the socket may keep the view as long as it likes.
+ *
+ * With `pieceBytes` (scenario raw-best), the writer also sends by itself while a batch is being
+ * made: once the first `pieceBytes` of a batch are queued they go to `write` at once, later pieces
+ * at `PIECE_GROWTH` times that, and endBatch() sends the rest. The peer starts on the first piece
+ * while this side makes the others, so the two processes work at the same time on two cores: the
+ * way the Switchboard SDK and FS write long batches. Without it, the caller takes whole batches.
  */
+export const PIECE_GROWTH = 8;
+
 export class FrameWriter {
   #slab = Buffer.allocUnsafe(SLAB);
   #start = 0;
   #pos = 0;
+  #write;
+  #pieceBytes;
+  #pieces = 0;
+
+  constructor({ write = undefined, pieceBytes = 0 } = {}) {
+    this.#write = write;
+    this.#pieceBytes = write ? pieceBytes : 0;
+  }
 
   get pending() {
     return this.#pos - this.#start;
@@ -74,6 +90,16 @@ export class FrameWriter {
     b.writeUInt32BE(body.length, o + 20);
     body.copy(b, o + HEADER);
     this.#pos = o + need;
+    if (this.#pieceBytes > 0 && this.#pos - this.#start >= (this.#pieces === 0 ? this.#pieceBytes : this.#pieceBytes * PIECE_GROWTH)) {
+      this.#pieces++;
+      this.#write(this.take());
+    }
+  }
+
+  /** The batch is made (the 'data' event is handled): send what is left, count pieces afresh. */
+  endBatch() {
+    this.#pieces = 0;
+    if (this.pending > 0) this.#write(this.take());
   }
 
   take() {

@@ -1,99 +1,190 @@
-/** Turns the measurements into per-scenario summaries, the issue's targets, and the printed table. */
+/** Turns the measurements into per-scenario summaries, the issue's targets, and the printed tables. */
+import { RAW_KEYS } from './scenarios.mjs';
 import { median, summary } from './stats.mjs';
 
 export const TARGETS = {
   ratioToRaw: { 1: 0.55, 16: 0.72, 128: 1.0 },
   overMoleculer: { 16: 2, 128: 2 },
   asCpuUs: { 16: 4, 128: 1.5 },
+  /** via AS's ratio to best raw ÷ haproxy's ratio to best raw, same round. */
+  overHaproxy: { 16: 1.0, 128: 1.0 },
+  /** AS CPU per request ÷ haproxy's CPU per request, same round. */
+  asCpuOverHaproxy: { 16: 1.5, 128: 1.5 },
+  directorOverDirect: { 1: 0.95, 16: 0.95, 128: 0.95 },
   schedulerGrowth: 2,
 };
 
-/** One row per scenario and in-flight count: medians and ranges over rounds, ratios to raw in the same round. */
-export function summarize(measurements, scenarios, inflights) {
-  const at = (key, inflight, round) => measurements.find((m) => m.scenario === key && m.inflight === inflight && m.round === round && m.ok);
+/**
+ * The best raw req/s of one round, in-flight count and body size: the max over the raw scenarios
+ * (raw, raw-best) that ran and succeeded there. Every ratio to raw is taken against it.
+ */
+export function bestRaw(measurements, round, inflight, body) {
+  let best = null;
+  for (const m of measurements) {
+    if (!RAW_KEYS.includes(m.scenario) || !m.ok || m.round !== round || m.inflight !== inflight || m.body !== body || !(m.rps > 0)) continue;
+    if (!best || m.rps > best.rps) best = m;
+  }
+  return best;
+}
+
+/** The in-flight count a measurement is compared at: its own, or the round's largest for fixed-load scenarios. */
+const refInflight = (m) => m.refInflight ?? m.inflight;
+
+/** One row per body size, scenario and in-flight count: medians and ranges over rounds, ratios to the best raw of the same round. */
+export function summarize(measurements, scenarios, inflights, bodies) {
   const rows = [];
-  for (const s of scenarios) {
-    for (const inflight of inflights) {
-      const ms = measurements.filter((m) => m.scenario === s.key && m.inflight === inflight);
-      const ok = ms.filter((m) => m.ok);
-      const roles = [...new Set(ok.flatMap((m) => Object.keys(m.cpuUsPerReq)))];
-      const cpu = {};
-      for (const r of roles) cpu[r] = median(ok.map((m) => m.cpuUsPerReq[r]));
-      const ratios = ok.map((m) => {
-        const raw = at('raw', inflight, m.round);
-        return raw && raw.rps > 0 ? m.rps / raw.rps : null;
-      });
-      rows.push({
-        scenario: s.key,
-        name: s.name,
-        inflight,
-        rounds: ok.length,
-        failed: ms.length - ok.length,
-        rps: summary(ok.map((m) => m.rps)),
-        p50Us: median(ok.map((m) => m.p50)),
-        p99Us: median(ok.map((m) => m.p99)),
-        p999Us: median(ok.map((m) => m.p999)),
-        cpuUsPerReq: cpu,
-        cpuUsPerReqTotal: median(ok.map((m) => Object.values(m.cpuUsPerReq).reduce((a, b) => a + b, 0))),
-        syscallsPerReq: Object.fromEntries(
-          roles
-            .filter((r) => ok.some((m) => m.syscallsPerReq?.[r]))
-            .map((r) => [r, { writes: median(ok.map((m) => m.syscallsPerReq?.[r]?.writes)), reads: median(ok.map((m) => m.syscallsPerReq?.[r]?.reads)) }]),
-        ),
-        otherCores: median(ok.map((m) => m.otherCores)),
-        ratioToRaw: summary(ratios),
-        errors: ms.reduce((n, m) => n + (m.errors ?? 0), 0),
-      });
+  for (const body of bodies) {
+    for (const s of scenarios) {
+      for (const inflight of s.fixedInflight ? [s.fixedInflight] : inflights) {
+        const ms = measurements.filter((m) => m.scenario === s.key && m.inflight === inflight && m.body === body);
+        const ok = ms.filter((m) => m.ok);
+        const roles = [...new Set(ok.flatMap((m) => Object.keys(m.cpuUsPerReq)))];
+        const cpu = {};
+        for (const r of roles) cpu[r] = median(ok.map((m) => m.cpuUsPerReq[r]));
+        const ratios = ok.map((m) => {
+          const best = bestRaw(measurements, m.round, refInflight(m), body);
+          return best ? m.rps / best.rps : null;
+        });
+        rows.push({
+          scenario: s.key,
+          name: s.name,
+          body,
+          inflight,
+          inflightLabel: s.inflightLabel ?? String(inflight),
+          ratioAt: s.fixedInflight ? Math.max(...inflights) : inflight,
+          rounds: ok.length,
+          failed: ms.length - ok.length,
+          rps: summary(ok.map((m) => m.rps)),
+          p50Us: median(ok.map((m) => m.p50)),
+          p99Us: median(ok.map((m) => m.p99)),
+          p999Us: median(ok.map((m) => m.p999)),
+          cpuUsPerReq: cpu,
+          cpuUsPerReqTotal: median(ok.map((m) => Object.values(m.cpuUsPerReq).reduce((a, b) => a + b, 0))),
+          syscallsPerReq: Object.fromEntries(
+            roles
+              .filter((r) => ok.some((m) => m.syscallsPerReq?.[r]))
+              .map((r) => [r, { writes: median(ok.map((m) => m.syscallsPerReq?.[r]?.writes)), reads: median(ok.map((m) => m.syscallsPerReq?.[r]?.reads)) }]),
+          ),
+          otherCores: median(ok.map((m) => m.otherCores)),
+          ratioToRaw: summary(ratios),
+          errors: ms.reduce((n, m) => n + (m.errors ?? 0), 0),
+        });
+      }
     }
   }
   return rows;
 }
 
-/** Per-round ratio of one scenario's req/s to another's at the same in-flight count. */
-function pairedRatio(measurements, a, b, inflight) {
+/** Which raw scenario was the best, counted over every round, in-flight count and body size. */
+export function bestRawWins(measurements) {
+  const wins = {};
+  const seen = new Set();
+  for (const m of measurements) {
+    if (!RAW_KEYS.includes(m.scenario)) continue;
+    const k = `${m.round}/${m.inflight}/${m.body}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    const best = bestRaw(measurements, m.round, m.inflight, m.body);
+    if (best) wins[best.scenario] = (wins[best.scenario] ?? 0) + 1;
+  }
+  return wins;
+}
+
+/**
+ * Per-round ratio f(a) / f(b) of two scenarios' measurements in the same round and body size;
+ * `a` at inflightA, `b` at inflightB (the same unless a fixed-load scenario is compared).
+ */
+function paired(measurements, { a, b, inflightA, inflightB = inflightA, body, f = (m) => m.rps }) {
   const out = [];
   for (const m of measurements) {
-    if (m.scenario !== a || m.inflight !== inflight || !m.ok) continue;
-    const o = measurements.find((x) => x.scenario === b && x.inflight === inflight && x.round === m.round && x.ok);
-    if (o && o.rps > 0) out.push(m.rps / o.rps);
+    if (m.scenario !== a || m.inflight !== inflightA || m.body !== body || !m.ok) continue;
+    const o = measurements.find((x) => x.scenario === b && x.inflight === inflightB && x.body === body && x.round === m.round && x.ok);
+    const den = o ? f(o) : null;
+    const num = f(m);
+    if (Number.isFinite(num) && Number.isFinite(den) && den > 0) out.push(num / den);
   }
   return summary(out);
 }
 
-export function evaluateTargets(rows, measurements, scheduler, ran) {
-  const row = (key, inflight) => rows.find((r) => r.scenario === key && r.inflight === inflight);
+export function evaluateTargets(rows, measurements, scheduler, ran, body) {
+  const row = (key, inflight) => rows.find((r) => r.scenario === key && r.inflight === inflight && r.body === body);
   const targets = [];
   const add = (name, goal, measured, pass, note) => targets.push({ name, goal, measured, pass, note });
   const notRun = ran.has('sb-as') ? undefined : 'via AS not run';
+  const ratioOf = (key, inflight) => row(key, inflight)?.ratioToRaw?.median;
+  const ratios = (inflight, keys) =>
+    keys
+      .filter((k) => ratioOf(k, inflight) !== undefined)
+      .map((k) => `${k} ${ratioOf(k, inflight).toFixed(2)}`)
+      .join(', ');
   for (const [inflight, goal] of Object.entries(TARGETS.ratioToRaw)) {
-    const r = row('sb-as', Number(inflight));
-    const v = r?.ratioToRaw;
-    const hap = row('haproxy', Number(inflight))?.ratioToRaw;
-    add(`via AS / raw req/s at ${inflight} in flight`, `≥ ${goal.toFixed(2)}`, v, v ? v.median >= goal : null, hap ? `haproxy here: ${hap.median.toFixed(2)}` : notRun);
+    const v = row('sb-as', Number(inflight))?.ratioToRaw;
+    const here = ratios(Number(inflight), ['haproxy', 'nginx']);
+    add(`via AS / best raw req/s at ${inflight} in flight`, `≥ ${goal.toFixed(2)}`, v, v ? v.median >= goal : null, notRun ?? (here ? `here: ${here}` : undefined));
+  }
+  for (const [inflight, goal] of Object.entries(TARGETS.overHaproxy)) {
+    const n = Number(inflight);
+    // (via AS / best raw) ÷ (haproxy / best raw) in the same round: the best raw cancels out.
+    const v = ran.has('haproxy') && ran.has('sb-as') ? paired(measurements, { a: 'sb-as', b: 'haproxy', inflightA: n, body }) : null;
+    const note = !ran.has('haproxy') ? 'haproxy not run' : (notRun ?? `ratios to best raw: ${ratios(n, ['sb-as', 'haproxy']) || '-'}`);
+    add(`via AS ratio / haproxy ratio at ${inflight} in flight`, `≥ ${goal.toFixed(2)}`, v, v ? v.median >= goal : null, note);
   }
   for (const [inflight, goal] of Object.entries(TARGETS.overMoleculer)) {
-    const v = ran.has('moleculer') && ran.has('sb-as') ? pairedRatio(measurements, 'sb-as', 'moleculer', Number(inflight)) : null;
+    const v = ran.has('moleculer') && ran.has('sb-as') ? paired(measurements, { a: 'sb-as', b: 'moleculer', inflightA: Number(inflight), body }) : null;
     add(`via AS / moleculer req/s at ${inflight} in flight`, `≥ ${goal.toFixed(1)}×`, v, v ? v.median >= goal : null, ran.has('moleculer') ? notRun : 'moleculer not run');
   }
   for (const [inflight, goal] of Object.entries(TARGETS.asCpuUs)) {
-    const r = row('sb-as', Number(inflight));
-    const ok = r?.rounds ? measurements.filter((m) => m.scenario === 'sb-as' && m.inflight === Number(inflight) && m.ok) : [];
+    const ok = measurements.filter((m) => m.scenario === 'sb-as' && m.inflight === Number(inflight) && m.body === body && m.ok);
     const v = ok.length ? summary(ok.map((m) => m.cpuUsPerReq.AS)) : null;
     add(`AS CPU per request at ${inflight} in flight`, `≤ ${goal} µs`, v, v ? v.median <= goal : null, notRun);
   }
+  for (const [inflight, goal] of Object.entries(TARGETS.asCpuOverHaproxy)) {
+    const n = Number(inflight);
+    const cpuOf = (m) => (m.scenario === 'sb-as' ? m.cpuUsPerReq.AS : m.cpuUsPerReq.proxy);
+    const v = ran.has('haproxy') && ran.has('sb-as') ? paired(measurements, { a: 'sb-as', b: 'haproxy', inflightA: n, body, f: cpuOf }) : null;
+    const as = row('sb-as', n)?.cpuUsPerReq?.AS;
+    const hap = row('haproxy', n)?.cpuUsPerReq?.proxy;
+    const note = !ran.has('haproxy') ? 'haproxy not run' : (notRun ?? `µs per request: AS ${cpuFix(as)}, haproxy ${cpuFix(hap)}`);
+    add(`AS CPU / haproxy CPU per request at ${inflight}`, `≤ ${goal.toFixed(2)}`, v, v ? v.median <= goal : null, note);
+  }
+  if (ran.has('director')) {
+    for (const [inflight, goal] of Object.entries(TARGETS.directorOverDirect)) {
+      const v = ran.has('sb-direct') ? paired(measurements, { a: 'director', b: 'sb-direct', inflightA: Number(inflight), body }) : null;
+      add(`director / switchboard direct req/s at ${inflight}`, `≥ ${goal.toFixed(2)}`, v, v ? v.median >= goal : null, ran.has('sb-direct') ? 'SDK in direct mode against the SDK on an FS port' : 'sb-direct not run');
+    }
+  }
+  if (ran.has('raw') && ran.has('raw-best')) {
+    for (const inflight of Object.keys(TARGETS.ratioToRaw)) {
+      const v = paired(measurements, { a: 'raw-best', b: 'raw', inflightA: Number(inflight), body });
+      add(`raw best-effort / raw req/s at ${inflight}`, 'measured', v, null, 'batches in 8 KiB pieces against one write per batch');
+    }
+  }
+  if (ran.has('nginx') && ran.has('haproxy')) {
+    for (const inflight of Object.keys(TARGETS.overHaproxy)) {
+      const v = paired(measurements, { a: 'nginx', b: 'haproxy', inflightA: Number(inflight), body });
+      add(`nginx stream / haproxy tcp req/s at ${inflight}`, 'measured', v, null, 'the two proxies, one worker each');
+    }
+  }
+  if (ran.has('sb-as-many') && ran.has('sb-as')) {
+    const many = measurements.find((m) => m.scenario === 'sb-as-many');
+    if (many) {
+      const v = paired(measurements, { a: 'sb-as-many', b: 'sb-as', inflightA: many.inflight, inflightB: many.refInflight, body });
+      add(`32 clients × 8 / one client at ${many.refInflight}, via AS`, 'measured', v, null, '32 connections and 3 FSs against one connection and one FS');
+    }
+  }
   if (ran.has('sb-direct-contract') && ran.has('sb-direct')) {
-    const v = pairedRatio(measurements, 'sb-direct-contract', 'sb-direct', 16);
+    const v = paired(measurements, { a: 'sb-direct-contract', b: 'sb-direct', inflightA: 16, body });
     add('contract (zod check) / plain key req/s at 16', '≥ 0.90', v, v ? v.median >= 0.9 : null, 'validation costs at most 10%');
   }
   if (ran.has('sb-as-tls') && ran.has('sb-as')) {
     for (const inflight of Object.keys(TARGETS.ratioToRaw)) {
-      const v = pairedRatio(measurements, 'sb-as-tls', 'sb-as', Number(inflight));
+      const v = paired(measurements, { a: 'sb-as-tls', b: 'sb-as', inflightA: Number(inflight), body });
       add(`TLS + secret / plain via AS req/s at ${inflight}`, 'measured', v, null, 'the cost of TLS on every hop');
     }
   }
   if (ran.has('sb-http') && ran.has('sb-as')) {
     for (const inflight of Object.keys(TARGETS.ratioToRaw)) {
-      const v = pairedRatio(measurements, 'sb-http', 'sb-as', Number(inflight));
+      const v = paired(measurements, { a: 'sb-http', b: 'sb-as', inflightA: Number(inflight), body });
       add(`HTTP ingress / binary client port req/s at ${inflight}`, 'measured', v, null, 'JSON over HTTP/1.1 against the binary protocol, both via AS');
     }
   }
@@ -108,6 +199,9 @@ const int = (n) => (n === null || n === undefined ? '-' : Math.round(n).toLocale
 const fix = (n, d = 2) => (n === null || n === undefined ? '-' : n.toFixed(d));
 const cpuFix = (n) => (n === null || n === undefined ? '-' : n < 10 ? n.toFixed(2) : n.toFixed(1));
 
+/** A body size for people: 100, 4 KiB, 64 KiB. */
+export const bodyLabel = (b) => (b >= 1024 && b % 1024 === 0 ? `${b / 1024} KiB` : `${b} B`);
+
 /** A plain-text table; columns listed in `left` are left-aligned, the others right-aligned. */
 function table(header, lines, left = [0]) {
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
@@ -116,15 +210,17 @@ function table(header, lines, left = [0]) {
 }
 
 export function formatRows(rows) {
-  const header = ['scenario', 'in flight', 'req/s median', '(min–max)', 'p50 µs', 'p99 µs', 'CPU µs/req by process', 'ratio to raw (min–max)', 'other load'];
+  const header = ['scenario', 'body', 'in flight', 'req/s median', '(min–max)', 'p50 µs', 'p99 µs', 'CPU µs/req by process', 'ratio to best raw (min–max)', 'other load'];
   const lines = rows.map((r) => {
     const cpu = Object.entries(r.cpuUsPerReq)
       .map(([role, v]) => `${role} ${cpuFix(v)}`)
       .join(' · ');
-    const ratio = r.ratioToRaw ? `${fix(r.ratioToRaw.median)} (${fix(r.ratioToRaw.min)}–${fix(r.ratioToRaw.max)})` : '-';
+    const against = r.ratioAt !== r.inflight ? ` vs ${r.ratioAt}` : '';
+    const ratio = r.ratioToRaw ? `${fix(r.ratioToRaw.median)} (${fix(r.ratioToRaw.min)}–${fix(r.ratioToRaw.max)})${against}` : '-';
     return [
       r.name + (r.errors ? ` [${r.errors} errors]` : '') + (r.failed ? ` [${r.failed} failed]` : ''),
-      String(r.inflight),
+      bodyLabel(r.body),
+      r.inflightLabel,
       int(r.rps?.median),
       r.rps ? `(${int(r.rps.min)}–${int(r.rps.max)})` : '',
       int(r.p50Us),
@@ -134,10 +230,10 @@ export function formatRows(rows) {
       r.otherCores === null ? '-' : `${r.otherCores.toFixed(2)} cores`,
     ];
   });
-  return table(header, lines, [0, 6, 7]);
+  return table(header, lines, [0, 7, 8]);
 }
 
-export function formatTargets(targets) {
+export function formatTargets(targets, body) {
   const lines = targets.map((t) => {
     const m = t.measured;
     const d = t.name.includes('CPU') ? 2 : 3;
@@ -145,7 +241,7 @@ export function formatTargets(targets) {
     const verdict = t.goal === 'measured' ? 'info' : t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'FAIL';
     return [t.name, t.goal, measured, verdict, t.note ?? ''];
   });
-  const header = ['target (scenario 3: switchboard via AS)', 'goal', 'measured median (min–max)', 'result', 'note'];
+  const header = [`target (body ${bodyLabel(body)}; ratios per round, to the best raw)`, 'goal', 'measured median (min–max)', 'result', 'note'];
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const fmt = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
   return [fmt(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(fmt)].join('\n');
@@ -165,15 +261,16 @@ export function formatScheduler(s) {
 
 /** System calls per request for each Node process: how well each batches its socket reads and writes. */
 export function formatSyscalls(rows) {
-  const header = ['syscalls per request (writes / reads)', 'in flight', 'by process'];
+  const header = ['syscalls per request (writes / reads)', 'body', 'in flight', 'by process'];
   const lines = rows
     .filter((r) => Object.keys(r.syscallsPerReq ?? {}).length > 0)
     .map((r) => [
       r.name,
-      String(r.inflight),
+      bodyLabel(r.body),
+      r.inflightLabel,
       Object.entries(r.syscallsPerReq)
         .map(([role, v]) => `${role} ${fix(v.writes)} / ${fix(v.reads)}`)
         .join(' · '),
     ]);
-  return table(header, lines, [0, 2]);
+  return table(header, lines, [0, 3]);
 }

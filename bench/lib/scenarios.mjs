@@ -1,24 +1,74 @@
 /**
- * The scenarios. Each start() launches its processes (server side first, then one client
- * process with one connection) and returns the client and the processes whose CPU is counted.
+ * The scenarios. Each start() launches its processes (server side first, then one client process)
+ * and returns the client and the processes whose CPU is counted: `servers` entries are
+ * { role, child } or, for several processes counted as one role, { role, children }.
+ *
+ * Optional fields: available() (sync or async) says whether it can run here, { ok, reason };
+ * fixedInflight and inflightLabel for a scenario whose load does not follow the round's in-flight
+ * count (it then runs once per round and body size, with the round's largest count).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { makeTestCerts } from '../../scripts/lib/certs.mjs';
 import { findHaproxy, startHaproxy } from './haproxy.mjs';
-import { RESULTS_DIR } from './paths.mjs';
+import { findNginx, startNginx } from './nginx.mjs';
+import { DIST } from './paths.mjs';
 
 const require = createRequire(import.meta.url);
+
+/** The SDK's piece size: the first 8 KiB of a batch leave at once (src/client, src/function-server). */
+const SDK_PIECE_BYTES = 8192;
+export const MANY = { connections: 32, per: 8 };
+
+/** An AS with `fsCount` FSs registered over its control port; resolves once all are available. */
+async function asWithFs(children, o, tag, { fsCount = 1, asArgs = [], fsArgs = [] } = {}) {
+  const as = await children.fork(`sb-as${tag}`, 'sb-application-server', ['--log-level', o.logLevel, '--expect-fs', String(fsCount), ...asArgs]);
+  const available = as.waitFor('fs-available', { timeoutMs: 20_000 });
+  const fss = [];
+  for (let i = 1; i <= fsCount; i++) {
+    const suffix = fsCount > 1 ? `-${i}` : '';
+    fss.push(await children.fork(`sb-fs-via-as${tag}${suffix}`, 'sb-function-server', ['--name', `bench-fs-via-as${tag}${suffix}`, '--as', String(as.info.controlPort), '--log-level', o.logLevel, ...fsArgs]));
+  }
+  await available;
+  return { as, fss };
+}
+
+/** Whether the built client knows director mode: dist/ must mention mode 'direct' at all. */
+function distHasDirectMode() {
+  const dir = fileURLToPath(DIST);
+  const files = [];
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(d, e.name));
+      else if (e.name.endsWith('.js')) files.push(join(d, e.name));
+    }
+  };
+  walk(dir);
+  return files.some((f) => /['"]direct['"]/.test(readFileSync(f, 'utf8')));
+}
 
 export const SCENARIOS = [
   {
     key: 'raw',
     name: 'raw direct',
-    describe: 'hand-written client → hand-written echo server (same header, msgpack)',
+    describe: 'hand-written client → hand-written echo server (same header, msgpack), one write per batch',
     async start(children) {
       const server = await children.fork('raw-server', 'raw-server');
       const client = await children.fork('raw-client', 'raw-client', ['--port', String(server.info.port)]);
+      return { client, servers: [{ role: 'server', child: server }] };
+    },
+  },
+  {
+    key: 'raw-best',
+    name: 'raw best-effort',
+    describe: `as raw direct, but batches leave in pieces (first ${SDK_PIECE_BYTES / 1024} KiB at once, then ${(8 * SDK_PIECE_BYTES) / 1024} KiB), as the SDK writes`,
+    async start(children) {
+      const pieces = ['--pieces', String(SDK_PIECE_BYTES)];
+      const server = await children.fork('raw-best-server', 'raw-server', pieces);
+      const client = await children.fork('raw-best-client', 'raw-client', ['--port', String(server.info.port), ...pieces]);
       return { client, servers: [{ role: 'server', child: server }] };
     },
   },
@@ -47,25 +97,55 @@ export const SCENARIOS = [
     name: 'switchboard via AS',
     describe: 'Client SDK → ApplicationServer → FunctionServer (three processes)',
     async start(children, o) {
-      const as = await children.fork('sb-as', 'sb-application-server', ['--log-level', o.logLevel]);
-      const available = as.waitFor('fs-available', { timeoutMs: 20_000 });
-      const fs = await children.fork('sb-fs-via-as', 'sb-function-server', ['--name', 'bench-fs-via-as', '--as', String(as.info.controlPort), '--log-level', o.logLevel]);
-      await available;
+      const { as, fss } = await asWithFs(children, o, '');
       const client = await children.fork('sb-client-as', 'sb-client', ['--port', String(as.info.port)]);
-      return { client, servers: [{ role: 'AS', child: as }, { role: 'FS', child: fs }] };
+      return { client, servers: [{ role: 'AS', child: as }, { role: 'FS', child: fss[0] }] };
+    },
+  },
+  {
+    key: 'sb-as-many',
+    name: 'via AS, 32 clients',
+    describe: `${MANY.connections} Client connections × ${MANY.per} in flight (fixed) → ApplicationServer → 3 FunctionServers`,
+    fixedInflight: MANY.connections * MANY.per,
+    inflightLabel: `${MANY.connections}×${MANY.per}`,
+    async start(children, o) {
+      const { as, fss } = await asWithFs(children, o, '-many', { fsCount: 3 });
+      const client = await children.fork('sb-client-many', 'sb-client-many', ['--port', String(as.info.port), '--connections', String(MANY.connections), '--per', String(MANY.per)]);
+      return { client, servers: [{ role: 'AS', child: as }, { role: 'FS×3', children: fss }] };
+    },
+  },
+  {
+    key: 'director',
+    name: 'director (SDK direct)',
+    describe: "Client.connect({ endpoints: [AS client port], mode: 'direct' }) → FunctionServer, the AS only naming it",
+    available() {
+      try {
+        if (!distHasDirectMode()) return { ok: false, reason: "dist/ has no director mode yet (nothing in it mentions mode 'direct'); rebuild (npm run build) once it lands in src/client" };
+      } catch (err) {
+        return { ok: false, reason: `cannot read dist/: ${err.message}` };
+      }
+      return { ok: true };
+    },
+    async start(children, o) {
+      const { as, fss } = await asWithFs(children, o, '-director');
+      const client = await children.fork('sb-client-director', 'sb-client', ['--port', String(as.info.port), '--mode', 'direct']);
+      // Director mode means the calls skip the AS: an SDK that ignores `mode` would measure sb-as again.
+      const PROBE = 200;
+      const before = (await as.request({ type: 'served' }, 5000)).served;
+      await client.request({ type: 'probe', n: PROBE }, 20_000);
+      const through = (await as.request({ type: 'served' }, 5000)).served - before;
+      if (through >= PROBE / 2) throw new Error(`Client.connect accepted mode 'direct', but ${through} of ${PROBE} calls went through the AS: no director mode in this build`);
+      return { client, servers: [{ role: 'AS', child: as }, { role: 'FS', child: fss[0] }] };
     },
   },
   {
     key: 'sb-http',
     name: 'via AS, HTTP ingress',
-    describe: 'HTTP/1.1 keep-alive client, JSON body → the AS HTTP ingress → FunctionServer (msgpack)',
+    describe: 'autocannon, HTTP/1.1 keep-alive, JSON body → the AS HTTP ingress → FunctionServer (msgpack)',
     async start(children, o) {
-      const as = await children.fork('sb-as-http', 'sb-application-server', ['--log-level', o.logLevel, '--http']);
-      const available = as.waitFor('fs-available', { timeoutMs: 20_000 });
-      const fs = await children.fork('sb-fs-via-as-http', 'sb-function-server', ['--name', 'bench-fs-via-as-http', '--as', String(as.info.controlPort), '--log-level', o.logLevel]);
-      await available;
+      const { as, fss } = await asWithFs(children, o, '-http', { asArgs: ['--http'] });
       const client = await children.fork('http-client', 'http-client', ['--port', String(as.info.httpPort)]);
-      return { client, servers: [{ role: 'AS', child: as }, { role: 'FS', child: fs }] };
+      return { client, servers: [{ role: 'AS', child: as }, { role: 'FS', child: fss[0] }] };
     },
   },
   {
@@ -74,8 +154,9 @@ export const SCENARIOS = [
     describe: 'as via AS, with TLS on every hop (mutual TLS AS↔FS) and a join secret',
     available() {
       try {
-        const dir = join(RESULTS_DIR, 'tls');
-        mkdirSync(dir, { recursive: true });
+        // A fresh directory per run, removed at exit: bench/results/tls/ holds files git tracks.
+        const dir = mkdtempSync(join(tmpdir(), 'sb-bench-tls-'));
+        process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
         makeTestCerts(dir);
         writeFileSync(join(dir, 'join.secret'), 'bench-join-secret-0123456789\n', { mode: 0o600 });
         return { ok: true, dir };
@@ -85,12 +166,9 @@ export const SCENARIOS = [
     },
     async start(children, o, avail) {
       const tls = ['--tls-dir', avail.dir];
-      const as = await children.fork('sb-as-tls', 'sb-application-server', ['--log-level', o.logLevel, ...tls]);
-      const available = as.waitFor('fs-available', { timeoutMs: 20_000 });
-      const fs = await children.fork('sb-fs-via-as-tls', 'sb-function-server', ['--name', 'bench-fs-via-as-tls', '--as', String(as.info.controlPort), '--log-level', o.logLevel, ...tls]);
-      await available;
+      const { as, fss } = await asWithFs(children, o, '-tls', { asArgs: tls, fsArgs: tls });
       const client = await children.fork('sb-client-as-tls', 'sb-client', ['--port', String(as.info.port), ...tls]);
-      return { client, servers: [{ role: 'AS', child: as }, { role: 'FS', child: fs }] };
+      return { client, servers: [{ role: 'AS', child: as }, { role: 'FS', child: fss[0] }] };
     },
   },
   {
@@ -99,12 +177,26 @@ export const SCENARIOS = [
     describe: 'raw client → haproxy mode tcp, 1 thread → raw echo server',
     available() {
       const h = findHaproxy();
-      return h ? { ok: true, version: h.version, bin: h.bin } : { ok: false, reason: 'haproxy is not on PATH (Debian: apt-get install haproxy)' };
+      return h ? { ok: true, version: h.version, bin: h.bin } : { ok: false, reason: 'haproxy is not on PATH (npm run bench:setup, or on Debian: apt-get install haproxy)' };
     },
     async start(children, o, avail) {
       const server = await children.fork('raw-server-haproxy', 'raw-server');
       const proxy = await startHaproxy(children, avail.bin, server.info.port);
       const client = await children.fork('raw-client-haproxy', 'raw-client', ['--port', String(proxy.port)]);
+      return { client, servers: [{ role: 'proxy', child: proxy.child }, { role: 'server', child: server }] };
+    },
+  },
+  {
+    key: 'nginx',
+    name: 'nginx (stream)',
+    describe: 'raw client → nginx stream proxy, 1 worker process → raw echo server',
+    available() {
+      return findNginx();
+    },
+    async start(children, o, avail) {
+      const server = await children.fork('raw-server-nginx', 'raw-server');
+      const proxy = await startNginx(children, avail, server.info.port);
+      const client = await children.fork('raw-client-nginx', 'raw-client', ['--port', String(proxy.port)]);
       return { client, servers: [{ role: 'proxy', child: proxy.child }, { role: 'server', child: server }] };
     },
   },
@@ -128,3 +220,6 @@ export const SCENARIOS = [
     },
   },
 ];
+
+/** The scenarios every ratio is taken against: the best of them in each round is "best raw". */
+export const RAW_KEYS = ['raw', 'raw-best'];

@@ -1,46 +1,43 @@
 /**
- * An HTTP/1.1 load generator for the AS's HTTP ingress (scenario sb-http): one keep-alive socket
- * per caller, `inflight` closed-loop callers of POST /v1/call/1 with the JSON form of the payload.
+ * autocannon as the load generator for the AS's HTTP ingress (scenario sb-http): `inflight`
+ * keep-alive connections, one request in flight on each (no pipelining), POST /v1/call/1 with the
+ * JSON form of the payload. Each answer's latency goes into the same meter as every other scenario.
  */
-import { Agent, request } from 'node:http';
+import autocannon from 'autocannon';
 import { argValue, handle, onShutdown, ready } from '../child-runtime.mjs';
-import { promiseDriver, sleep, timedRun } from '../meter.mjs';
-import { payload } from '../payload.mjs';
+import { timedRun } from '../meter.mjs';
+import { payloadOf } from '../payload.mjs';
 
-const port = Number(argValue('port'));
-const agent = new Agent({ keepAlive: true, maxSockets: 1024 });
+const url = `http://127.0.0.1:${Number(argValue('port'))}/v1/call/1`;
+const request = (bodyBytes) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payloadOf(bodyBytes)(0)) });
+let running;
 
-function call(seq) {
-  const body = JSON.stringify(payload(seq));
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: '127.0.0.1', port, path: '/v1/call/1', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => {
-          if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString('utf8').slice(0, 200)}`));
-          else resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+/** A timedRun driver over one autocannon instance. */
+function autocannonDriver(inflight, bodyBytes) {
+  let instance;
+  let finished;
+  return {
+    start(meter) {
+      instance = autocannon({ url, ...request(bodyBytes), connections: inflight, pipelining: 1, duration: 3600, timeout: 10 });
+      running = instance;
+      finished = new Promise((resolve) => instance.on('done', resolve));
+      instance.on('response', (_client, status, _bytes, ms) => {
+        if (status === 200) meter.record(ms);
+        else meter.error(new Error(`HTTP ${status}`));
+      });
+      instance.on('reqError', (err) => meter.error(err));
+    },
+    stop() {
+      instance.stop();
+      return finished.then(() => undefined);
+    },
+  };
 }
 
-// The path may need a moment (an FS still registering with the AS): try, bounded.
-for (let i = 0; ; i++) {
-  try {
-    await call(0);
-    break;
-  } catch (err) {
-    if (i >= 50) throw new Error(`HTTP client: the echo service does not answer: ${err.message}`, { cause: err });
-    await sleep(100);
-  }
-}
+// The path may need a moment (an FS still registering with the AS): autocannon's own check.
+const check = await autocannon({ url, ...request(), connections: 1, amount: 1 });
+if (check.non2xx > 0 || check.errors > 0) throw new Error(`HTTP client: the echo service does not answer through the HTTP ingress (${check.non2xx} non-2xx, ${check.errors} errors)`);
 
-handle('run', (o) => timedRun(o, promiseDriver(o.inflight, call)));
-onShutdown(() => agent.destroy());
+handle('run', (o) => timedRun(o, autocannonDriver(o.inflight, o.bodyBytes)));
+onShutdown(() => running?.stop());
 ready();

@@ -1,13 +1,15 @@
 /**
- * The raw load generator (scenarios 1 and 4): one connection, a fixed number of requests in
- * flight, each answer sends the next; every request encoded and every answer decoded with
- * msgpack; all requests made while handling one 'data' event leave in one socket write.
+ * The raw load generator (scenarios raw, raw-best, haproxy, nginx): one connection, a fixed number
+ * of requests in flight, each answer sends the next; every request encoded and every answer
+ * decoded with msgpack. All requests made while handling one 'data' event leave in one socket
+ * write; with --pieces N (raw-best) the first N bytes of that batch leave at once and the rest in
+ * pieces of 8 N (see FrameWriter), as the Switchboard SDK writes.
  */
 import { connect } from 'node:net';
 import { Packr } from 'msgpackr';
 import { argValue, fail, handle, onShutdown, ready } from '../child-runtime.mjs';
 import { timedRun } from '../meter.mjs';
-import { payload } from '../payload.mjs';
+import { payloadOf } from '../payload.mjs';
 import { FLAG_REQUEST, FLAG_TWO_WAY, FrameReader, FrameWriter, HEADER, MSGPACK } from '../raw-frames.mjs';
 
 const ECHO = 1;
@@ -15,9 +17,12 @@ const SLOTS = 4096; // > the most requests in flight; ids are looked up by id % 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 const port = Number(argValue('port'));
 
+const pieceBytes = Number(argValue('pieces', '0'));
+
 const socket = connect({ host: '127.0.0.1', port });
 socket.setNoDelay(true);
-const out = new FrameWriter();
+const out = new FrameWriter({ write: (b) => socket.write(b), pieceBytes });
+let makeBody = payloadOf();
 const startedAt = new Float64Array(SLOTS);
 const idAt = new Uint32Array(SLOTS);
 let seq = 0;
@@ -31,7 +36,7 @@ function enqueue() {
   const slot = seq % SLOTS;
   idAt[slot] = seq;
   startedAt[slot] = performance.now();
-  out.frame(FLAG_REQUEST | FLAG_TWO_WAY | MSGPACK, 0, seq, ECHO, packr.pack(payload(seq)));
+  out.frame(FLAG_REQUEST | FLAG_TWO_WAY | MSGPACK, 0, seq, ECHO, packr.pack(makeBody(seq)));
   outstanding++;
 }
 
@@ -50,7 +55,7 @@ const reader = new FrameReader((buf, off, total) => {
 
 socket.on('data', (chunk) => {
   reader.push(chunk);
-  if (out.pending > 0) socket.write(out.take());
+  out.endBatch();
   if (outstanding === 0 && whenDrained) {
     const done = whenDrained;
     whenDrained = null;
@@ -70,8 +75,9 @@ handle('run', (o) =>
       }
       meter = m;
       target = o.inflight;
+      makeBody = payloadOf(o.bodyBytes);
       while (outstanding < target && m.allow()) enqueue();
-      socket.write(out.take());
+      out.endBatch();
     },
     stop() {
       target = 0;

@@ -1,20 +1,23 @@
 /**
- * Scenario 1's server: a hand-written echo server on the Switchboard header and msgpack, no
+ * The raw scenarios' server: a hand-written echo server on the Switchboard header and msgpack, no
  * framework. Decodes each request body and encodes the answer (the work an FS does), parses
- * frames in a loop and answers everything read in one 'data' event with one socket write.
+ * frames in a loop and answers everything read in one 'data' event with one socket write; with
+ * --pieces N (raw-best) the first N bytes of those answers leave at once and the rest in pieces of
+ * 8 N, as the Switchboard FS writes.
  */
 import { createServer } from 'node:net';
 import { Packr } from 'msgpackr';
-import { onShutdown, ready, fail } from '../child-runtime.mjs';
+import { argValue, onShutdown, ready, fail } from '../child-runtime.mjs';
 import { FLAG_REQUEST, FrameReader, FrameWriter, HEADER, MSGPACK } from '../raw-frames.mjs';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 const sockets = new Set();
+const pieceBytes = Number(argValue('pieces', '0'));
 
 const server = createServer((socket) => {
   socket.setNoDelay(true);
   sockets.add(socket);
-  const out = new FrameWriter();
+  const out = new FrameWriter({ write: (b) => socket.write(b), pieceBytes });
   const reader = new FrameReader((buf, off, total) => {
     const flags = buf[off + 3];
     if ((flags & FLAG_REQUEST) === 0) return;
@@ -30,7 +33,7 @@ const server = createServer((socket) => {
       socket.destroy(err);
       return;
     }
-    if (out.pending > 0) socket.write(out.take());
+    out.endBatch();
   });
   socket.on('error', () => undefined);
   socket.on('close', () => sockets.delete(socket));

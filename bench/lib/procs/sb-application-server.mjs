@@ -1,8 +1,10 @@
 /**
  * A Switchboard application server with the CLI's defaults. Tells the runner once an FS has
- * registered and is available, so the via-AS client starts on a working path.
+ * registered and is available (--expect-fs N: once N are), so the via-AS client starts on a
+ * working path. Answers 'served' with the requests its FSs have answered so far (the director
+ * scenario checks that its calls do not come this way).
  */
-import { argValue, fail, onShutdown, ready, send } from '../child-runtime.mjs';
+import { argValue, fail, handle, onShutdown, ready, send } from '../child-runtime.mjs';
 import { dist } from '../paths.mjs';
 
 const { ApplicationServer, createLogger } = await import(dist('index.js'));
@@ -17,9 +19,12 @@ const ports = await as.start().catch(fail);
 onShutdown(() => as.stop());
 ready({ port: ports.port, controlPort: ports.controlPort, httpPort: ports.httpPort });
 
+const expected = Number(argValue('expect-fs', '1'));
+handle('served', () => ({ served: as.listFunctionServers().reduce((n, f) => n + f.served, 0) }));
+
 const poll = setInterval(() => {
   const available = as.listFunctionServers().filter((f) => f.state === 'available');
-  if (available.length > 0) {
+  if (available.length >= expected) {
     clearInterval(poll);
     send({ type: 'fs-available', names: available.map((f) => f.name) });
   }
