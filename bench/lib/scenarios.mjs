@@ -154,7 +154,7 @@ export const SCENARIOS = [
     describe: 'as via AS, with TLS on every hop (mutual TLS AS↔FS) and a join secret',
     available() {
       try {
-        // A fresh directory per run, removed at exit: bench/results/tls/ holds files git tracks.
+        // A fresh directory per run, removed at exit.
         const dir = mkdtempSync(join(tmpdir(), 'sb-bench-tls-'));
         process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
         makeTestCerts(dir);
