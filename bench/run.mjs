@@ -134,7 +134,7 @@ async function measure(s, inflight, bodyBytes, o, warmupMs, durationMs) {
   return { ...r, cpuUsPerReq, syscallsPerReq, otherCores, ok: r.count > 0 && r.errors === 0 };
 }
 
-const SCHEDULER_CASES = ['least-loaded pick', 'round-robin pick', 'AS lookup: candidates() + least-loaded pick'];
+const SCHEDULER_CASES = ['least-loaded pick', 'round-robin pick', 'AS lookup: candidates() + least-loaded pick', 'consistent-hash pick'];
 
 /** The scheduler micro-benchmark, one fresh process per case. */
 async function runScheduler(children, o) {

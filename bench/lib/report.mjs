@@ -192,6 +192,8 @@ export function evaluateTargets(rows, measurements, scheduler, ran, body) {
   add('scheduler pick, 1,000 vs 3 candidates', `≤ ${TARGETS.schedulerGrowth}×`, g ? { median: g } : null, g ? g <= TARGETS.schedulerGrowth : null);
   const lookup = scheduler?.growth?.['AS lookup: candidates() + least-loaded pick'];
   if (lookup) add('AS lookup + pick, 1,000 vs 3 candidates', `≤ ${TARGETS.schedulerGrowth}×`, { median: lookup }, lookup <= TARGETS.schedulerGrowth);
+  const hashed = scheduler?.growth?.['consistent-hash pick'];
+  if (hashed) add('consistent-hash pick, 1,000 vs 3 candidates', `≤ ${TARGETS.schedulerGrowth}×`, { median: hashed }, hashed <= TARGETS.schedulerGrowth, 'flat: one hash and one table read');
   return targets;
 }
 

@@ -1,6 +1,6 @@
 /**
  * Scheduler micro-benchmark: the cost of one pick among 3, 100 and 1,000 registered candidates,
- * for least-loaded (power of two choices) and round-robin, and for the AS's whole lookup (FS
+ * for least-loaded (power of two choices), round-robin and consistent hashing (Maglev), and for the AS's whole lookup (FS
  * manager candidates() cache, then pick) where the manager can be built without network (pool
  * size 0: it never dials). One case per process (--case), so that no case's objects make
  * another's call sites polymorphic; sizes alternate within each repeat.
@@ -8,7 +8,7 @@
 import { handle, ready } from '../child-runtime.mjs';
 import { dist } from '../paths.mjs';
 
-const { leastLoaded, roundRobin } = await import(dist('application-server/routing/scheduler.js'));
+const { leastLoaded, roundRobin, consistentHash } = await import(dist('application-server/routing/scheduler.js'));
 const SIZES = [3, 100, 1000];
 
 function candidates(n, now) {
@@ -72,7 +72,7 @@ async function managerLookups(now) {
   }
 }
 
-export const CASES = ['least-loaded pick', 'round-robin pick', 'AS lookup: candidates() + least-loaded pick'];
+export const CASES = ['least-loaded pick', 'round-robin pick', 'AS lookup: candidates() + least-loaded pick', 'consistent-hash pick'];
 
 handle('run', async ({ repeats, ops, only }) => {
   const now = Date.now();
@@ -84,6 +84,18 @@ handle('run', async ({ repeats, ops, only }) => {
   const all = {
     [CASES[0]]: (n) => () => ll.pick(lists[n], ctx),
     [CASES[1]]: (n) => () => rr.pick(lists[n], ctx),
+    // A different routing key on every pick (1,024 of them, made up front): the hash and the table read.
+    [CASES[3]]: (n) => {
+      const ch = consistentHash({ staleAfterMs: 3000 });
+      const keys = Array.from({ length: 1024 }, (_, i) => Buffer.from(`user-${i}`));
+      const keyed = { ...ctx, routingKey: keys[0], again: false };
+      ch.pick(lists[n], keyed); // builds the Maglev table once, outside the timing
+      let i = 0;
+      return () => {
+        keyed.routingKey = keys[i++ & 1023];
+        return ch.pick(lists[n], keyed);
+      };
+    },
   };
   if (!managers.error) {
     all[CASES[2]] = (n) => {
