@@ -7,3 +7,4 @@ export * from './client/index.js';
 export * from './security/index.js';
 export { createLogger, silentLogger, type Logger } from './common/logger.js';
 export * from './contracts/index.js';
+export { TRACER_NAME, SpanNames, TraceAttributes } from './tracing/index.js';

@@ -22,6 +22,8 @@ import { describeIssues } from '../contracts/index.js';
 import { RequestContext, type ServiceEntry, type ServiceTable } from '../plugins/index.js';
 import type { Logger } from '../common/logger.js';
 import { RateLimitedLog } from '../common/rate-limited-log.js';
+import { endHandleSpan, failHandleSpan, handlerOverdue, runInSpan, startHandleSpan } from '../tracing/index.js';
+import type { Span } from '@opentelemetry/api';
 
 /** Where answers go: a pool connection, or the test bed's in-memory sink. */
 export interface AnswerSink {
@@ -144,23 +146,28 @@ export class RequestHandler {
       this.#watch,
       meta,
     );
+    // Tracing (docs/tracing.md): a SERVER span, child of the request's traceparent, when an SDK is
+    // registered; the handler runs in its context. Untraced requests skip it on the first check.
+    const span = meta === undefined ? undefined : startHandleSpan(meta, key, ctx.poolType, entry);
     let result: unknown;
     try {
-      result = entry.handler(body, ctx);
+      result = span === undefined ? entry.handler(body, ctx) : runInSpan(span, entry.handler, entry, body, ctx);
     } catch (err) {
       this.#active.delete(ctx);
       if (twoWay) conn.send(this.#failure(id, key, entry, err));
+      failHandleSpan(span, err);
       return;
     }
     if (!isThenable(result)) {
       this.#active.delete(ctx); // a synchronous handler that looked at its signal is done with it
       if (twoWay) this.#answer(conn, id, key, entry, result);
+      endHandleSpan(span);
       return;
     }
-    this.#track(result, ctx, entry, twoWay ? conn : undefined, limit, this.table);
+    this.#track(result, ctx, entry, twoWay ? conn : undefined, limit, this.table, span);
   }
 
-  #track(result: Thenable, ctx: RequestContext, entry: ServiceEntry, conn: AnswerSink | undefined, limit: number, table: ServiceTable): void {
+  #track(result: Thenable, ctx: RequestContext, entry: ServiceEntry, conn: AnswerSink | undefined, limit: number, table: ServiceTable, span: Span | undefined): void {
     const id = ctx.requestId;
     const key = ctx.serviceKey;
     this.#inflight++;
@@ -188,6 +195,7 @@ export class RequestHandler {
         answer((c) => c.send(encodeErrorResponse(id, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `service ${key} did not answer within ${limit} ms`, key)));
         overdue = true;
         this.#overdue++;
+        handlerOverdue(span, limit);
         ctx.abort(new DeadlineExceededError(`service ${key} did not answer within ${limit} ms; its answer is no longer wanted`));
       }, clampDelay(limit));
       timer.unref();
@@ -196,10 +204,12 @@ export class RequestHandler {
       (v) => {
         answer((c) => this.#answer(c, id, key, entry, v));
         ended();
+        endHandleSpan(span);
       },
       (e) => {
         answer((c) => c.send(this.#failure(id, key, entry, e)));
         ended();
+        failHandleSpan(span, e);
       },
     );
   }

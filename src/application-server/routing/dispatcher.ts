@@ -12,7 +12,9 @@ import {
   readMetadata,
   stripExtension,
   type BadExtensionError,
+  type RequestMetadata,
 } from '../../protocol/index.js';
+import { TracedSession, traceDispatch } from '../../tracing/index.js';
 import type { FunctionServerEntry } from '../registry/function-server-entry.js';
 import type { FsManager, TrafficSink } from '../registry/fs-manager.js';
 import type { Pool } from '../registry/pool.js';
@@ -130,14 +132,19 @@ export class Dispatcher implements TrafficSink {
     const deadlineAt = now + (budget > 0 ? budget : this.#o.defaultTimeoutMs);
     let routingKey: Buffer | undefined;
     if (buf[off + OFFSET.version] === VERSION_EXTENDED) {
+      let meta: RequestMetadata | undefined;
       try {
-        routingKey = readMetadata(buf, off, len)?.routingKey;
+        meta = readMetadata(buf, off, len);
       } catch (err) {
         // Only this request is refused: its framing was sound, so the connection goes on.
         const e = err as BadExtensionError;
         if ((flags & FLAG_TWO_WAY) !== 0) this.#answer(session, clientId, Status.BAD_REQUEST, e.code, e.message);
         return;
       }
+      routingKey = meta?.routingKey;
+      // A traced two-way request (docs/tracing.md): the AS's span, and the frame's parent id
+      // rewritten to it. The span stands in for the session as the reply target, to end with the answer.
+      if (meta?.traceparent !== undefined && (flags & FLAG_TWO_WAY) !== 0) session = traceDispatch(session, buf, off, meta, serviceKey, poolType) ?? session;
     }
     if ((flags & FLAG_TWO_WAY) === 0) {
       this.#forwardOneWay(session, buf, off, len, serviceKey, poolType, deadlineAt, now, routingKey);
@@ -316,6 +323,7 @@ export class Dispatcher implements TrafficSink {
     buf.writeUInt32BE(id, off + OFFSET.requestId);
     buf.writeUInt32BE(Math.max(1, p.deadlineAt - now), off + OFFSET.budget);
     up.conn.sendFrom(buf, off, len);
+    if (p.target instanceof TracedSession) p.target.sent(fs.id, p.attempts, onlyOthers);
     if (up.conn.blocked && !up.waiting.has(p.target)) {
       // The FS's socket is backed up: hold this client's reading rather than buffer without limit.
       p.target.pause(up);
