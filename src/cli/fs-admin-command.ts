@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import type { FunctionServerInfo } from '../application-server/index.js';
 import { EXIT_CODES_HELP, adminAction, adminRequest, adminTarget, expectOk, withAdminOptions, type AdminFlags } from './admin-client.js';
 import { parseEndpoint, parseIntIn } from './parse.js';
+import { formatEndpoint } from '../common/addresses.js';
 
 type Action = 'remove' | 'dispose' | 'reconnect' | 'drain' | 'undrain';
 
@@ -10,7 +11,7 @@ const requests = (n: number): string => `${n} request${n === 1 ? '' : 's'}`;
 
 /** One line saying what happened, in the words of docs/cli.md. */
 const SAID: Record<Action, (f: FunctionServerInfo) => string> = {
-  remove: (f) => `${f.name} removed: its pool connections are closed and the AS no longer dials ${f.host}:${f.port} (${requests(f.inflight)} were in flight)`,
+  remove: (f) => `${f.name} removed: its pool connections are closed and the AS no longer dials ${formatEndpoint(f)} (${requests(f.inflight)} were in flight)`,
   dispose: (f) => `${f.name}: pool connections disposed; the AS dials them again on its own schedule (state ${f.state})`,
   reconnect: (f) => `${f.name}: dialing now, without waiting out the backoff (state ${f.state}, ${conns(f)})`,
   drain: (f) => `${f.name} drained: ${requests(f.inflight)} in flight will finish; no new ones`,
@@ -48,7 +49,7 @@ export function fsAdminCommand(): Command {
           const body = { host: ep.host, port: ep.port, ...(o.name ? { name: o.name } : {}), ...(o.poolType !== undefined ? { poolType: o.poolType } : {}), standby: o.standby };
           const f = expectOk<FunctionServerInfo>(t, await adminRequest(t, 'POST', '/functionservers', body));
           const tier = f.standby ? 'standby' : 'active';
-          print(o, 'add', f, `${f.id} added: the AS dials ${f.host}:${f.port} (pool type ${f.poolType}, ${tier} tier, ${f.state}); \`switchboard status\` shows when it is available`);
+          print(o, 'add', f, `${f.id} added: the AS dials ${formatEndpoint(f)} (pool type ${f.poolType}, ${tier} tier, ${f.state}); \`switchboard status\` shows when it is available`);
         }),
       ),
   );

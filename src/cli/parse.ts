@@ -5,6 +5,7 @@ export function parseEndpoint(value: string): { host: string; port: number } {
   const i = value.lastIndexOf(':');
   let host = i > 0 ? value.slice(0, i) : '';
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  else if (host.includes(':')) throw new InvalidArgumentError(`an IPv6 address goes in brackets, such as [::1]:7101, got "${value}"`);
   const port = Number(value.slice(i + 1));
   if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
     throw new InvalidArgumentError(`expected host:port, such as 127.0.0.1:7101, got "${value}"`);

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import type { FunctionServerInfo, PairStatus } from '../application-server/index.js';
 import { AdminError, EXIT, EXIT_CODES_HELP, adminAction, adminRequest, adminTarget, expectOk, withAdminOptions, type AdminFlags } from './admin-client.js';
+import { formatEndpoint } from '../common/addresses.js';
 
 const pad = (s: unknown, n: number, left = true): string => (left ? String(s).padEnd(n) : String(s).padStart(n));
 
@@ -55,7 +56,7 @@ const byStatus = (m: Record<string, number>): string => {
 function pairLine(p: PairStatus | undefined): string {
   if (!p) return 'role active (no pair)';
   const s = p.sibling;
-  const sibling = s ? ` (${s.role}, node ${s.nodeId}${s.clientEndpoint ? `, clients at ${s.clientEndpoint.host}:${s.clientEndpoint.port}` : ''})` : '';
+  const sibling = s ? ` (${s.role}, node ${s.nodeId}${s.clientEndpoint ? `, clients at ${formatEndpoint(s.clientEndpoint)}` : ''})` : '';
   return `role ${p.role} · epoch ${p.epoch} · priority ${p.priority} · node ${p.nodeId} · sibling ${p.siblingOnline ? 'online' : 'offline'}${sibling}`;
 }
 
@@ -87,7 +88,7 @@ export function statusCommand(): Command {
           );
           for (const f of list) {
             lines.push(
-              `${pad(f.name, 24)} ${pad(`${f.host}:${f.port}`, 22)} ${pad(f.poolType, 5, false)} ${pad(f.standby ? 'standby' : 'active', 7)} ${pad(f.state, 11)} ${pad(`${f.connections.open}/${f.connections.expected}`, 5, false)} ${pad(f.inflight, 9, false)} ${pad(f.served, 9, false)} ${pad(f.load ? f.loadScore.toFixed(2) : '-', 5, false)}`,
+              `${pad(f.name, 24)} ${pad(formatEndpoint(f), 22)} ${pad(f.poolType, 5, false)} ${pad(f.standby ? 'standby' : 'active', 7)} ${pad(f.state, 11)} ${pad(`${f.connections.open}/${f.connections.expected}`, 5, false)} ${pad(f.inflight, 9, false)} ${pad(f.served, 9, false)} ${pad(f.load ? f.loadScore.toFixed(2) : '-', 5, false)}`,
             );
           }
           const available = list.filter((f) => f.state === 'available').length;

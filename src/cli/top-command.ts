@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import type { FunctionServerInfo, PairStatus } from '../application-server/index.js';
 import { AdminError, EXIT, adminAction, adminRequest, adminStream, adminTarget, expectOk, fail, withAdminOptions, type AdminFlags, type AdminTarget } from './admin-client.js';
 import { parseIntIn } from './parse.js';
+import { formatEndpoint } from '../common/addresses.js';
 
 /** The AS's registry cannot hold more (its --max-function-servers limit), so neither does the table. */
 const MAX_ROWS = 100_000;
@@ -151,7 +152,7 @@ export class TopModel {
       rows.push({
         id: f.id,
         name: f.name,
-        endpoint: `${f.host}:${f.port}`,
+        endpoint: formatEndpoint(f),
         poolType: f.poolType,
         tier: f.standby ? 'standby' : 'active',
         state: f.state,
