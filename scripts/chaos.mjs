@@ -16,9 +16,16 @@ if (!existsSync(DIST)) {
   process.exit(2);
 }
 if (process.argv.includes('--pair')) {
-  // The AS pair's scenario: kill -9, restart, SIGSTOP/SIGCONT of the active AS.
-  await import('./chaos-pair.mjs');
-  await new Promise(() => undefined); // chaos-pair.mjs exits by itself
+  // The AS pair's scenario: kill -9, restart, SIGSTOP/SIGCONT of the active AS; with
+  // `--pair-mode etcd` the pair elects its active through an etcd that the scenario starts.
+  const modeAt = process.argv.indexOf('--pair-mode');
+  const mode = modeAt >= 0 ? process.argv[modeAt + 1] : process.argv.find((a) => a.startsWith('--pair-mode='))?.slice('--pair-mode='.length);
+  if (mode !== undefined && mode !== 'udp' && mode !== 'etcd') {
+    process.stderr.write(`chaos: --pair-mode must be udp or etcd, got "${mode}"\n`);
+    process.exit(2);
+  }
+  await import(mode === 'etcd' ? './lib/chaos-pair-etcd.mjs' : './chaos-pair.mjs');
+  await new Promise(() => undefined); // the pair scenarios exit by themselves
 }
 const { Client } = await import('../dist/client/index.js');
 const { Role, freePort, getJson, killAllNow, logPath, now, poll, stopAll } = await import('./lib/chaos-roles.mjs');

@@ -4,6 +4,7 @@ import { silentLogger, type Logger } from '../common/logger.js';
 import { RateLimitedLog } from '../common/rate-limited-log.js';
 import { ConfigError, DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_BODY_BYTES } from '../protocol/index.js';
 import { HostAllowList, isLoopback, toSecret, type TlsOptions } from '../security/index.js';
+import { advertisedHost, isWildcardHost } from '../common/addresses.js';
 import { ClientIngress } from './ingress/client-ingress.js';
 import { HttpIngress } from './ingress/http-ingress.js';
 import { ControlListener } from './registry/control-listener.js';
@@ -14,7 +15,9 @@ import type { OutlierOptions } from './routing/outlier-detector.js';
 import { Director } from './routing/director.js';
 import { DEFAULT_LEAST_LOADED, STRATEGY_NAMES, createStrategy, guardedStrategy, type SchedulingStrategy, type StrategyName } from './routing/scheduler.js';
 import { PairNode, type PairOptions } from './pair/pair-node.js';
+import { EtcdElection, type EtcdPairOptions, type PairParticipant } from './pair/etcd-election.js';
 import type { PairRole, SiblingView } from './pair/pair-machine.js';
+import type { AsDiscovery, AsRegistryOptions } from '../discovery/as-discovery.js';
 
 export interface ApplicationServerOptions {
   /** Address the client port binds (default 127.0.0.1). `host` is the older name for it. */
@@ -106,12 +109,24 @@ export interface ApplicationServerOptions {
   maxControlConnections?: number;
   /** Largest control event body (default 1 MiB): a HELLO with every allowed key fits. */
   maxControlBodyBytes?: number;
-  /** Host clients should dial to reach this AS (the standby names it in NOT_ACTIVE); default clientHost. */
+  /** Host clients should dial to reach this AS (the standby names it in NOT_ACTIVE); default clientHost, or the machine's first non-loopback address when clientHost is 0.0.0.0 or ::. */
   clientAdvertiseHost?: string;
   /** Run as one of an active/standby pair negotiated over UDP (docs/pair.md). */
   pair?: PairOptions;
+  /**
+   * How the pair picks its active: `udp` (default; `pair` options) or `etcd` (an etcd election with
+   * `pairEtcd` options, strict mutual exclusion; docs/pair.md section 8).
+   */
+  pairMode?: 'udp' | 'etcd';
+  /** The etcd election, with `pairMode: 'etcd'`. */
+  pairEtcd?: EtcdPairOptions;
   /** Outlier detection (consecutive failures, success rate); see docs/security.md. */
   outlier?: Partial<OutlierOptions> & { minTimeoutMs?: number };
+  /**
+   * An etcd registry (docs/registry.md): FSs are found under `<prefix>/fs/` and added or removed as
+   * their keys come and go; this AS's client endpoint is kept under `<prefix>/as/<name>`.
+   */
+  registry?: AsRegistryOptions;
   logger?: Logger;
   random?: () => number;
 }
@@ -141,6 +156,10 @@ export interface PairStatus {
   siblingOnline: boolean;
   sibling: SiblingView | undefined;
   datagrams: { sent: number; received: number; dropped: Record<string, number> };
+  /** `etcd` when an etcd election picks the active (the counts above are then etcd calls and failures). */
+  mode?: 'udp' | 'etcd';
+  /** With `mode: 'etcd'`: the election key, the lease TTL, how long the active's lease is known to live. */
+  etcd?: { key: string; ttlSeconds: number; grantedTtlSeconds: number | undefined; leaseValidForMs: number | undefined; candidates: number };
 }
 
 /** Why this AS cannot serve right now, or undefined when it can (for /readyz). */
@@ -163,9 +182,11 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
   readonly #log: RateLimitedLog;
   readonly #fdLimit: number | undefined;
   readonly #authenticated: boolean;
-  readonly #pair: PairNode | undefined;
+  readonly #pair: PairParticipant | undefined;
   readonly #clientAdvertiseHost: string;
   readonly #http: HttpIngress | undefined;
+  readonly #registryOptions: AsRegistryOptions | undefined;
+  #registry: AsDiscovery | undefined;
   #ports: { port: number; controlPort: number; pairPort?: number; httpPort?: number } | undefined;
 
   constructor(opts: ApplicationServerOptions = {}) {
@@ -202,6 +223,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     }
     this.#logger = logger;
     this.#log = log;
+    this.#registryOptions = opts.registry;
     this.#fdLimit = openFileLimit();
     let maxConnections = opts.maxConnections ?? 10_000;
     if (this.#fdLimit !== undefined && maxConnections > this.#fdLimit - FD_RESERVE * 2) {
@@ -325,13 +347,24 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
         logger.warn({ httpHost }, 'the HTTP ingress listens beyond loopback without a client secret: anyone who reaches it can call every service; set clientSecret');
       }
     }
-    this.#clientAdvertiseHost = opts.clientAdvertiseHost ?? clientHost;
-    if (opts.pair) {
+    // Bound to every address with no advertise host: name the machine's first non-loopback address.
+    this.#clientAdvertiseHost = advertisedHost(clientHost, opts.clientAdvertiseHost);
+    if (opts.clientAdvertiseHost === undefined && isWildcardHost(clientHost)) logger.info({ bind: clientHost, advertised: this.#clientAdvertiseHost }, 'client port bound to every address with no advertise host: the first non-loopback address is named to clients');
+    if (opts.pairMode !== undefined && opts.pairMode !== 'udp' && opts.pairMode !== 'etcd') throw new ConfigError(`pairMode ${String(opts.pairMode)} must be udp or etcd`);
+    if (opts.pairMode === 'etcd' && !opts.pairEtcd) throw new ConfigError("pairMode 'etcd' needs pairEtcd options (the etcd endpoints)");
+    if (opts.pairMode === 'etcd' && opts.pair) throw new ConfigError("pairMode 'etcd' takes pairEtcd options, not the UDP pair's pair options");
+    const clientEndpoint = (): { host: string; port: number } | undefined => (this.#ports ? { host: this.#clientAdvertiseHost, port: this.#ports.port } : undefined);
+    let pair: PairParticipant | undefined;
+    if (opts.pairMode === 'etcd' && opts.pairEtcd) {
+      pair = new EtcdElection(opts.pairEtcd, clientEndpoint, logger);
+    } else if (opts.pair) {
       const canServe = (): boolean => {
         for (const e of this.manager.entries()) if (e.state === 'available') return true;
         return false;
       };
-      const pair = new PairNode(opts.pair, controlHost, () => (this.#ports ? { host: this.#clientAdvertiseHost, port: this.#ports.port } : undefined), logger, log, canServe);
+      pair = new PairNode(opts.pair, controlHost, clientEndpoint, logger, log, canServe);
+    }
+    if (pair) {
       this.#pair = pair;
       // Until the pair says otherwise, this AS is not the active: it serves no request.
       this.dispatcher.notActive = () => pair.sibling?.clientEndpoint;
@@ -434,6 +467,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
       siblingOnline: p.siblingOnline,
       sibling: p.sibling,
       datagrams: { sent: c.sent, received: c.received, dropped: Object.fromEntries(c.dropped) },
+      ...(p instanceof EtcdElection ? { mode: 'etcd' as const, etcd: p.details } : {}),
     };
   }
 
@@ -448,7 +482,16 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     const controlPort = await this.#control.listen();
     const httpPort = await this.#http?.listen();
     this.#ports = httpPort === undefined ? { port, controlPort } : { port, controlPort, httpPort };
-    if (this.#pair) this.#ports.pairPort = await this.#pair.start();
+    if (this.#pair) {
+      const pairPort = await this.#pair.start();
+      if (pairPort !== undefined) this.#ports.pairPort = pairPort;
+    }
+    if (this.#registryOptions) {
+      // Loaded only when used: the etcd client brings gRPC with it.
+      const { AsDiscovery } = await import('../discovery/as-discovery.js');
+      this.#registry = new AsDiscovery(this.#registryOptions, this, this.#pair?.nodeId, this.#logger, this.#log);
+      this.#registry.start({ host: this.#clientAdvertiseHost, port, ...(httpPort === undefined ? {} : { httpPort }) });
+    }
     const auth = this.manager ? (this.#authenticated ? 'join secret or mutual TLS' : 'none: FSs from loopback only') : '';
     this.#logger.info({ port, controlPort, httpPort, fsAuth: auth, maxConnections: this.#ingress.maxConnections, openFileLimit: this.#fdLimit }, 'application server listening');
     return this.#ports;
@@ -466,7 +509,14 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     return this.manager.list();
   }
 
+  /** The etcd registry (its watcher's counters), when one is configured and the AS has started. */
+  get registry(): AsDiscovery | undefined {
+    return this.#registry;
+  }
+
   async stop(): Promise<void> {
+    // First: clients stop finding this AS, and the watcher adds no FS while the pools close.
+    await this.#registry?.stop();
     // First: an active hands over at once, so the standby does not wait out the down interval.
     await this.#pair?.stop(true);
     // Before the pools close: HTTP requests in flight still get their answers (or 503).

@@ -5,6 +5,7 @@ export type { AddFunctionServerOptions, CandidateSet } from './registry/fs-manag
 export * from './admin/admin-server.js';
 export { createMetrics } from './admin/metrics.js';
 export type { PairOptions } from './pair/pair-node.js';
+export { EtcdElection, etcdHosts, type EtcdPairOptions, type PairParticipant } from './pair/etcd-election.js';
 export type { PairRole, SiblingView } from './pair/pair-machine.js';
 export { PairMachine, type PairMachineOptions } from './pair/pair-machine.js';
 export { encodePairMessage, decodePairMessage, Head, AsState, type PairMessage } from './pair/pair-datagram.js';

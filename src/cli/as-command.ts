@@ -5,11 +5,13 @@ import { ConfigError } from '../protocol/index.js';
 import { isLoopback, loadTlsFiles, readSecretFile } from '../security/index.js';
 import { asConfigSchema, asFileSchema, resolveSettings, unreadEnvironment, type AsConfig, type FlagMap } from './config.js';
 import { loadStrategy } from './strategy-module.js';
+import { parseRegistryUrl } from '../discovery/registry-url.js';
 import { collectEndpoints, parseEndpoint, parseFraction, parseIntIn, parseNumberIn, parsePort } from './parse.js';
 
 /** Flags whose name differs from their config key; the others keep theirs (camel-cased). */
 const RENAMED: FlagMap = {
-  host: 'clientHost',
+  // --host binds the client and control ports together (folded in by hostFlag below), so it maps to no key of its own.
+  advertiseHost: 'clientAdvertiseHost',
   timeoutMs: 'defaultTimeoutMs',
   forgetUnavailableMs: 'forgetUnavailableAfterMs',
   allowFsHost: 'allowedFsHosts',
@@ -56,8 +58,15 @@ function secretReader(logger: ReturnType<typeof createLogger>) {
   };
 }
 
+/** `--pair-mode etcd`: the election on the `--registry` etcd, under `--registry-prefix`. */
+function pairEtcdOptions(c: AsConfig) {
+  if (c.pairMode !== 'etcd') return undefined;
+  if (!c.registry) throw new ConfigError('--pair-mode etcd needs --registry etcd://host:port (the etcd to hold the election)');
+  return { endpoints: parseRegistryUrl(c.registry), prefix: c.registryPrefix, ttlSeconds: c.pairTtlSeconds, nodeId: c.pair?.nodeId, onActive: c.pair?.onActive, onStandby: c.pair?.onStandby };
+}
+
 function pairOptions(c: AsConfig, secret: ReturnType<typeof secretReader>) {
-  if (!c.pair) return undefined;
+  if (!c.pair || c.pairMode === 'etcd') return undefined;
   const { secretFile, ...rest } = c.pair;
   return { ...rest, secret: secret(secretFile, 'pair secret') };
 }
@@ -76,7 +85,7 @@ async function startAs(c: AsConfig): Promise<void> {
   }
   const tls = loadTlsFiles(c.tls ?? {});
   const strategy = await loadStrategy(c.strategy ?? 'least-loaded');
-  const { joinSecretFile: _j, clientSecretFile, adminTokenFile: _a, adminHost: _h, adminPort: _p, functionServers, logLevel: _l, pair: _pair, tls: _tls, ...api } = c;
+  const { joinSecretFile: _j, clientSecretFile, adminTokenFile: _a, adminHost: _h, adminPort: _p, functionServers, logLevel: _l, pair: _pair, tls: _tls, pairTtlSeconds: _ttl, registry: _r, registryPrefix: _rp, ...api } = c;
   const as = new ApplicationServer({
     ...api,
     strategy,
@@ -84,6 +93,8 @@ async function startAs(c: AsConfig): Promise<void> {
     clientSecret: secret(clientSecretFile, 'client secret'),
     tls,
     pair: pairOptions(c, secret),
+    pairEtcd: pairEtcdOptions(c),
+    registry: c.registry ? { endpoints: parseRegistryUrl(c.registry), prefix: c.registryPrefix } : undefined,
     logger,
   });
   if (!joinSecret && !c.tls?.caFile) logger.warn('no join secret: function servers are taken from loopback only (set --join-secret-file for FSs on other machines)');
@@ -108,13 +119,26 @@ async function startAs(c: AsConfig): Promise<void> {
   process.once('SIGINT', () => void stop('SIGINT'));
 }
 
+/**
+ * `--host` binds the client and control ports together: it stands for `--client-host` and
+ * `--control-host` where those were not typed (so it beats a config file, as flags do). The admin
+ * port stays on its own `--admin-host` (docs/security.md).
+ */
+function hostFlag(cmd: Command): void {
+  const host = cmd.opts().host as string | undefined;
+  if (host === undefined || cmd.getOptionValueSource('host') !== 'cli') return;
+  for (const key of ['clientHost', 'controlHost']) {
+    if (cmd.getOptionValueSource(key) !== 'cli') cmd.setOptionValueWithSource(key, host, 'cli');
+  }
+}
+
 export function asCommand(): Command {
   return new Command('as')
     .description('start an application server: clients call it, function servers register with it')
     .option('--config <file>', 'YAML or JSON settings under the API option names; flags given here override it')
     .option('--print-config', 'print the settings (defaults, then --config, then flags) as JSON and exit')
     .option('--client-host <address>', 'address the client port binds', '127.0.0.1')
-    .option('--host <address>', 'older name for --client-host')
+    .option('--host <address>', 'address the client and control ports bind (0.0.0.0 or :: for every address); --client-host and --control-host override it')
     .option('--control-host <address>', 'address the control port binds (keep it on loopback unless FSs prove the join secret)', '127.0.0.1')
     .option('--admin-host <address>', 'address the admin port binds (beyond loopback only with --admin-token-file)', '127.0.0.1')
     .option('--http-host <address>', 'address the HTTP ingress binds (default: --client-host)')
@@ -122,7 +146,8 @@ export function asCommand(): Command {
     .option('--control-port <port>', 'port function servers register on', parsePort, 7101)
     .option('--admin-port <port>', 'HTTP admin port: probes, /functionservers, /metrics, /events and the dashboard (off when absent)', parsePort)
     .option('--http-port <port>', 'HTTP ingress: POST /v1/call/:service with a JSON body (off when absent)', parsePort)
-    .option('--client-advertise-host <address>', 'host clients should dial to reach this AS (named by a standby in NOT_ACTIVE)')
+    .option('--advertise-host <address>', 'host clients should dial to reach this AS (named by a standby in NOT_ACTIVE); default: the client host, or the first non-loopback address when that is 0.0.0.0 or ::')
+    .option('--client-advertise-host <address>', 'older name for --advertise-host')
     .option('--function-server <host:port...>', 'FSs to dial at start without waiting for their HELLO (a static pool list)', collectEndpoints)
     .option('--join-secret-file <file>', 'shared secret FSs and this AS prove to each other (without it: FSs from loopback only)')
     .option('--client-secret-file <file>', 'secret clients must prove before their first request (without it the client port is open)')
@@ -181,8 +206,13 @@ export function asCommand(): Command {
     .option('--max-clock-skew-ms <ms>', 'pair datagrams stamped further from this clock are dropped (default 60000)', parseIntIn(1, 86_400_000))
     .option('--on-active <command>', 'shell command run when this AS becomes active (e.g. to move a virtual IP)')
     .option('--on-standby <command>', 'shell command run when this AS becomes standby')
+    .addOption(new Option('--pair-mode <mode>', 'how the pair picks its active: udp (--pair-port, --pair-peer) or etcd (an election on --registry; strict mutual exclusion)').choices(['udp', 'etcd']))
+    .option('--pair-ttl-seconds <s>', 'etcd election lease TTL: a dead active is replaced after about this long (default 2)', parseIntIn(1, 3600))
+    .option('--registry <etcd://host:port,...>', 'etcd endpoints: FSs are found there and this AS registers its client endpoint (docs/registry.md); with --pair-mode etcd the election is held there too')
+    .option('--registry-prefix <prefix>', 'key prefix in etcd (default /switchboard)')
     .addOption(new Option('--log-level <level>', 'pino level (default info, or SWITCHBOARD_LOG_LEVEL)').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
     .action(async (_o, cmd: Command) => {
+      hostFlag(cmd);
       const settings = resolveSettings(cmd, asConfigSchema, AS_FLAGS, asFileSchema);
       if (cmd.opts().printConfig) {
         process.stdout.write(`${JSON.stringify(settings, null, 2)}\n`);

@@ -8,7 +8,9 @@ export function callCommand(): Command {
   return new Command('call')
     .description('call one service through an application server and print the JSON answer')
     .requiredOption('--service <key|name>', 'service key, or a contract name such as greeter.greet (resolved by the AS)')
-    .option('--as <host:port,...>', 'the client endpoints of the application servers (several: the client follows the active one)', parseEndpoints, [{ host: '127.0.0.1', port: 7100 }])
+    .option('--as <host:port,...>', 'the client endpoints of the application servers (several: the client follows the active one; default 127.0.0.1:7100)', parseEndpoints)
+    .option('--registry <etcd://host:port,...>', 'find the application servers in etcd (docs/registry.md) instead of --as')
+    .option('--registry-prefix <prefix>', 'key prefix in etcd (default /switchboard)')
     .option('--idempotent', 'the service is safe to run twice: re-send it if the connection is lost', false)
     .option('--data <json>', 'request body as JSON', '{}')
     .option('--pool-type <n>', 'pool type to route to (0 = any)', parseIntIn(0, 65535), 0)
@@ -18,6 +20,7 @@ export function callCommand(): Command {
     .option('--tls-cert <file>', 'PEM client certificate, when the AS asks for one')
     .option('--tls-key <file>', 'PEM key of --tls-cert')
     .option('--direct', 'director mode: ask the AS where the service is (LOOKUP) and call that FS straight', false)
+    .option('--spread', 'spread mode: connect to every --as endpoint and send to the least busy (several active ASs)', false)
     .option('--routing-key <key>', 'routing key for consistent hashing (sent in the header extension)')
     .action(async (o) => {
       let body: unknown;
@@ -31,7 +34,8 @@ export function callCommand(): Command {
       let client: Client | undefined;
       try {
         const tls = loadTlsFiles({ certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCa });
-        client = await Client.connect({ endpoints: o.as, secret: o.secretFile ? readSecretFile(o.secretFile, 'client secret').secret : undefined, tls, mode: o.direct ? 'direct' : 'via-as' });
+        const where = o.as || !o.registry ? { endpoints: o.as ?? [{ host: '127.0.0.1', port: 7100 }] } : { registry: String(o.registry), registryPrefix: o.registryPrefix as string | undefined };
+        client = await Client.connect({ ...where, secret: o.secretFile ? readSecretFile(o.secretFile, 'client secret').secret : undefined, tls, mode: o.direct ? 'direct' : o.spread ? 'spread' : 'via-as' });
         const service = String(o.service);
         let key: number;
         let idempotent: boolean = o.idempotent;

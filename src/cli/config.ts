@@ -94,6 +94,14 @@ export const asConfigSchema = z.strictObject({
     })
     .optional(),
   pair: pairSchema.optional(),
+  /** How the pair picks its active: udp (the `pair` group) or etcd (an election on `registry`). */
+  pairMode: z.enum(['udp', 'etcd']).optional(),
+  /** The etcd election's lease TTL in seconds (pairMode etcd; default 2). */
+  pairTtlSeconds: z.number().int().min(1).max(3600).optional(),
+  /** etcd endpoints, comma-separated (`etcd://127.0.0.1:2379`). */
+  registry: z.string().min(1).optional(),
+  /** Key prefix in etcd (default /switchboard). */
+  registryPrefix: z.string().min(1).optional(),
   /** The original PoolEndPointList: FSs the AS dials without waiting for their HELLO. */
   functionServers: z
     .array(z.strictObject({ host: z.string().min(1).max(253), port: z.number().int().min(1).max(65535), name: z.string().max(128).optional(), poolType: z.number().int().min(0).max(65535).optional(), standby: z.boolean().optional() }))
@@ -131,6 +139,12 @@ export const fsConfigSchema = z.strictObject({
   pluginStopTimeoutMs: count(600_000).optional(),
   validateResponses: z.boolean().optional(),
   watch: z.boolean().optional(),
+  /** etcd endpoints, comma-separated (`etcd://127.0.0.1:2379`): the FS registers there (docs/registry.md). */
+  registry: z.string().min(1).optional(),
+  /** Key prefix in etcd (default /switchboard). */
+  registryPrefix: z.string().min(1).optional(),
+  /** TTL of the FS's registry lease in seconds (default 10): a dead FS leaves the registry after about this long. */
+  registryTtlSeconds: z.number().int().min(1).max(3600).optional(),
   logLevel: logLevel.optional(),
 });
 export type FsConfig = z.infer<typeof fsConfigSchema>;

@@ -10,6 +10,7 @@ import { isPathSpec, loadPluginModules, pluginPath } from '../plugins/index.js';
 import { ConfigError } from '../protocol/index.js';
 import { fsConfigSchema, resolveSettings, unreadEnvironment, type FlagMap, type FsConfig } from './config.js';
 import { parseEndpoints, parseFraction, parseIntIn, parsePort } from './parse.js';
+import { parseRegistryUrl } from '../discovery/registry-url.js';
 
 const FS_FLAGS: FlagMap = {
   ...Object.fromEntries(Object.keys(fsConfigSchema.shape).map((k) => [k, k])),
@@ -98,8 +99,17 @@ async function startFs(c: FsConfig, busy: number | undefined): Promise<void> {
     if (r.warning) logger.warn(r.warning);
     joinSecret = r.secret;
   }
-  const { plugins: _p, joinSecretFile: _j, tls, watch: watching, logLevel: _l, name, ...api } = c;
-  const fs = new FunctionServer({ ...api, name, plugins, joinSecret, tls: loadTlsFiles(tls ?? {}), logger });
+  const { plugins: _p, joinSecretFile: _j, tls, watch: watching, logLevel: _l, name, registry, registryPrefix, registryTtlSeconds, ...api } = c;
+  if (!registry && !api.applicationServers?.length) logger.warn('no --as and no --registry: this FS waits to be added by address (switchboard as --function-server)');
+  const fs = new FunctionServer({
+    ...api,
+    name,
+    plugins,
+    joinSecret,
+    tls: loadTlsFiles(tls ?? {}),
+    registry: registry ? { endpoints: parseRegistryUrl(registry), prefix: registryPrefix, ttlSeconds: registryTtlSeconds } : undefined,
+    logger,
+  });
   await fs.start();
   if (busy) burn(busy);
   if (watching) watchPlugins(fs, specs, logger);
@@ -118,7 +128,10 @@ export function fsCommand(): Command {
     .option('--config <file>', 'YAML or JSON settings under the API option names; flags given here override it')
     .option('--print-config', 'print the settings (defaults, then --config, then flags) as JSON and exit')
     .option('--plugins <module...>', 'plugin modules: paths to built .js files, package names, or the bundled echo and weather')
-    .option('--as <host:port,...>', 'the control endpoints of the application servers to register with (all of a pair, or several)', parseEndpoints)
+    .option('--as <host:port,...>', 'the control endpoints of the application servers to register with (all of a pair, or several); not needed with --registry', parseEndpoints)
+    .option('--registry <etcd://host:port,...>', 'register in etcd instead of (or as well as) with --as: ASs watching it dial this FS (docs/registry.md)')
+    .option('--registry-prefix <prefix>', 'key prefix in etcd (default /switchboard)')
+    .option('--registry-ttl-seconds <s>', 'lease TTL of the registration: a dead FS leaves after about this long (default 10)', parseIntIn(1, 3600))
     .option('--host <address>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'data port the AS connects to (0 picks a free one)', parsePort, 7200)
     .option('--advertise-host <address>', 'host the AS dials, when it differs from --host')

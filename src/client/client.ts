@@ -42,6 +42,8 @@ import { authenticateDialer, dial, toSecret, type TlsOptions } from '../security
 import { isServiceContract, type RequestOf, type ResponseOf, type ServiceContract } from '../contracts/index.js';
 import { CallTable, type CallSpec } from './call-table.js';
 import { DirectRouter } from './direct.js';
+import { SpreadRouter, type SpreadMember } from './spread.js';
+import { callTraceContext, endWithCall, startCallSpan } from '../tracing/index.js';
 
 export interface Endpoint {
   host: string;
@@ -74,8 +76,17 @@ export interface ClientOptions {
   /**
    * `via-as` (the default): every call goes through the AS. `direct` (director mode): the client asks
    * the AS where each key is served (LOOKUP) and calls those FSs itself; the AS stays the fallback.
+   * `spread`: calls are spread over every AS in `endpoints` (the one with the fewest of this client's
+   * calls in flight); a lost AS's idempotent calls go to another AS, and it is reconnected in the background.
    */
-  mode?: 'via-as' | 'direct';
+  mode?: 'via-as' | 'direct' | 'spread';
+  /**
+   * `etcd://host:2379[,host:2379]`: connect() reads the ASs' client endpoints under
+   * `<registryPrefix>/as/` once and uses them (when `endpoints` is not given). docs/registry.md.
+   */
+  registry?: string;
+  /** The registry's key prefix (default `/switchboard`). */
+  registryPrefix?: string;
 }
 
 export interface CallOptions {
@@ -162,6 +173,8 @@ export class Client extends EventEmitter<ClientEvents> {
   readonly #resolves = new Map<number, (frame: Buffer) => void>();
   /** Director mode's router; undefined in via-as mode. */
   #direct: DirectRouter | undefined;
+  /** Spread mode's router (one single-endpoint client per AS); undefined in the other modes. */
+  #spread: SpreadRouter | undefined;
   #resolveId = 0;
   /** Coarse clock (the sweeper's), enough for a deadline that has a second of grace. */
   #now = Date.now();
@@ -190,8 +203,14 @@ export class Client extends EventEmitter<ClientEvents> {
    * when none does within connectTimeoutMs each, or with AuthError when an AS refuses our proof.
    */
   static async connect(opts: ClientOptions): Promise<Client> {
+    if (opts.registry !== undefined && !opts.endpoints?.length) {
+      // Loaded only when used: the etcd client brings gRPC with it.
+      const { readApplicationServers } = await import('../discovery/as-lookup.js');
+      opts = { ...opts, endpoints: await readApplicationServers(opts.registry, opts.registryPrefix) };
+    }
     const endpoints = opts.endpoints?.length ? [...opts.endpoints] : [{ host: opts.host ?? '127.0.0.1', port: opts.port ?? 7100 }];
     const client = new Client(opts, endpoints);
+    if (opts.mode === 'spread') client.#spread = await SpreadRouter.connect(endpoints, (e) => Client.#spreadMember({ ...opts, endpoints: [e], mode: 'via-as' }), opts).catch(async (err: unknown) => { await client.close(); throw err; });
     let last: Error | undefined;
     for (let i = 0; i < endpoints.length; i++) {
       try {
@@ -215,12 +234,23 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** Calls still waiting for an answer (sent or queued; to the AS or, in director mode, to FSs). */
   get inflight(): number {
-    return this.#calls.size + (this.#direct?.inflight ?? 0);
+    return this.#calls.size + (this.#direct?.inflight ?? 0) + (this.#spread?.inflight ?? 0);
   }
 
   /** Director mode's router (its counters and FS connections); undefined in via-as mode. */
   get direct(): DirectRouter | undefined {
     return this.#direct;
+  }
+
+  /** Spread mode's router (its ASs and per-AS counters); undefined in the other modes. */
+  get spread(): SpreadRouter | undefined {
+    return this.#spread;
+  }
+
+  /** One AS of a spread client: a single-endpoint via-as client, seen through its private send. */
+  static async #spreadMember(opts: ClientOptions): Promise<SpreadMember> {
+    const c = await Client.connect(opts);
+    return { get connected() { return c.connected; }, get closed() { return c.closed; }, send: (spec, t) => c.#viaAs(spec, t), on: (ev, l) => c.on(ev, l), close: () => c.close() };
   }
 
   /** Closed by close(), or for good after a fatal error. */
@@ -244,33 +274,44 @@ export class Client extends EventEmitter<ClientEvents> {
   call<T = unknown>(serviceKey: number, body?: unknown, opts?: CallOptions): Promise<T>;
   call<T>(target: number | ServiceContract, body?: unknown, opts?: CallOptions): Promise<T> {
     let serviceKey: number;
+    let name: string | undefined;
     if (typeof target === 'number') serviceKey = target;
     else if (isServiceContract(target)) {
       serviceKey = target.key;
+      name = target.name;
       if (opts?.idempotent === undefined && target.idempotent) opts = { ...opts, idempotent: true };
     } else return Promise.reject(new BadRequestError('call() takes a service key or a contract made with defineService'));
-    if (this.#closed) return Promise.reject(this.#fatal ?? new ChannelClosedError('the client is closed'));
+    // Tracing (docs/tracing.md): a CLIENT span when a registered SDK records one, its context sent in
+    // the header extension, unless the caller gave a valid trace context of its own. With no SDK this
+    // is one cheap check, and the call goes as a version-1 request.
+    const span = opts?.traceparent !== undefined && validTraceparent(opts.traceparent) ? undefined : startCallSpan(serviceKey, opts?.poolType ?? 0, name, this.#direct !== undefined);
+    if (span !== undefined) {
+      const tc = callTraceContext(span);
+      opts = { ...opts, traceparent: tc.traceparent, tracestate: tc.tracestate };
+    }
+    if (this.#closed) return endWithCall(span, Promise.reject(this.#fatal ?? new ChannelClosedError('the client is closed')));
     // The budget field is 32 bits: a longer timeout is sent as the longest budget there is.
     const timeoutMs = Math.min(opts?.timeoutMs ?? this.#defaultTimeoutMs, MAX_UINT32);
     let encoded: Buffer;
     try {
       encoded = encodeBody(body);
     } catch (err) {
-      return Promise.reject(new BadRequestError(`the call's body cannot be encoded as msgpack: ${(err as Error).message}`));
+      return endWithCall(span, Promise.reject(new BadRequestError(`the call's body cannot be encoded as msgpack: ${(err as Error).message}`)));
     }
     // An oversize body would make the AS close the connection under every other call on it: fail this one alone.
-    if (encoded.length > this.#maxBodyBytes) return Promise.reject(new FrameTooLargeError(encoded.length, this.#maxBodyBytes));
+    if (encoded.length > this.#maxBodyBytes) return endWithCall(span, Promise.reject(new FrameTooLargeError(encoded.length, this.#maxBodyBytes)));
     let extension: Buffer | undefined;
     if (opts?.routingKey !== undefined || opts?.traceparent !== undefined) {
       try {
         extension = callExtension(opts);
       } catch (err) {
-        return Promise.reject(err);
+        return endWithCall(span, Promise.reject(err));
       }
     }
     const spec: CallSpec = { serviceKey, poolType: opts?.poolType ?? 0, body: encoded, idempotent: opts?.idempotent === true, extension };
-    if (this.#direct !== undefined) return this.#direct.call(spec, timeoutMs) as Promise<T>;
-    return this.#viaAs(spec, timeoutMs) as Promise<T>;
+    if (this.#direct !== undefined) return endWithCall(span, this.#direct.call(spec, timeoutMs)) as Promise<T>;
+    if (this.#spread !== undefined) return endWithCall(span, this.#spread.call(spec, timeoutMs)) as Promise<T>;
+    return endWithCall(span, this.#viaAs(spec, timeoutMs)) as Promise<T>;
   }
 
   /** Sends a call through the AS (queued while no connection is up). */
@@ -357,6 +398,7 @@ export class Client extends EventEmitter<ClientEvents> {
   close(): Promise<void> {
     this.#closed = true;
     this.#direct?.close();
+    const spreadClosed = this.#spread?.close();
     clearInterval(this.#sweeper);
     clearTimeout(this.#retry);
     this.#calls.rejectAll(this.#fatal ?? new ChannelClosedError('the client was closed before the answer came'));
@@ -372,7 +414,7 @@ export class Client extends EventEmitter<ClientEvents> {
             l.conn.close('local');
           }),
       ),
-    ).then(() => undefined);
+    ).then(() => spreadClosed);
   }
 
   /** Opens a connection to `endpoint` and makes it the current one; rejects if it cannot. */

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { advertisedHost, isWildcardHost } from '../common/addresses.js';
 import { listenOn } from '../common/listen.js';
 import { silentLogger, type Logger } from '../common/logger.js';
 import { RateLimitedLog } from '../common/rate-limited-log.js';
@@ -33,6 +34,8 @@ import { ControlLink } from './control-link.js';
 import { AS_POOL, DirectGrant } from './direct-grant.js';
 import { PerformanceMonitor, type LoadSampler } from './performance-monitor.js';
 import { RequestHandler } from './request-handler.js';
+import type { FsAnnouncer } from '../discovery/fs-announcer.js';
+import type { RegistryOptions } from '../discovery/etcd-registry.js';
 
 export interface FunctionServerOptions {
   name: string;
@@ -83,6 +86,11 @@ export interface FunctionServerOptions {
   monitor?: LoadSampler;
   /** Parent for each plugin's child container: put FS-wide providers here. */
   container?: DependencyContainer;
+  /**
+   * An etcd registry (docs/registry.md): the FS keeps its registration under `<prefix>/fs/<name>`
+   * on a lease, and sends LOAD on the pool connections ASs open to it (no control link needed).
+   */
+  registry?: RegistryOptions;
   logger?: Logger;
 }
 
@@ -102,7 +110,7 @@ export interface FunctionServerEvents {
 export class FunctionServer extends EventEmitter<FunctionServerEvents> {
   readonly name: string;
   #started = false;
-  readonly #o: Required<Omit<FunctionServerOptions, 'applicationServer' | 'applicationServers' | 'advertiseHost' | 'container' | 'plugins' | 'monitor' | 'joinSecret' | 'tls'>> &
+  readonly #o: Required<Omit<FunctionServerOptions, 'applicationServer' | 'applicationServers' | 'advertiseHost' | 'container' | 'plugins' | 'monitor' | 'joinSecret' | 'tls' | 'registry'>> &
     Pick<FunctionServerOptions, 'advertiseHost' | 'tls'> & { applicationServers: readonly { host: string; port: number }[] };
   readonly #secret: Buffer | undefined;
   readonly #log: RateLimitedLog;
@@ -116,6 +124,12 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
   /** Requests received on direct-client connections (director mode), reported in LOAD. */
   #directRequests = 0;
   #stopping: Promise<void> | undefined;
+  readonly #registryOptions: RegistryOptions | undefined;
+  #registry: FsAnnouncer | undefined;
+  /** Registry mode: LOAD on every pool connection, every refresh period. */
+  #poolLoadTimer: NodeJS.Timeout | undefined;
+  /** The host the AS is told to dial (see address()). */
+  #advertised: string | undefined;
 
   constructor(opts: FunctionServerOptions) {
     super();
@@ -154,6 +168,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       logger: opts.logger ?? silentLogger,
     };
     this.#secret = toSecret(opts.joinSecret, 'joinSecret');
+    this.#registryOptions = opts.registry;
     this.#log = new RateLimitedLog(this.#o.logger);
     this.#monitor = opts.monitor ?? new PerformanceMonitor();
     const parent = (opts.container ?? rootContainer).createChildContainer();
@@ -203,7 +218,9 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
   address(): { host: string; port: number } {
     const a = this.#server.address() as AddressInfo | null;
     if (!a) throw new ConfigError('function server is not listening; call start() first');
-    return { host: this.#o.advertiseHost ?? (a.address === '0.0.0.0' || a.address === '::' ? '127.0.0.1' : a.address), port: a.port };
+    // Bound to every address with no advertise host: the machine's first non-loopback address (picked once).
+    this.#advertised ??= advertisedHost(a.address, this.#o.advertiseHost);
+    return { host: this.#advertised, port: a.port };
   }
 
   /** Listens, then registers with the AS when one is configured (without waiting for it to answer). */
@@ -213,6 +230,9 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
     this.#started = true;
     await listenOn(this.#server, this.#o.port, this.#o.host);
     const addr = this.address();
+    if (isWildcardHost(this.#o.host) && this.#o.advertiseHost === undefined) {
+      this.#o.logger.info({ bind: this.#o.host, advertised: addr.host }, 'bound to every address with no advertise host: ASs are told to dial the first non-loopback address (set advertiseHost / --advertise-host to choose)');
+    }
     const auth = this.#secret ? 'join secret' : this.#mutualTls ? 'mutual TLS' : 'none: pool connections from loopback only';
     this.#o.logger.info({ name: this.name, ...addr, services: this.table.keys(), poolType: this.#o.poolType, standby: this.#o.standby, auth, tls: this.#o.tls?.cert !== undefined }, 'function server listening');
     for (const as of this.#o.applicationServers) {
@@ -234,7 +254,30 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       link.start();
     }
     if (this.#links.length > 0) void this.whenRegistered().then(() => this.emit('registered'));
+    if (this.#registryOptions) await this.#startRegistry(this.#registryOptions);
     return addr;
+  }
+
+  async #startRegistry(opts: RegistryOptions): Promise<void> {
+    // Loaded only when used: the etcd client brings gRPC with it.
+    const { FsAnnouncer } = await import('../discovery/fs-announcer.js');
+    const value = () => ({ name: this.name, ...this.address(), poolType: this.#o.poolType, standby: this.#o.standby, services: this.table.keys(), weight: this.#o.weight });
+    this.#registry = new FsAnnouncer(opts, this.name, value, this.#o.logger, this.#log);
+    this.#registry.start();
+    this.#poolLoadTimer = setInterval(() => this.#sendPoolLoad(), this.#o.refreshMs);
+    this.#poolLoadTimer.unref();
+  }
+
+  /** Registry mode: the LOAD event (section 6.3 of docs/protocol.md) on each pool connection an AS opened, or on `only`. */
+  #sendPoolLoad(only?: FrameConnection): void {
+    const report = { ...this.#monitor.sample(this.#handler.inflight), overdue: this.#handler.overdue, directRequests: this.#directRequests };
+    const frame = encodeEventRequest(EventKind.LOAD, 0, report, false);
+    for (const c of only ? [only] : this.#conns) if (c.owner === AS_POOL && !c.closed) c.send(frame);
+  }
+
+  /** Whether its registry key is in etcd as far as it knows (registry mode). */
+  get registeredInRegistry(): boolean {
+    return this.#registry?.registered ?? false;
   }
 
   /** How many of its ASs have acknowledged its HELLO now. */
@@ -295,7 +338,10 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
     this.emit('draining');
     this.#o.logger.info({ name: this.name, inflight: this.#handler.inflight }, 'draining');
     for (const c of this.#conns) c.send(encodeEventRequest(EventKind.DRAIN, 0, {}, false));
-    await Promise.all(this.#links.map((l) => l.drain(Math.min(2000, this.#o.drainTimeoutMs))));
+    // Registry mode: the key goes at drain start, so ASs drop it (once its requests are answered).
+    clearInterval(this.#poolLoadTimer);
+    const unregistered = this.#registry?.stop(Math.min(2000, this.#o.drainTimeoutMs));
+    await Promise.all([...this.#links.map((l) => l.drain(Math.min(2000, this.#o.drainTimeoutMs))), unregistered]);
     // The AS has stopped choosing us; a ping answered on each pool connection proves that every
     // request it sent before has been read here, so "idle" below really means nothing is coming.
     await Promise.all([...this.#conns].map((c) => c.barrier(Math.min(2000, this.#o.drainTimeoutMs))));
@@ -418,5 +464,6 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
         versions: [VERSION, VERSION_EXTENDED],
       }),
     );
+    if (this.#poolLoadTimer !== undefined) this.#sendPoolLoad(conn);
   }
 }

@@ -8,6 +8,7 @@ import {
   VERSION_EXTENDED,
   eventKindOf,
   isRequest,
+  loadSchema,
   tryDecodeBody,
   type CloseReason,
   type FrameConnection,
@@ -134,6 +135,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
         if (kind === EventKind.DRAIN) this.markDraining(e.id);
         else if (kind === EventKind.CHANGED && isRequest(frame)) pool.describe(up);
         else if (kind === EventKind.DESCRIBE && !isRequest(frame)) this.#redescribed(e, up, tryDecodeBody(frame));
+        else if (kind === EventKind.LOAD && isRequest(frame)) this.#poolLoad(pool, up, frame);
       },
       vet: (pool, described) => this.#vet(entryOf(pool), described),
       up: (pool, _up, described) => this.#onUp(entryOf(pool), described),
@@ -236,12 +238,18 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     if (h.services.length > this.#o.maxServicesPerFs) {
       throw this.#refuse('SB_ERR_LIMIT', `HELLO declares ${h.services.length} service keys; this application server takes at most ${this.#o.maxServicesPerFs} per function server`);
     }
-    const host = h.endpoint.host;
+    const refusal = this.checkEndpointHost(h.endpoint.host);
+    if (refusal !== undefined) throw this.#refuse('SB_ERR_HOST_NOT_ALLOWED', refusal);
+  }
+
+  /** Why this AS will not dial `host` (allowedFsHosts, or loopback only without a join secret), or undefined. */
+  checkEndpointHost(host: string): string | undefined {
     if (this.#o.allowedHosts.size > 0) {
-      if (!this.#o.allowedHosts.allows(host)) throw this.#refuse('SB_ERR_HOST_NOT_ALLOWED', `endpoint host ${host} is not on this application server's allowed hosts; add it to allowedFsHosts or advertise another host`);
+      if (!this.#o.allowedHosts.allows(host)) return `endpoint host ${host} is not on this application server's allowed hosts; add it to allowedFsHosts or advertise another host`;
     } else if (!this.#o.authenticated && !isLoopback(host)) {
-      throw this.#refuse('SB_ERR_HOST_NOT_ALLOWED', `endpoint host ${host} is not loopback, and without a join secret this application server dials loopback only; give the AS and the FS the same --join-secret-file`);
+      return `endpoint host ${host} is not loopback, and without a join secret this application server dials loopback only; give the AS and the FS the same --join-secret-file`;
     }
+    return undefined;
   }
 
   #refuse(code: string, message: string): RegistryRefusal {
@@ -312,6 +320,27 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
       this.dropLoad('not-registered');
       return false;
     }
+    return this.#applyLoad(e, report, receivedAt);
+  }
+
+  /**
+   * A LOAD on a pool connection this AS dialled (registry mode: no control link): believed like a
+   * control-port LOAD for that entry, from its first ready connection only (the FS sends one on
+   * each; the others are the same report), and under the same rate bound.
+   */
+  #poolLoad(pool: Pool, up: UpstreamConnection, frame: Buffer): void {
+    const e = entryOf(pool);
+    if (pool.connections()[0] !== up) return;
+    const l = loadSchema.safeParse(tryDecodeBody(frame));
+    if (!l.success) {
+      this.dropLoad('malformed');
+      this.#o.log.warn(`load-malformed:${e.id}`, { fs: e.id }, 'LOAD on a pool connection ignored: malformed');
+      return;
+    }
+    this.#applyLoad(e, l.data, Date.now());
+  }
+
+  #applyLoad(e: FunctionServerEntry, report: LoadReport, receivedAt: number): boolean {
     if (e.loadReceivedAt > 0 && receivedAt - e.loadReceivedAt < this.#o.loadRefreshMs / 4) {
       this.dropLoad('too-often');
       return false;
