@@ -66,8 +66,9 @@ describe('PerformanceMonitor', () => {
     expect(Math.abs(burnt.cpu - cpuSince(w1, e1))).toBeLessThan(0.15);
     expect(Math.abs(rested.cpu - cpuSince(w2, e2))).toBeLessThan(0.1);
     expect(Math.abs(burntAgain.cpu - cpuSince(w3, e3))).toBeLessThan(0.15);
-    expect(burnt.cpu).toBeGreaterThan(0.3);
-    expect(burntAgain.cpu).toBeGreaterThan(0.3);
+    // (Relative, not absolute: on a saturated machine a busy loop gets well under a core.)
+    expect(burnt.cpu).toBeGreaterThan(rested.cpu + 0.15);
+    expect(burntAgain.cpu).toBeGreaterThan(rested.cpu + 0.15);
     // ...and not with a longer one: had the idle sample's window started at the burn (or at the
     // monitor's birth), the burn would show in it; had a burn's, the idle time would dilute it.
     expect(cpuSince(w1, e2) - rested.cpu).toBeGreaterThan(0.1);
