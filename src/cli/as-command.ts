@@ -107,7 +107,8 @@ async function startAs(c: AsConfig): Promise<void> {
   for (const f of functionServers ?? []) as.addFunctionServer(f);
   if (admin) {
     const adminPort = await admin.listen(c.adminPort ?? 0, adminHost);
-    logger.info({ adminPort, adminHost, token: adminToken !== undefined }, adminToken ? 'admin surface listening (token required)' : 'admin surface listening on loopback only (no --admin-token-file)');
+    // One message whatever the token, so scripts can wait for it; the fields say how it is guarded.
+    logger.info({ adminPort, adminHost, token: adminToken !== undefined, access: adminToken ? 'token required (all but /healthz, /readyz)' : 'loopback only (no --admin-token-file)' }, 'admin surface listening');
   }
   const stop = async (signal: string): Promise<void> => {
     logger.info({ signal }, 'stopping');

@@ -225,7 +225,7 @@ describe('maxConnections and the open-file limit', () => {
     expect(lowered).toMatchObject({ maxConnections: 10_000, openFileLimit: 256, lowered: 128 });
     const listening = await as.line('application server listening');
     expect(listening).toMatchObject({ maxConnections: 128, openFileLimit: 256 });
-    const adminPort = (await as.line('admin surface listening on loopback only (no --admin-token-file)')).adminPort as number;
+    const adminPort = (await as.line('admin surface listening')).adminPort as number;
     const port = listening.port as number;
 
     const fs = new RoleProcess('fd-fs', ['fs', '--name', 'fd-fs', '--as', `127.0.0.1:${listening.controlPort as number}`, '--port', '0', '--plugins', 'echo'], { cliPath: DIST_CLI });
@@ -264,7 +264,7 @@ describe('file descriptors', () => {
     h.defer(() => as.stop());
     const listening = await as.line('application server listening');
     expect(listening).toMatchObject({ maxConnections: 128 });
-    const adminPort = (await as.line('admin surface listening on loopback only (no --admin-token-file)')).adminPort as number;
+    const adminPort = (await as.line('admin surface listening')).adminPort as number;
     const port = listening.port as number;
     // 100 control connections (loopback: taken without a secret) hold descriptors too.
     const sockets: Socket[] = [];
