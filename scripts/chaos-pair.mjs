@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { parseArgs } from 'node:util';
 
 const { Client } = await import('../dist/client/index.js');
 const { Role, freePort, killAllNow, logPath, now, stopAll } = await import('./lib/chaos-roles.mjs');
-const { percentile } = await import('./lib/chaos-load.mjs');
+const { percentile, startPairLoad } = await import('./lib/chaos-load.mjs');
 const { renderTable, row, section, ms, secs } = await import('./lib/chaos-table.mjs');
 
 const { values: o } = parseArgs({
@@ -101,39 +101,8 @@ await Promise.all(fss.map((f) => f.waitFor((l) => l.msg === 'registered with the
 await sleep(800); // both ASs dial both FSs
 
 // ── The load: every answer checked and stamped with the AS that gave it ──
-const client = await Client.connect({ endpoints: [{ host: '127.0.0.1', port: ports.a.client }, { host: '127.0.0.1', port: ports.b.client }], heartbeatMs: HB, reconnect: { baseMs: 20, capMs: 200 } });
-const endpointName = (e) => (e?.port === ports.a.client ? 'a' : e?.port === ports.b.client ? 'b' : '?');
-const tally = { sent: 0, ok: 0, wrong: 0, failures: new Map(), latencies: [], answers: [] };
-let stop = false;
-const fail = (name, key) => {
-  const f = tally.failures.get(name) ?? { 1: 0, 2: 0 };
-  f[key]++;
-  tally.failures.set(name, f);
-};
-const workers = Array.from({ length: concurrency }, async (_, w) => {
-  let seq = 0;
-  while (!stop) {
-    const key = (w + seq++) % 2 === 0 ? 1 : 2;
-    const id = ++tally.sent;
-    const body = key === 1 ? { id, w } : { ms: 5 + (id % 16), value: id };
-    const expected = key === 1 ? body : id;
-    const t = now();
-    try {
-      const got = await client.call(key, body, { timeoutMs: deadlineMs, idempotent: key === 1 });
-      if (isDeepStrictEqual(got, expected)) {
-        tally.ok++;
-        tally.latencies.push(now() - t);
-        tally.answers.push({ t: now(), as: endpointName(client.endpoint) });
-      } else tally.wrong++;
-    } catch (err) {
-      const gaveUp = err.code === 'SB_ERR_TIMEOUT' && /no answer from the application server|no application server could be reached/.test(err.message);
-      fail(gaveUp ? 'CLIENT_GAVE_UP' : (err.code ?? 'LOCAL'), key);
-    }
-    await sleep(2);
-  }
-});
-const failovers = [];
-client.on('failover', (f) => failovers.push({ t: now(), ...f }));
+const load = await startPairLoad(Client, ports, { concurrency, deadlineMs, heartbeatMs: HB });
+const { tally, failovers, endpointName } = load;
 
 const activeName = () => (roleOf('a') === 'active' ? 'a' : roleOf('b') === 'active' ? 'b' : undefined);
 const marks = [];
@@ -174,9 +143,7 @@ mark(`SIGCONT as-${second}`);
 await until(() => roleOf(second) === 'standby', 5000, `the woken as-${second} to step down`);
 mark(`as-${second} stepped down: ${roleOf(second)}`);
 await sleep(2000);
-stop = true;
-await Promise.all(workers);
-await client.close();
+await load.stop();
 await stopAll(3000);
 void restarted;
 

@@ -115,3 +115,56 @@ export function percentile(sorted, p) {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
+
+/**
+ * The AS-pair scenarios' load (UDP and etcd): `concurrency` workers alternating idempotent echo
+ * (key 1) and non-idempotent delayed echo (key 2) through one client given both ASs; every OK
+ * answer is checked and stamped with the AS whose connection carried it ('a' or 'b').
+ */
+export async function startPairLoad(Client, ports, { concurrency, deadlineMs, heartbeatMs }) {
+  const client = await Client.connect({ endpoints: [{ host: '127.0.0.1', port: ports.a.client }, { host: '127.0.0.1', port: ports.b.client }], heartbeatMs, reconnect: { baseMs: 20, capMs: 200 } });
+  const endpointName = (e) => (e?.port === ports.a.client ? 'a' : e?.port === ports.b.client ? 'b' : '?');
+  const tally = { sent: 0, ok: 0, wrong: 0, failures: new Map(), latencies: [], answers: [] };
+  const failovers = [];
+  client.on('failover', (f) => failovers.push({ t: now(), ...f }));
+  let stopped = false;
+  const fail = (name, key) => {
+    const f = tally.failures.get(name) ?? { 1: 0, 2: 0 };
+    f[key]++;
+    tally.failures.set(name, f);
+  };
+  const workers = Array.from({ length: concurrency }, async (_, w) => {
+    let seq = 0;
+    while (!stopped) {
+      const key = (w + seq++) % 2 === 0 ? ECHO : ECHO_DELAYED;
+      const id = ++tally.sent;
+      const body = key === ECHO ? { id, w } : { ms: 5 + (id % 16), value: id };
+      const expected = key === ECHO ? body : id;
+      const t = now();
+      try {
+        const got = await client.call(key, body, { timeoutMs: deadlineMs, idempotent: key === ECHO });
+        if (isDeepStrictEqual(got, expected)) {
+          tally.ok++;
+          tally.latencies.push(now() - t);
+          tally.answers.push({ t: now(), as: endpointName(client.endpoint) });
+        } else tally.wrong++;
+      } catch (err) {
+        const gaveUp = err.code === 'SB_ERR_TIMEOUT' && /no answer from the application server|no application server could be reached/.test(err.message);
+        fail(gaveUp ? 'CLIENT_GAVE_UP' : (err.code ?? 'LOCAL'), key);
+      }
+      await sleep(2);
+    }
+  });
+  return {
+    client,
+    tally,
+    failovers,
+    endpointName,
+    /** Stops the workers, waits for their last calls, closes the client. */
+    async stop() {
+      stopped = true;
+      await Promise.all(workers);
+      await client.close();
+    },
+  };
+}

@@ -9,12 +9,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { parseArgs } from 'node:util';
 import { etcdMissing, startEtcd } from './etcd.mjs';
 
 const { Client } = await import('../../dist/client/index.js');
 const { Role, freePort, getJson, killAllNow, logPath, now, stopAll } = await import('./chaos-roles.mjs');
-const { percentile } = await import('./chaos-load.mjs');
+const { percentile, startPairLoad } = await import('./chaos-load.mjs');
 const { renderTable, row, section, ms, secs } = await import('./chaos-table.mjs');
 
 const HELP = `usage: node scripts/chaos.mjs --pair --pair-mode etcd [options]
@@ -165,39 +165,8 @@ async function main() {
   })();
 
   // ── The load: every answer checked and stamped with the AS whose connection carried it ──
-  const client = await Client.connect({ endpoints: [{ host: '127.0.0.1', port: ports.a.client }, { host: '127.0.0.1', port: ports.b.client }], heartbeatMs: HB, reconnect: { baseMs: 20, capMs: 200 } });
-  const endpointName = (e) => (e?.port === ports.a.client ? 'a' : e?.port === ports.b.client ? 'b' : '?');
-  const tally = { sent: 0, ok: 0, wrong: 0, failures: new Map(), latencies: [], answers: [] };
-  let stop = false;
-  const fail = (name, key) => {
-    const f = tally.failures.get(name) ?? { 1: 0, 2: 0 };
-    f[key]++;
-    tally.failures.set(name, f);
-  };
-  const workers = Array.from({ length: concurrency }, async (_, w) => {
-    let seq = 0;
-    while (!stop) {
-      const key = (w + seq++) % 2 === 0 ? 1 : 2;
-      const id = ++tally.sent;
-      const body = key === 1 ? { id, w } : { ms: 5 + (id % 16), value: id };
-      const expected = key === 1 ? body : id;
-      const t = now();
-      try {
-        const got = await client.call(key, body, { timeoutMs: deadlineMs, idempotent: key === 1 });
-        if (isDeepStrictEqual(got, expected)) {
-          tally.ok++;
-          tally.latencies.push(now() - t);
-          tally.answers.push({ t: now(), as: endpointName(client.endpoint) });
-        } else tally.wrong++;
-      } catch (err) {
-        const gaveUp = err.code === 'SB_ERR_TIMEOUT' && /no answer from the application server|no application server could be reached/.test(err.message);
-        fail(gaveUp ? 'CLIENT_GAVE_UP' : (err.code ?? 'LOCAL'), key);
-      }
-      await sleep(2);
-    }
-  });
-  const failovers = [];
-  client.on('failover', (f) => failovers.push({ t: now(), ...f }));
+  const load = await startPairLoad(Client, ports, { concurrency, deadlineMs, heartbeatMs: HB });
+  const { tally, failovers, endpointName } = load;
   const mark = (text, t = now()) => say(`  [${at(t)}] ${text}`);
   const activeName = () => (roleOf('a') === 'active' ? 'a' : roleOf('b') === 'active' ? 'b' : undefined);
   const becameActive = (n, since) => timeline[n].find((e) => e.t > since && e.role === 'active');
@@ -234,9 +203,7 @@ async function main() {
   const woken = timeline[second].filter((e) => e.t > contT);
   for (const e of woken) mark(`as-${second} is ${e.role} (${e.reason})`, e.t);
   await sleep(2000);
-  stop = true;
-  await Promise.all(workers);
-  await client.close();
+  await load.stop();
   sampling = false;
   await sampler;
   const finalRoles = { a: roleOf('a'), b: roleOf('b') };

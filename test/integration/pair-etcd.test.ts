@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationServer, ConfigError, Status, decodeBody, encodeRequest, requestIdOf, statusOf, type ApplicationServerOptions, type PairRole } from '../../src/index.js';
 import { etcdUnavailable, startEtcd, type EtcdServer } from '../fixtures/etcd.js';
-import { COUNT_ONCE, HOST, recordRoles, usePairCleanup, waitRole, type PairCleanup, type RoleEvent } from '../fixtures/pair-cluster.js';
+import { COUNT_ONCE, HOST, recordRoles, startStoppedOnce, usePairCleanup, waitRole, type PairCleanup, type RoleEvent } from '../fixtures/pair-cluster.js';
 import { RawSocket } from '../fixtures/raw-socket.js';
 import { waitFor } from '../fixtures/wait.js';
 
@@ -36,16 +36,7 @@ describe.skipIf(NO_ETCD !== undefined)(`an AS pair on an etcd election${NO_ETCD 
       ...extra,
     });
     roles.set(as, recordRoles(as));
-    await as.start();
-    let stopped = false;
-    const stop = as.stop.bind(as);
-    as.stop = async () => {
-      if (stopped) return;
-      stopped = true;
-      await stop();
-    };
-    cl.defer(() => as.stop());
-    return as;
+    return startStoppedOnce(cl, as);
   }
 
   /** Two ASs on one election; resolves once one is active and the other standby. */

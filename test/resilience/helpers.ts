@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { afterEach } from 'vitest';
 import { RoleProcess } from '../../src/cli/child-process.js';
 import {
   ApplicationServer,
@@ -29,32 +28,9 @@ export const DIST_CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.m
 /** Plugin module for child FSs (plain JS on top of dist/): 3001 slow idempotent, 3003 who-am-i. */
 export const CHILD_PLUGIN = fileURLToPath(new URL('./child-plugin.mjs', import.meta.url));
 
-/** Everything a test started, torn down in reverse order after each test, even when it failed. */
-export class Cleanup {
-  readonly #steps: (() => unknown)[] = [];
+import { Cleanup } from '../fixtures/cleanup.js';
 
-  defer(step: () => unknown): void {
-    this.#steps.push(step);
-  }
-
-  async run(): Promise<void> {
-    let first: unknown;
-    for (const step of this.#steps.splice(0).reverse()) {
-      try {
-        await withTimeout(Promise.resolve(step()), 5000, 'a teardown step');
-      } catch (err) {
-        first ??= err;
-      }
-    }
-    if (first !== undefined) throw first;
-  }
-}
-
-export function useCleanup(): Cleanup {
-  const c = new Cleanup();
-  afterEach(() => c.run());
-  return c;
-}
+export { Cleanup, useCleanup } from '../fixtures/cleanup.js';
 
 export { waitFor, withTimeout };
 
