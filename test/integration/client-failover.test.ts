@@ -22,6 +22,7 @@ import {
   pairClient,
   startPair,
   startPairFs,
+  startStoppedOnce,
   usePairCleanup,
   waitAvailable,
   type PairCleanup,
@@ -59,16 +60,7 @@ async function asWithFs(c: PairCleanup, port: number, fsPort: number): Promise<A
   as.addFunctionServer({ host: HOST, port: fsPort, name: 'fs-by-address' });
   // The pool dials before start(): no client can arrive before the FS is there.
   await waitAvailable(as, 'fs-by-address', 5000);
-  await as.start();
-  let stopped = false;
-  const stop = as.stop.bind(as);
-  as.stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await stop();
-  };
-  c.defer(() => as.stop());
-  return as;
+  return startStoppedOnce(c, as);
 }
 
 async function lonelyFs(c: PairCleanup): Promise<FunctionServer> {
