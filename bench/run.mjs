@@ -8,6 +8,7 @@
  *                        reference of every ratio.
  *   sb-direct, sb-direct-contract, director   Client SDK → FunctionServer
  *   sb-as, sb-as-many, sb-http, sb-as-tls      ... → ApplicationServer → FunctionServer(s)
+ *   node-relay           raw client → minimal Node TCP relay (socket.pipe both ways) → raw server
  *   haproxy, nginx       raw client → proxy (one thread / one worker) → raw server, when installed
  *   moleculer            two Moleculer 0.15 brokers, TCP transporter, broker.call
  * Scenarios alternate within each round; every figure is a median (and range) over rounds.

@@ -119,7 +119,7 @@ export function evaluateTargets(rows, measurements, scheduler, ran, body) {
       .join(', ');
   for (const [inflight, goal] of Object.entries(TARGETS.ratioToRaw)) {
     const v = row('sb-as', Number(inflight))?.ratioToRaw;
-    const here = ratios(Number(inflight), ['haproxy', 'nginx']);
+    const here = ratios(Number(inflight), ['haproxy', 'nginx', 'node-relay']);
     add(`via AS / best raw req/s at ${inflight} in flight`, `≥ ${goal.toFixed(2)}`, v, v ? v.median >= goal : null, notRun ?? (here ? `here: ${here}` : undefined));
   }
   for (const [inflight, goal] of Object.entries(TARGETS.overHaproxy)) {
@@ -164,6 +164,21 @@ export function evaluateTargets(rows, measurements, scheduler, ran, body) {
       const v = paired(measurements, { a: 'nginx', b: 'haproxy', inflightA: Number(inflight), body });
       add(`nginx stream / haproxy tcp req/s at ${inflight}`, 'measured', v, null, 'the two proxies, one worker each');
     }
+  }
+  // The cheapest Node proxy: what one hop in Node costs before any framing or routing.
+  const relayNote = !ran.has('node-relay') ? 'node relay not run' : notRun;
+  for (const inflight of Object.keys(TARGETS.overHaproxy)) {
+    const n = Number(inflight);
+    const v = ran.has('node-relay') && ran.has('sb-as') ? paired(measurements, { a: 'sb-as', b: 'node-relay', inflightA: n, body }) : null;
+    add(`via AS ratio / node relay ratio at ${inflight}`, 'measured', v, null, relayNote ?? `ratios to best raw: ${ratios(n, ['sb-as', 'node-relay']) || '-'}`);
+  }
+  for (const inflight of Object.keys(TARGETS.asCpuOverHaproxy)) {
+    const n = Number(inflight);
+    const cpuOf = (m) => (m.scenario === 'sb-as' ? m.cpuUsPerReq.AS : m.cpuUsPerReq.proxy);
+    const v = ran.has('node-relay') && ran.has('sb-as') ? paired(measurements, { a: 'sb-as', b: 'node-relay', inflightA: n, body, f: cpuOf }) : null;
+    const as = row('sb-as', n)?.cpuUsPerReq?.AS;
+    const relay = row('node-relay', n)?.cpuUsPerReq?.proxy;
+    add(`AS CPU / node relay CPU per request at ${inflight}`, 'measured', v, null, relayNote ?? `µs per request: AS ${cpuFix(as)}, node relay ${cpuFix(relay)}`);
   }
   if (ran.has('sb-as-many') && ran.has('sb-as')) {
     const many = measurements.find((m) => m.scenario === 'sb-as-many');
@@ -240,7 +255,7 @@ export function formatTargets(targets, body) {
     const m = t.measured;
     const d = t.name.includes('CPU') ? 2 : 3;
     const measured = !m ? 'n/a' : m.min !== undefined && m.n > 1 ? `${fix(m.median, d)} (${fix(m.min, d)}–${fix(m.max, d)})` : fix(m.median, d);
-    const verdict = t.goal === 'measured' ? 'info' : t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'FAIL';
+    const verdict = t.goal === 'measured' ? (m ? 'info' : 'n/a') : t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'FAIL';
     return [t.name, t.goal, measured, verdict, t.note ?? ''];
   });
   const header = [`target (body ${bodyLabel(body)}; ratios per round, to the best raw)`, 'goal', 'measured median (min–max)', 'result', 'note'];

@@ -172,6 +172,17 @@ export const SCENARIOS = [
     },
   },
   {
+    key: 'node-relay',
+    name: 'node relay (pipe)',
+    describe: 'raw client → minimal Node TCP relay (net, socket.pipe both ways, no framing) → raw echo server',
+    async start(children) {
+      const server = await children.fork('raw-server-node-relay', 'raw-server');
+      const relay = await children.fork('node-relay', 'node-relay', ['--upstream', String(server.info.port)]);
+      const client = await children.fork('raw-client-node-relay', 'raw-client', ['--port', String(relay.info.port)]);
+      return { client, servers: [{ role: 'proxy', child: relay }, { role: 'server', child: server }] };
+    },
+  },
+  {
     key: 'haproxy',
     name: 'haproxy (tcp)',
     describe: 'raw client → haproxy mode tcp, 1 thread → raw echo server',
