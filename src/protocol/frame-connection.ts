@@ -66,8 +66,6 @@ export interface FrameConnectionOptions extends FrameHandlers {
   maxBufferedBytes?: number;
   /** See SlabWriter: write long batches in pieces so the next hop starts early. */
   earlyFlushBytes?: number;
-  /** The socket was made with `onread`; its owner passes what it reads to ingest(). */
-  externalReads?: boolean;
   timers?: Timers;
 }
 
@@ -126,7 +124,7 @@ export class FrameConnection {
     this.#deadline = new FrameDeadline(opts.readTimeoutMs ?? 0, (message) => this.destroy('read-timeout', new Error(message)), this.#timers);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, Math.max(1000, period));
-    if (!opts.externalReads) socket.on('data', (chunk: Buffer) => this.ingest(chunk));
+    socket.on('data', (chunk: Buffer) => this.ingest(chunk));
     socket.on('drain', () => {
       this.#blocked = false;
       this.#keepalive.blocked = false;
@@ -151,9 +149,8 @@ export class FrameConnection {
   }
 
   /**
-   * Bytes read from the socket. Called by the 'data' listener, or by the owner of a socket created
-   * with `onread` (a reused read buffer): frames are handled before this returns, and nothing of
-   * `chunk` is kept afterwards except what the parser copies.
+   * Bytes read from the socket (the 'data' listener). Chunks are never reused, so a handler may
+   * keep views of its frame: a proxy forwards them without copying.
    */
   ingest(chunk: Buffer): void {
     this.#keepalive.readSeen();
@@ -181,9 +178,12 @@ export class FrameConnection {
     if (!this.#closed) this.#writer.send(frame);
   }
 
-  /** Copies a frame that lies at buf[off, off + len) into the outgoing batch; the caller may reuse buf. */
-  sendFrom(buf: Buffer, off: number, len: number): void {
-    if (!this.#closed) this.#writer.sendFrom(buf, off, len);
+  /**
+   * Queues the frame at buf[off, off + len) by reference, without a copy (a proxy's path): buf must
+   * stay unchanged until written, as a chunk read from a socket does.
+   */
+  forward(buf: Buffer, off: number, len: number): void {
+    if (!this.#closed) this.#writer.forward(buf, off, len);
   }
 
   /** Writes a header and an encoded body straight into the outgoing batch (the per-request paths). */

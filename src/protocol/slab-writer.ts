@@ -22,6 +22,8 @@ export interface SlabWriterOptions {
 /**
  * Batches outgoing frames: frames are copied into a 64 KiB slab and leave as one view of it per
  * flush, at the end of the tick (or earlier in pieces): no allocation per frame or per batch.
+ * Frames a proxy forwards are not copied at all: those lying back to back in one read chunk leave
+ * as one view of that chunk (forward).
  */
 export class SlabWriter {
   readonly #write: (data: Buffer) => boolean;
@@ -35,6 +37,10 @@ export class SlabWriter {
   #flushScheduled = false;
   #earlyPieces = 0;
   #closed = false;
+  /** Forwarded frames not yet in the queue: #run[#runStart, #runEnd), by reference. */
+  #run: Buffer | null = null;
+  #runStart = 0;
+  #runEnd = 0;
 
   constructor(opts: SlabWriterOptions) {
     this.#write = opts.write;
@@ -72,6 +78,26 @@ export class SlabWriter {
     this.#queued();
   }
 
+  /**
+   * Queues the frame at buf[off, off + len) by reference: no copy and, for a frame that follows the
+   * previous forwarded one in the same buffer, no allocation. `buf` must stay unchanged until it is
+   * written: a chunk read from a socket, which Node never reuses.
+   */
+  forward(buf: Buffer, off: number, len: number): void {
+    if (this.#closed) return;
+    // Extending the run is safe only while nothing was queued after it (the slab region is empty).
+    if (this.#run === buf && this.#runEnd === off && this.#slabPos === this.#slabStart) {
+      this.#runEnd = off + len;
+    } else {
+      this.#takeSlab();
+      this.#run = buf;
+      this.#runStart = off;
+      this.#runEnd = off + len;
+    }
+    this.#queuedBytes += len;
+    this.#queued();
+  }
+
   /** Writes a header and an encoded body straight into the slab: one copy, no frame allocation. */
   /** With `extension` (a block from encodeExtension), the frame is a version-2 request carrying it before the body. */
   sendFrame(flags: number, status: number, requestId: number, serviceKey: number, poolType: number, budgetMs: number, body: Buffer, extension?: Buffer): void {
@@ -100,7 +126,7 @@ export class SlabWriter {
   flush(): boolean {
     if (this.#closed) return true;
     let data: Buffer;
-    if (this.#queue.length === 0) {
+    if (this.#queue.length === 0 && this.#run === null) {
       if (this.#slabPos === this.#slabStart) return true;
       // The socket may hold this view until it is written; the slab never writes over it again.
       data = this.#slab.subarray(this.#slabStart, this.#slabPos);
@@ -125,6 +151,7 @@ export class SlabWriter {
   /** Drops whatever is queued; later sends are ignored. */
   close(): void {
     this.#closed = true;
+    this.#run = null;
     this.#queue = [];
     this.#queuedBytes = 0;
     this.#slabStart = this.#slabPos;
@@ -155,8 +182,13 @@ export class SlabWriter {
     this.#slabPos = 0;
   }
 
-  /** Moves the slab's unwritten bytes to the queue, keeping order with what follows. */
+  /** Moves the forwarded run, then the slab's unwritten bytes (queued after it), to the queue. */
   #takeSlab(): void {
+    if (this.#run !== null) {
+      // Its bytes were counted in #queuedBytes when forwarded.
+      this.#queue.push(this.#run.subarray(this.#runStart, this.#runEnd));
+      this.#run = null;
+    }
     if (this.#slabPos === this.#slabStart) return;
     const n = this.#slabPos - this.#slabStart;
     this.#queue.push(this.#slab.subarray(this.#slabStart, this.#slabPos));

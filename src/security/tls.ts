@@ -74,8 +74,6 @@ export interface DialOptions {
   host: string;
   port: number;
   tls?: TlsOptions;
-  /** Reused read buffer (see net.connect's onread); honoured for plain and TLS sockets alike. */
-  onread?: { buffer: Buffer; callback: (n: number, buf: Buffer) => boolean };
 }
 
 /**
@@ -84,12 +82,11 @@ export interface DialOptions {
  */
 export function dial(o: DialOptions, onReady: () => void): Socket {
   if (!o.tls) {
-    const s = netConnect({ host: o.host, port: o.port, onread: o.onread });
+    const s = netConnect({ host: o.host, port: o.port });
     s.once('connect', onReady);
     return s;
   }
-  // onread works on TLS sockets too (decrypted bytes), though Node's types omit it.
-  const c: ConnectionOptions & { onread?: DialOptions['onread'] } = {
+  const c: ConnectionOptions = {
     host: o.host,
     port: o.port,
     ca: o.tls.ca,
@@ -97,7 +94,6 @@ export function dial(o: DialOptions, onReady: () => void): Socket {
     key: o.tls.key,
     servername: o.tls.servername ?? (isIpLiteral(o.host) ? undefined : o.host),
     minVersion: 'TLSv1.2',
-    onread: o.onread,
   };
   const s = tlsConnect(c);
   s.once('secureConnect', onReady);

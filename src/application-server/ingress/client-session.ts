@@ -45,6 +45,6 @@ export class ClientSession extends BudgetedSession implements IngressSession {
   }
 
   replyFrom(buf: Buffer, off: number, len: number): void {
-    this.conn.sendFrom(buf, off, len);
+    this.conn.forward(buf, off, len);
   }
 }

@@ -3,10 +3,11 @@ import { EventKind, FrameConnection, encodeEventRequest, tryDecodeBody, eventKin
 import { authenticateDialer, dial, type TlsOptions } from '../../security/index.js';
 import { UpstreamConnection, type PendingRequest } from './upstream-connection.js';
 
-const READ_BUFFER_BYTES = 64 * 1024;
-
 export interface PoolHooks {
-  /** A response frame arrived on one of the pool's connections, at buf[off, off + len), valid only during the call. */
+  /**
+   * A response frame arrived on one of the pool's connections, at buf[off, off + len): a chunk read
+   * from the socket, never reused, so it may be forwarded by reference.
+   */
   response(up: UpstreamConnection, buf: Buffer, off: number, len: number): void;
   /** An event frame (DRAIN) arrived on a ready connection. */
   event(pool: Pool, up: UpstreamConnection, frame: Buffer): void;
@@ -159,24 +160,9 @@ export class Pool {
    */
   #dial(): void {
     this.#dialing = true;
-    // One read buffer per connection, reused for every read (no allocation per read): safe because
-    // answers are copied to their client and events decoded before ingest() returns.
-    const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-    const socket = dial(
-      {
-        host: this.#o.host,
-        port: this.#o.port,
-        tls: this.#o.tls,
-        onread: {
-          buffer: readBuffer,
-          callback: (n) => {
-            conn.ingest(readBuffer.subarray(0, n)); // only called once connected, when conn exists
-            return true;
-          },
-        },
-      },
-      () => this.#connected(conn, handlers),
-    );
+    // Plain 'data' reads, not a reused onread buffer: answers are forwarded to clients as views of
+    // the chunk they came in (no copy per answer), so a chunk must never be written over.
+    const socket = dial({ host: this.#o.host, port: this.#o.port, tls: this.#o.tls }, () => this.#connected(conn, handlers));
     let ready = false;
     const handshake = setTimeout(
       () => conn.destroy('error', new Error(`no DESCRIBE answer within ${this.#o.connectTimeoutMs} ms`)),
@@ -196,7 +182,6 @@ export class Pool {
       },
     };
     const conn: FrameConnection = new FrameConnection(socket, {
-      externalReads: true,
       heartbeatMs: this.#o.heartbeatMs,
       maxBodyBytes: this.#o.maxBodyBytes,
       ...handlers,

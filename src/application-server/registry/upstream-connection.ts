@@ -7,7 +7,10 @@ export interface ReplyTarget {
   /** One request of this client ended (answered or failed): its count and its `bytes` are released. */
   done(bytes: number): void;
   reply(frame: Buffer): void;
-  /** Copies the frame at buf[off, off + len) out to the client. */
+  /**
+   * Sends the frame at buf[off, off + len) to the client. buf is a chunk read from an FS, never
+   * reused: it may be queued by reference until written.
+   */
   replyFrom(buf: Buffer, off: number, len: number): void;
   /** Stops reading the client's requests until resume(cause) with the same cause. */
   pause(cause: object): void;
@@ -28,6 +31,8 @@ export class PendingRequest {
   hedgeAt = Number.POSITIVE_INFINITY;
   /** Set once the request has been hedged: shared by its copies. */
   group: HedgeGroup | null = null;
+  /** Where the frame starts in `frame` (a read chunk holding it among others); its length is `bytes`. */
+  frameOffset = 0;
   /** The routing key its header extension carried (version-2 requests), kept for re-sends and hedges. */
   routingKey: Buffer | undefined = undefined;
 
@@ -41,7 +46,7 @@ export class PendingRequest {
     readonly startedAt: number,
     /** The request frame's length: what it holds of its client's in-flight byte budget. */
     readonly bytes: number,
-    /** The request frame, kept only while it may be sent again (idempotent services). */
+    /** The chunk holding the request frame, kept only while it may be sent again (idempotent services). */
     public frame: Buffer | null,
     public attempts: number,
   ) {}

@@ -163,7 +163,7 @@ export class Dispatcher implements TrafficSink {
 
   /**
    * A response from an FS: un-pend it and relay it under the client's own request id. It lies at
-   * buf[off, off + len), valid only during the call: it is copied out at once.
+   * buf[off, off + len) of a chunk read from the FS, rewritten in place and forwarded without a copy.
    */
   response(up: UpstreamConnection, buf: Buffer, off: number, len: number): void {
     if ((buf[off + OFFSET.flags] & FLAG_REQUEST) !== 0) {
@@ -216,7 +216,7 @@ export class Dispatcher implements TrafficSink {
       if (p.frame !== null && p.attempts < this.#o.maxAttempts && now < p.deadlineAt) {
         p.attempts++;
         resent++;
-        const failure = this.#route(p, p.frame, 0, p.frame.length, now, fs);
+        const failure = this.#route(p, p.frame, p.frameOffset, p.bytes, now, fs);
         if (failure !== undefined) this.#fail(p, ...failure);
         else if (g !== null) g.live++;
       } else {
@@ -261,9 +261,10 @@ export class Dispatcher implements TrafficSink {
     const fs = this.#sweepFs as FunctionServerEntry;
     if (p.frame === null || p.target.closed || p.attempts >= this.#o.maxAttempts || (p.group !== null && p.group.done)) return;
     const copy = new PendingRequest(p.target, p.clientId, p.serviceKey, p.poolType, p.deadlineAt, p.startedAt, p.bytes, p.frame, p.attempts + 1);
+    copy.frameOffset = p.frameOffset;
     const g = p.group ?? { done: false, live: 1 };
     copy.group = g;
-    if (this.#route(copy, p.frame, 0, p.frame.length, this.#sweepNow, fs, true) !== undefined) return;
+    if (this.#route(copy, p.frame, p.frameOffset, p.bytes, this.#sweepNow, fs, true) !== undefined) return;
     p.group = g;
     g.live++;
     p.attempts = copy.attempts;
@@ -306,9 +307,16 @@ export class Dispatcher implements TrafficSink {
     if (up === undefined) {
       return [Status.UNAVAILABLE, 'SB_ERR_UNAVAILABLE', `function server ${fs.id} has no open connection; retry later`];
     }
-    // Kept (a view, not a copy) only while it may be sent again.
+    if (p.frame !== null && buf === p.frame) {
+      // A re-send or a hedge: the first send may still sit, by reference, in a backed-up socket's
+      // buffer, so this one gets its own bytes to rewrite.
+      buf = Buffer.from(buf.subarray(off, off + len));
+      off = 0;
+    }
+    // Kept (the chunk and the frame's offset in it: no copy, no view) only while it may be sent again.
     if (p.frame === null && fs.isIdempotent(p.serviceKey)) {
-      p.frame = buf.subarray(off, off + len);
+      p.frame = buf;
+      p.frameOffset = off;
       const r = this.#o.hedgeAfterRatio;
       if (r > 0 && r < 1 && p.group === null) p.hedgeAt = p.startedAt + (p.deadlineAt - p.startedAt) * r;
     }
@@ -322,7 +330,7 @@ export class Dispatcher implements TrafficSink {
     }
     buf.writeUInt32BE(id, off + OFFSET.requestId);
     buf.writeUInt32BE(Math.max(1, p.deadlineAt - now), off + OFFSET.budget);
-    up.conn.sendFrom(buf, off, len);
+    up.conn.forward(buf, off, len);
     if (p.target instanceof TracedSession) p.target.sent(fs.id, p.attempts, onlyOthers);
     if (up.conn.blocked && !up.waiting.has(p.target)) {
       // The FS's socket is backed up: hold this client's reading rather than buffer without limit.
@@ -357,7 +365,7 @@ export class Dispatcher implements TrafficSink {
       len = buf.length;
     }
     buf.writeUInt32BE(Math.max(1, deadlineAt - now), off + OFFSET.budget);
-    up.conn.sendFrom(buf, off, len);
+    up.conn.forward(buf, off, len);
     // Nothing comes back to count against a budget, so backpressure is the only bound: a client
     // flooding one-way requests at a slow FS is read no faster than that FS reads.
     if (up.conn.blocked && !up.waiting.has(session)) {
