@@ -139,6 +139,12 @@ export class DirectRouter {
   readonly #downUntil = new Map<string, number>();
   readonly #sweeper: NodeJS.Timeout;
   #closed = false;
+  #resolve: (v: unknown) => void = noop;
+  #reject: (e: SwitchboardError) => void = noop;
+  readonly #executor = (resolve: (v: unknown) => void, reject: (e: SwitchboardError) => void): void => {
+    this.#resolve = resolve;
+    this.#reject = reject;
+  };
   /** Calls answered by an FS directly, and calls that went through the AS instead (for tests and tools). */
   direct = 0;
   viaAs = 0;
@@ -174,10 +180,10 @@ export class DirectRouter {
     const route = this.#routes.get(routeKey(spec));
     if (route !== undefined && route.leaseEnds > now) {
       route.lastUsed = now;
-      return this.#send(route, spec, deadlineAt, 1, undefined);
+      return this.#send(route, spec, deadlineAt, 1, undefined, now);
     }
     // The first call for a key waits for its LOOKUP; later ones never do (renewals run in the background).
-    return this.#lookup(spec).then((r) => (r === undefined ? this.#fallback(spec, deadlineAt) : this.#send(r, spec, deadlineAt, 1, undefined)));
+    return this.#lookup(spec).then((r) => (r === undefined ? this.#fallback(spec, deadlineAt) : this.#send(r, spec, deadlineAt, 1, undefined, Date.now())));
   }
 
   close(): void {
@@ -224,31 +230,32 @@ export class DirectRouter {
     return this.#host.viaAs(spec, left);
   }
 
-  #send(route: Route, spec: DirectSpec, deadlineAt: number, attempts: number, avoid: string | undefined): Promise<unknown> {
-    const ep = this.#pick(route, avoid);
+  #send(route: Route, spec: DirectSpec, deadlineAt: number, attempts: number, avoid: string | undefined, now: number): Promise<unknown> {
+    const ep = this.#pick(route, avoid, now);
     if (ep === undefined) return this.#fallback(spec, deadlineAt);
     const link = this.#link(ep, route.ticket);
-    return new Promise<unknown>((resolve, reject) => {
-      const p: Pending = { resolve, reject, spec, deadlineAt, attempts };
-      if (link.ready) {
-        this.#write(link, p, route.ticket);
-        return;
-      }
-      link.waiting++;
-      link.whenReady.then(
-        () => {
-          link.waiting--;
-          this.#write(link, p, route.ticket);
-        },
-        () => {
-          link.waiting--;
-          this.#retry(p, ep.addr, route);
-        },
-      );
-    });
+    // One shared executor, not a closure per call: the per-call path allocates the promise and its record only.
+    const promise = new Promise<unknown>(this.#executor);
+    const p: Pending = { resolve: this.#resolve, reject: this.#reject, spec, deadlineAt, attempts };
+    if (link.ready) {
+      this.#write(link, p, route.ticket, now);
+      return promise;
+    }
+    link.waiting++;
+    link.whenReady.then(
+      () => {
+        link.waiting--;
+        this.#write(link, p, route.ticket, Date.now());
+      },
+      () => {
+        link.waiting--;
+        this.#retry(p, ep.addr, route);
+      },
+    );
+    return promise;
   }
 
-  #write(link: FsLink, p: Pending, ticket: TicketGrant | undefined): void {
+  #write(link: FsLink, p: Pending, ticket: TicketGrant | undefined, now: number): void {
     if (link.conn.closed) {
       this.#retry(p, link.addr, undefined);
       return;
@@ -257,14 +264,13 @@ export class DirectRouter {
     if (ticket !== undefined && !link.shown.has(ticket.body)) this.#showTicket(link, ticket);
     const id = link.nextId();
     link.pending.set(id, p);
-    const budget = Math.max(1, p.deadlineAt - Date.now());
+    const budget = Math.max(1, p.deadlineAt - now);
     const s = p.spec;
     link.conn.sendFrame(REQUEST_FLAGS, 0, id, s.serviceKey, s.poolType, budget, s.body, s.extension);
   }
 
   /** Power of two choices on (own in flight + 1) / weight, among FSs not down or draining. */
-  #pick(route: Route, avoid: string | undefined): Endpoint | undefined {
-    const now = Date.now();
+  #pick(route: Route, avoid: string | undefined, now: number): Endpoint | undefined {
     let a: Endpoint | undefined;
     let b: Endpoint | undefined;
     let seen = 0;
@@ -397,7 +403,7 @@ export class DirectRouter {
       const r = route ?? this.#routes.get(routeKey(p.spec));
       if (r !== undefined) {
         if (!neverSent) this.resent++;
-        this.#send(r, p.spec, p.deadlineAt, p.attempts + 1, from).then(p.resolve, p.reject);
+        this.#send(r, p.spec, p.deadlineAt, p.attempts + 1, from, now).then(p.resolve, p.reject);
         return;
       }
     }
@@ -437,3 +443,5 @@ export class DirectRouter {
 function routeKey(s: { serviceKey: number; poolType: number }): number {
   return s.serviceKey * 65536 + s.poolType;
 }
+
+function noop(): void {}
