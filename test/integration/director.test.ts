@@ -61,6 +61,26 @@ describe('director mode', () => {
     for (const f of h.as.listFunctionServers()) expect(f.direct.leases).toBe(1);
   });
 
+  it("a director client's AS link, which carries only LOOKUP renewals, is not closed as idle", async () => {
+    await securedCluster(['fs-a'], { directLeaseMs: 200, clientIdleTimeoutMs: 300 });
+    const c = await h.client({ mode: 'direct' });
+    let disconnects = 0;
+    c.on('disconnected', () => disconnects++);
+    // Direct calls for four idle timeouts: the AS sees no request on the link, only renewals.
+    const until = Date.now() + 1200;
+    let n = 0;
+    while (Date.now() < until) {
+      expect(await c.call(ECHO, n)).toBe(n);
+      n++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(relayed()).toBe(0);
+    expect(h.as.director.lookups).toBeGreaterThanOrEqual(5);
+    expect(disconnects).toBe(0);
+    expect(c.connected).toBe(true);
+    expect(c.direct?.viaAs).toBe(0);
+  });
+
   it('renews the lease in the background before it ends, so calls never wait for LOOKUP again', async () => {
     await securedCluster(['fs-a'], { directLeaseMs: 400 });
     const c = await h.client({ mode: 'direct' });

@@ -143,6 +143,9 @@ export class ClientIngress {
   #onEvent(frame: Buffer, c: FrameConnection): void {
     if (!isRequest(frame) || !isTwoWay(frame)) return;
     const kind = eventKindOf(frame);
+    // A question the AS answers is a request for the idle rule: a director-mode client's link to
+    // the AS carries nothing but its LOOKUP renewals, and must not be closed under its lease.
+    if (kind === EventKind.LOOKUP || kind === EventKind.RESOLVE) (c.owner as ClientSession).lastRequestAt = Date.now();
     if (kind === EventKind.LOOKUP) {
       this.#lookup(frame, c);
       return;
