@@ -22,6 +22,7 @@ import {
   type TicketGrant,
 } from '../protocol/index.js';
 import { dial, newNonce, ticketProof, type TlsOptions } from '../security/index.js';
+import { PendingTable } from '../common/pending-table.js';
 
 const REQUEST_FLAGS = FLAG_REQUEST | FLAG_TWO_WAY | Serialization.MSGPACK;
 const SWEEP_MS = 100;
@@ -86,10 +87,10 @@ interface Pending {
 
 /** One connection to one FS. */
 class FsLink {
-  readonly pending = new Map<number, Pending>();
+  /** Calls sent on this connection, by request id (slots, not a Map: no hashing or rehashing per call). */
+  readonly pending = new PendingTable<Pending>();
   /** Calls waiting for the connection to open: counted in the choice like those in flight. */
   waiting = 0;
-  #nextId = 0;
   ready = false;
   draining = false;
   /** The nonce of the FS's CHALLENGE: renewals of our ticket are proved over it. */
@@ -114,12 +115,6 @@ class FsLink {
 
   fail(err: Error): void {
     this.#settle.reject(err);
-  }
-
-  nextId(): number {
-    do this.#nextId = this.#nextId >= 0x7fffffff ? 1 : this.#nextId + 1;
-    while (this.pending.has(this.#nextId));
-    return this.#nextId;
   }
 }
 
@@ -262,8 +257,7 @@ export class DirectRouter {
     }
     // A ticket this connection has not seen (another key, or a renewal) goes first: the FS reads in order.
     if (ticket !== undefined && !link.shown.has(ticket.body)) this.#showTicket(link, ticket);
-    const id = link.nextId();
-    link.pending.set(id, p);
+    const id = link.pending.add(p);
     const budget = Math.max(1, p.deadlineAt - now);
     const s = p.spec;
     link.conn.sendFrame(REQUEST_FLAGS, 0, id, s.serviceKey, s.poolType, budget, s.body, s.extension);
@@ -364,9 +358,8 @@ export class DirectRouter {
 
   #answer(link: FsLink, buf: Buffer, off: number, len: number): void {
     const id = buf.readUInt32BE(off + OFFSET.requestId);
-    const p = link.pending.get(id);
-    if (p === undefined) return;
-    link.pending.delete(id);
+    const p = link.pending.take(id);
+    if (p === undefined) return; // late (given up by the sweep) or not ours
     const status = buf[off + OFFSET.status];
     let body: unknown;
     try {
@@ -386,8 +379,7 @@ export class DirectRouter {
     if (this.#links.get(link.addr) === link) this.#links.delete(link.addr);
     if (!this.#closed) this.#downUntil.set(link.addr, Date.now() + DOWN_MS);
     link.fail(err ?? new ChannelClosedError(`the connection to ${link.addr} closed`));
-    const orphans = [...link.pending.values()];
-    link.pending.clear();
+    const orphans = link.pending.takeAll();
     for (const p of orphans) this.#retry(p, link.addr, undefined, err);
   }
 
@@ -413,9 +405,9 @@ export class DirectRouter {
 
   #sweep(now: number): void {
     for (const link of this.#links.values()) {
-      for (const [id, p] of link.pending) {
-        if (now < p.deadlineAt + LOCAL_GRACE_MS) continue;
-        link.pending.delete(id);
+      if (link.pending.size === 0) continue;
+      // Their slots wait for the late answers, so an id is never reused under one.
+      for (const p of link.pending.takeExpired(now - LOCAL_GRACE_MS)) {
         p.reject(new DeadlineExceededError(`function server ${link.addr} did not answer service ${p.spec.serviceKey} before the deadline`));
       }
     }

@@ -8,6 +8,7 @@ import {
   encodeEventRequest,
   encodeEventResponse,
   encodeRequest,
+  encodeResponse,
   eventKindOf,
   isEvent,
   requestIdOf,
@@ -213,5 +214,38 @@ describe('LOOKUP on the wire', () => {
     expect(body.leaseMs).toBe(10_000);
     expect(body.ticket.expiresAt).toBeGreaterThan(Date.now() + 10_000);
     expect(Client).toBeDefined();
+  });
+});
+
+describe('the direct router on one FS connection', () => {
+  it('gives up a call the FS never answers, and never reuses its id until the late answer comes', async () => {
+    const ids: number[] = [];
+    let first: number | undefined;
+    const fs = await handMadeFs({}, (f, s) => {
+      if (isEvent(f)) return;
+      const id = requestIdOf(f);
+      ids.push(id);
+      if (first === undefined) {
+        first = id; // held: no answer until the next request
+        return;
+      }
+      // The late answer to the first call, then the answer to this one, in one write.
+      s.write(Buffer.concat([encodeResponse(first, Status.OK, 'late answer to the first call'), encodeResponse(id, Status.OK, 'answer to the second call')]));
+    });
+    h.defer(() => fs.close());
+    const router = new DirectRouter(
+      {
+        lookup: async () => ({ endpoints: [{ id: 'fs-a', host: '127.0.0.1', port: fs.port, weight: 1000 }], leaseMs: 60_000 }),
+        viaAs: async () => 'answered through the AS',
+      },
+      { heartbeatMs: 0, connectTimeoutMs: 1000 },
+    );
+    h.defer(() => router.close());
+    const spec = (body: string) => ({ serviceKey: ECHO, poolType: 0, body: encodeBody(body), extension: undefined, idempotent: false });
+    // Given up a grace period past its 50 ms deadline, by the router's own sweep.
+    await expect(router.call(spec('first'), 50)).rejects.toMatchObject({ code: 'SB_ERR_TIMEOUT' });
+    expect(await router.call(spec('second'), 2000)).toBe('answer to the second call');
+    expect(ids).toHaveLength(2);
+    expect(ids[1]).not.toBe(ids[0]);
   });
 });

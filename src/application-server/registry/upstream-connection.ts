@@ -1,4 +1,7 @@
 import type { FrameConnection } from '../../protocol/index.js';
+import { PendingTable } from '../../common/pending-table.js';
+
+export { PendingTable };
 
 /** The AS's side of a client connection, as far as an upstream needs to know it. */
 export interface ReplyTarget {
@@ -52,88 +55,10 @@ export class PendingRequest {
   ) {}
 }
 
-/** Marks a slot whose request timed out here but which the FS has not answered yet. */
-const ANSWER_OWED = Symbol('answer owed');
-
-/**
- * Requests pending on one connection, by the AS-assigned request id. The id is a slot index with
- * a free list, so add, take and lookup are array accesses: no hashing, no allocation per request.
- * A slot whose request timed out is not reused until the FS answers it (or the connection goes),
- * so a late answer can never be taken for a newer request's.
- */
-export class PendingTable {
-  #slots: (PendingRequest | typeof ANSWER_OWED | undefined)[] = [undefined];
-  #free: number[] = [];
-  #size = 0;
-
-  /** Requests still waiting (not counting timed-out ones whose answer is owed). */
-  get size(): number {
-    return this.#size;
-  }
-
-  /** Stores `p` and returns its id (never 0: id 0 is for connection-level errors). */
-  add(p: PendingRequest): number {
-    let id = this.#free.pop();
-    if (id === undefined) {
-      id = this.#slots.length;
-      this.#slots.push(p);
-    } else {
-      this.#slots[id] = p;
-    }
-    this.#size++;
-    return id;
-  }
-
-  /** Removes and returns the request with this id; an owed late answer just frees its slot. */
-  take(id: number): PendingRequest | undefined {
-    const p = this.#slots[id];
-    if (p === undefined || id === 0) return undefined;
-    this.#slots[id] = undefined;
-    this.#free.push(id);
-    if (p === ANSWER_OWED) return undefined;
-    this.#size--;
-    return p;
-  }
-
-  /**
-   * Removes and returns those whose deadline is at or before `now` (their slots wait for the late
-   * answer), and hands `hedge` each one still waiting whose hedge time has come.
-   */
-  takeExpired(now: number, hedge?: (p: PendingRequest) => void): PendingRequest[] {
-    const out: PendingRequest[] = [];
-    const slots = this.#slots;
-    for (let id = 1; id < slots.length; id++) {
-      const p = slots[id];
-      if (p === undefined || p === ANSWER_OWED) continue;
-      if (p.deadlineAt > now) {
-        if (p.hedgeAt <= now && hedge !== undefined) {
-          p.hedgeAt = Number.POSITIVE_INFINITY;
-          hedge(p);
-        }
-        continue;
-      }
-      slots[id] = ANSWER_OWED;
-      this.#size--;
-      out.push(p);
-    }
-    return out;
-  }
-
-  /** Removes and returns every pending request. */
-  takeAll(): PendingRequest[] {
-    const out: PendingRequest[] = [];
-    for (const p of this.#slots) if (p !== undefined && p !== ANSWER_OWED) out.push(p);
-    this.#slots = [undefined];
-    this.#free = [];
-    this.#size = 0;
-    return out;
-  }
-}
-
 /** A pool connection to one FS and the requests pending on it. */
 export class UpstreamConnection {
   readonly conn: FrameConnection;
-  readonly pending = new PendingTable();
+  readonly pending = new PendingTable<PendingRequest>();
   /** Client sessions whose reading is paused until this connection's socket drains. */
   readonly waiting = new Set<ReplyTarget>();
 
