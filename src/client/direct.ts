@@ -302,7 +302,7 @@ export class DirectRouter {
     const conn = new FrameConnection(socket, {
       heartbeatMs: this.#o.heartbeatMs,
       maxBodyBytes: this.#o.maxBodyBytes,
-      earlyFlushBytes: 8192,
+      earlyFlushBytes: 1024,
       onFrameAt: (buf, off, len) => this.#answer(link as FsLink, buf, off, len),
       onEvent: (frame) => {
         const l = link as FsLink;

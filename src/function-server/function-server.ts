@@ -94,8 +94,14 @@ export interface FunctionServerOptions {
   logger?: Logger;
 }
 
-/** Answers leave in pieces of about this size while a long batch is still being served (see FrameConnection). */
-const EARLY_FLUSH_BYTES = 8192;
+/**
+ * Answers leave in pieces while a long batch is still being served (see FrameConnection): the first
+ * piece at this many bytes to a direct client, where nothing sits between the two ends and an early
+ * piece lets both work at once...
+ */
+const EARLY_FLUSH_BYTES = 1024;
+/** ...and at this many to an AS, which pays a read and a write for every piece it relays. */
+const EARLY_FLUSH_BYTES_TO_AS = 8192;
 
 export interface FunctionServerEvents {
   registered: [];
@@ -451,7 +457,10 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       return;
     }
     // Only the AS describes: what asks DESCRIBE is a pool connection, not a direct client.
-    if (!(conn.owner instanceof DirectGrant)) conn.owner = AS_POOL;
+    if (!(conn.owner instanceof DirectGrant)) {
+      conn.owner = AS_POOL;
+      conn.setEarlyFlushBytes(EARLY_FLUSH_BYTES_TO_AS);
+    }
     const d = describeRequestSchema.safeParse(tryDecodeBody(frame) ?? {});
     if (d.success && d.data.maxBodyBytes !== undefined) conn.peerMaxBodyBytes = d.data.maxBodyBytes;
     conn.send(

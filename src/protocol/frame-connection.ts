@@ -191,6 +191,11 @@ export class FrameConnection {
     if (!this.#closed) this.#writer.sendFrame(flags, status, requestId, serviceKey, poolType, budgetMs, body, extension);
   }
 
+  /** Changes the first early piece's size (see earlyFlushBytes), say once the peer is known. */
+  setEarlyFlushBytes(n: number): void {
+    this.#writer.earlyFlushBytes = n;
+  }
+
   /** Writes what is queued now rather than at the end of the tick. */
   flush(): void {
     if (!this.#closed) this.#writer.flush();

@@ -27,7 +27,7 @@ export interface SlabWriterOptions {
  */
 export class SlabWriter {
   readonly #write: (data: Buffer) => boolean;
-  readonly #earlyFlush: number;
+  #earlyFlush: number;
   #slab: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
   #slabStart = 0;
   #slabPos = 0;
@@ -45,6 +45,11 @@ export class SlabWriter {
   constructor(opts: SlabWriterOptions) {
     this.#write = opts.write;
     this.#earlyFlush = opts.earlyFlushBytes ?? 0;
+  }
+
+  /** See SlabWriterOptions.earlyFlushBytes; a connection may change it once it knows its peer. */
+  set earlyFlushBytes(n: number) {
+    this.#earlyFlush = n;
   }
 
   /** Bytes queued here and not yet handed to the socket. */

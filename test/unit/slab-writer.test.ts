@@ -145,6 +145,16 @@ describe('SlabWriter: early flush', () => {
     expect(sizes()).toEqual([120, 800, 40, 120]);
   });
 
+  it('the piece size can change once the peer is known (an FS learns a connection is an AS pool)', async () => {
+    const { w, copies } = make({ earlyFlushBytes: 100 });
+    w.earlyFlushBytes = 1000;
+    for (let i = 0; i < 20; i++) w.send(bytes(40, 1)); // 800 < 1000: no piece yet
+    expect(copies).toHaveLength(0);
+    for (let i = 0; i < 5; i++) w.send(bytes(40, 2)); // 1000
+    expect(copies.map((c) => c.length)).toEqual([1000]);
+    await nextTick();
+  });
+
   it('earlyFlushBytes 0 waits for the end of the tick', async () => {
     const { w, copies } = make({ earlyFlushBytes: 0 });
     for (let i = 0; i < 100; i++) w.send(bytes(500, 1));
