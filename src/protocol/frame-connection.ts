@@ -180,10 +180,14 @@ export class FrameConnection {
 
   /**
    * Queues the frame at buf[off, off + len) by reference, without a copy (a proxy's path): buf must
-   * stay unchanged until written, as a chunk read from a socket does.
+   * stay unchanged until written, as a chunk read from a socket does. Only while the peer keeps up:
+   * once the socket holds unsent bytes, frames are copied, because a view would keep its whole read
+   * chunk (other peers' frames too) alive for as long as this peer is slow.
    */
   forward(buf: Buffer, off: number, len: number): void {
-    if (!this.#closed) this.#writer.forward(buf, off, len);
+    if (this.#closed) return;
+    if (this.socket.writableLength > 0) this.#writer.sendFrom(buf, off, len);
+    else this.#writer.forward(buf, off, len);
   }
 
   /** Writes a header and an encoded body straight into the outgoing batch (the per-request paths). */

@@ -4,15 +4,19 @@ import { HEADER_SIZE, OFFSET, writeHeaderFields } from './header.js';
 const SLAB_BYTES = 64 * 1024;
 /** Frames above this are queued by reference rather than copied into the slab. */
 const BIG_FRAME_BYTES = 16 * 1024;
-/** After the first early piece of a tick, wait for this many times earlyFlushBytes. */
-const LATER_PIECE_FACTOR = 8;
+/**
+ * After the first early piece of a tick, later pieces leave at this size (or at earlyFlushBytes, if
+ * larger): a fixed size, so a small first piece does not turn a long batch of large frames into a
+ * write per frame.
+ */
+const LATER_PIECE_BYTES = 64 * 1024;
 
 export interface SlabWriterOptions {
   /** Writes one batch to the socket; returns false when the socket's buffer is over its mark. */
   write: (data: Buffer) => boolean;
   /**
    * Write the first this-many bytes queued in a tick at once rather than at the end of the tick
-   * (later pieces of the same tick at 8 times that); 0 waits for the tick. An end of a chain that
+   * (later pieces of the same tick at 64 KiB); 0 waits for the tick. An end of a chain that
    * produces a long batch (a client, an FS) lets the next hop start on the first part while it makes
    * the rest, so the hops work in parallel on two cores.
    */
@@ -171,8 +175,8 @@ export class SlabWriter {
     if (this.#earlyFlush > 0) {
       // The first piece of a tick is small so the next hop starts at once; later ones are larger,
       // so a long batch costs few writes.
-      const limit = this.#earlyPieces === 0 ? this.#earlyFlush : this.#earlyFlush * LATER_PIECE_FACTOR;
-      if (this.#slabPos - this.#slabStart >= limit) {
+      const limit = this.#earlyPieces === 0 ? this.#earlyFlush : Math.max(this.#earlyFlush, LATER_PIECE_BYTES);
+      if (this.pendingBytes >= limit) {
         this.#earlyPieces++;
         this.flush();
       }

@@ -94,7 +94,7 @@ describe('FrameConnection', () => {
     expect(decodeBody(frames[1])).toMatchObject({ code: 'SB_ERR_BAD_MAGIC' });
   });
 
-  it('writes once per tick by default; early once earlyFlushBytes are queued, then at 8 times that', async () => {
+  it('writes once per tick by default; early once earlyFlushBytes are queued, then at 64 KiB', async () => {
     const { server: lazy } = await pair((s) => new FrameConnection(s, { heartbeatMs: 0, onFrame: () => undefined }));
     const { server: eager } = await pair((s) => new FrameConnection(s, { heartbeatMs: 0, earlyFlushBytes: 100, onFrame: () => undefined }));
     const counts = new Map<FrameConnection, number>();
@@ -105,10 +105,10 @@ describe('FrameConnection', () => {
         counts.set(c, (counts.get(c) ?? 0) + 1);
         return write(data);
       }) as typeof c.socket.write;
-      for (let i = 1; i <= 20; i++) c.send(encodeResponse(i, Status.OK, 'x'.repeat(30))); // 56 bytes each
+      for (let i = 1; i <= 20; i++) c.send(encodeResponse(i, Status.OK, 'x'.repeat(5000))); // 5,027 bytes each
     }
     expect(counts.get(lazy)).toBe(0); // nothing before the tick ends
-    // The 2nd frame passes 100 bytes: a first, small piece; the next piece waits for 800 bytes (the 16th).
+    // The 1st frame passes 100 bytes: a first, small piece; the next waits for 64 KiB (the 15th frame).
     expect(counts.get(eager)).toBe(2);
     await new Promise((r) => process.nextTick(r));
     expect(counts.get(lazy)).toBe(1);
@@ -265,3 +265,40 @@ async function barrierOutcome(p: Promise<boolean>): Promise<boolean> {
   await until(() => t.state() !== 'pending');
   return t.state() as boolean;
 }
+
+describe('FrameConnection.forward', () => {
+  /** Two frames in one "read chunk", as the AS would forward them. */
+  const chunkOf = (a: number, b: number): Buffer => Buffer.concat([encodeResponse(a, Status.OK, 'one'), encodeResponse(b, Status.OK, 'two')]);
+
+  it('sends frames by reference while the peer keeps up', async () => {
+    const { server, frames } = await pair((s) => new FrameConnection(s, { heartbeatMs: 0, onFrame: () => undefined }));
+    const chunk = chunkOf(1, 2);
+    const half = chunk.length / 2;
+    server.forward(chunk, 0, half);
+    server.forward(chunk, half, half);
+    await until(() => frames.length === 2);
+    expect(frames.map(requestIdOf)).toEqual([1, 2]);
+  });
+
+  it('copies once the socket holds unsent bytes: a slow peer must not keep whole read chunks alive', async () => {
+    const { server, raw, frames } = await pair((s) => new FrameConnection(s, { heartbeatMs: 0, onFrame: () => undefined }));
+    raw.pause(); // the peer stops reading: the kernel's buffers fill, then the socket's own
+    const filler = encodeResponse(9, Status.OK, 'x'.repeat(60_000));
+    for (let i = 0; i < 10_000 && server.socket.writableLength === 0; i++) {
+      server.send(filler);
+      server.flush();
+    }
+    expect(server.socket.writableLength).toBeGreaterThan(0);
+    const chunk = chunkOf(1, 2);
+    const half = chunk.length / 2;
+    server.forward(chunk, 0, half);
+    server.forward(chunk, half, half);
+    server.flush();
+    // The chunk is rewritten afterwards (as a read buffer might be): what the peer gets must not change.
+    chunk.writeUInt32BE(77, 8);
+    chunk.writeUInt32BE(78, half + 8);
+    raw.resume();
+    await until(() => frames.length > 0 && requestIdOf(frames[frames.length - 1]) !== 9, 10_000);
+    expect(frames.filter((f) => requestIdOf(f) !== 9).map(requestIdOf)).toEqual([1, 2]);
+  });
+});

@@ -124,7 +124,7 @@ describe('SlabWriter: batching', () => {
 });
 
 describe('SlabWriter: early flush', () => {
-  it('writes the first earlyFlushBytes of a tick at once, later pieces at 8x', async () => {
+  it('writes the first earlyFlushBytes of a tick at once, later pieces at 64 KiB', async () => {
     const { w, copies } = make({ earlyFlushBytes: 100 });
     const sizes = (): number[] => copies.map((c) => c.length);
     w.send(bytes(40, 1));
@@ -132,17 +132,17 @@ describe('SlabWriter: early flush', () => {
     expect(sizes()).toEqual([]);
     w.send(bytes(40, 3)); // 120 >= 100: the first piece leaves now
     expect(sizes()).toEqual([120]);
-    for (let i = 0; i < 19; i++) w.send(bytes(40, 4)); // 760 < 800
+    for (let i = 0; i < 63; i++) w.send(bytes(KiB, 4)); // 63 KiB < 64 KiB
     expect(sizes()).toEqual([120]);
-    w.send(bytes(40, 5)); // 800: a later piece
-    expect(sizes()).toEqual([120, 800]);
+    w.send(bytes(KiB, 5)); // 64 KiB: a later piece
+    expect(sizes()).toEqual([120, 64 * KiB]);
     w.send(bytes(40, 6));
     await nextTick();
-    expect(sizes()).toEqual([120, 800, 40]);
+    expect(sizes()).toEqual([120, 64 * KiB, 40]);
     // A new tick: the first piece is small again.
     w.send(bytes(60, 7));
     w.send(bytes(60, 8));
-    expect(sizes()).toEqual([120, 800, 40, 120]);
+    expect(sizes()).toEqual([120, 64 * KiB, 40, 120]);
   });
 
   it('the piece size can change once the peer is known (an FS learns a connection is an AS pool)', async () => {
