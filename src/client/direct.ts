@@ -302,7 +302,7 @@ export class DirectRouter {
     const conn = new FrameConnection(socket, {
       heartbeatMs: this.#o.heartbeatMs,
       maxBodyBytes: this.#o.maxBodyBytes,
-      earlyFlushBytes: 1024,
+      earlyFlushBytes: 8192,
       onFrameAt: (buf, off, len) => this.#answer(link as FsLink, buf, off, len),
       onEvent: (frame) => {
         const l = link as FsLink;
