@@ -1,6 +1,6 @@
 import { backoffDelay } from '../common/backoff.js';
 import { formatEndpoint } from '../common/addresses.js';
-import { AuthError, ChannelClosedError, ConnectError, DeadlineExceededError, OverloadedError, type SwitchboardError } from '../protocol/index.js';
+import { AuthError, ChannelClosedError, ConnectError, DeadlineExceededError, OverloadedError, UnavailableError, type SwitchboardError } from '../protocol/index.js';
 import type { CallSpec } from './call-table.js';
 
 /** What the router needs of one single-endpoint client (a `Client` in via-as mode). */
@@ -33,7 +33,7 @@ export interface SpreadAsInfo {
   inflight: number;
   /** Calls sent to that AS (re-sends included). */
   sent: number;
-  /** Idempotent calls moved from that AS to another after it was lost. */
+  /** Calls moved from that AS to another: idempotent ones after it was lost, any after it answered SB_ERR_UNAVAILABLE. */
   movedAway: number;
 }
 
@@ -112,8 +112,10 @@ export class SpreadRouter {
   }
 
   async #attempt(spec: CallSpec, deadlineAt: number, timeoutMs: number): Promise<unknown> {
+    /** ASs that answered SB_ERR_UNAVAILABLE for this call: not asked again for it. */
+    let refusedBy: Set<Slot> | undefined;
     for (;;) {
-      const slot = this.#pick() ?? (await this.#waitForAs(deadlineAt, spec));
+      const slot = this.#pick(refusedBy) ?? (await this.#waitForAs(deadlineAt, spec));
       const left = Math.max(1, Math.min(timeoutMs, deadlineAt - Date.now()));
       const member = slot.member as SpreadMember;
       slot.inflight++;
@@ -124,8 +126,13 @@ export class SpreadRouter {
         return await member.send(spec.idempotent ? { ...spec, idempotent: false } : spec, left);
       } catch (err) {
         const e = err as SwitchboardError;
-        const lost = e instanceof ChannelClosedError && !this.#closed;
-        if (!lost || !spec.idempotent || Date.now() >= deadlineAt) throw e;
+        if (Date.now() >= deadlineAt || this.#closed) throw e;
+        // The AS had no FS to send it to (one just restarted, say, before its FSs are back): the call
+        // did not run, so any call may try another connected AS that has not refused it yet.
+        if (e instanceof UnavailableError && e.code === 'SB_ERR_UNAVAILABLE') {
+          (refusedBy ??= new Set()).add(slot);
+          if (this.#pick(refusedBy) === undefined) throw e;
+        } else if (!(e instanceof ChannelClosedError) || !spec.idempotent) throw e;
         slot.movedAway++;
       } finally {
         slot.inflight--;
@@ -134,12 +141,12 @@ export class SpreadRouter {
   }
 
   /** The connected AS with the fewest calls in flight; ties take turns. */
-  #pick(): Slot | undefined {
+  #pick(skip?: Set<Slot>): Slot | undefined {
     const n = this.#slots.length;
     let best: Slot | undefined;
     for (let k = 0; k < n; k++) {
       const s = this.#slots[(this.#turn + k) % n];
-      if (!s.member?.connected) continue;
+      if (!s.member?.connected || skip?.has(s) === true) continue;
       if (best === undefined || s.inflight < best.inflight) best = s;
     }
     this.#turn = (this.#turn + 1) % n;

@@ -75,6 +75,25 @@ describe('client spread mode', () => {
     expect(servedOn(as[0])).toBeGreaterThan(0);
   });
 
+  it('a call an AS answers SB_ERR_UNAVAILABLE (it has no FS ready) goes to another AS, idempotent or not', async () => {
+    const { as, ports } = await twoAs(c);
+    const client = await spreadClient(c, ports);
+    await waitFor(() => client.spread?.list().every((a) => a.connected) === true, 'both ASs connected');
+    // The second AS has no FS to send to, as one that just restarted before its FSs are back.
+    for (const f of as[1].listFunctionServers()) expect(as[1].drain(f.id)).toBe(true);
+    const before = servedOn(as[0]);
+    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => client.call(1, i, { idempotent: false })));
+    expect(answers).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(servedOn(as[0]) - before).toBe(40);
+    const [a, b] = client.spread?.list() ?? [];
+    expect(b.movedAway).toBeGreaterThan(0);
+    expect(b.movedAway).toBe(b.sent);
+    expect(a.movedAway).toBe(0);
+    // With no AS left that could take it, the caller gets the refusal itself.
+    for (const f of as[0].listFunctionServers()) as[0].drain(f.id);
+    await expect(client.call(1, 'x')).rejects.toMatchObject({ code: 'SB_ERR_UNAVAILABLE' });
+  });
+
   it('waits for an AS that is down at start and uses it once it is up', async () => {
     const { ports } = await twoAs(c);
     const c2 = await startAs(c, {});
