@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 
 const { Client } = await import('../dist/client/index.js');
 const { Role, freePort, killAllNow, logPath, now, stopAll } = await import('./lib/chaos-roles.mjs');
-const { percentile, startPairLoad } = await import('./lib/chaos-load.mjs');
+const { pairMeasures, percentile, startPairLoad } = await import('./lib/chaos-load.mjs');
 const { renderTable, row, section, ms, secs } = await import('./lib/chaos-table.mjs');
 
 const { values: o } = parseArgs({
@@ -149,38 +149,10 @@ void restarted;
 
 // ── Measures ──
 const answersOf = (n, from, to) => tally.answers.filter((x) => x.as === n && x.t >= from && x.t <= to);
-const lastBefore = (n, t) => tally.answers.filter((x) => x.as === n && x.t <= t).at(-1)?.t;
-const firstAfter = (n, t) => tally.answers.find((x) => x.as === n && x.t >= t)?.t;
+const { lastBefore, firstAfter, bothActiveMs: overlap, bothServingMs: bothServing, failedOf } = pairMeasures(tally, timeline, frozen, now());
 const takeover1 = firstAfter(other[first], kill.t) - lastBefore(first, kill.t);
 const takeover2 = firstAfter(first, stopT) - lastBefore(second, stopT);
-/** Time both ASs believed they were active while neither was frozen or gone. */
-function activeIntervals(n) {
-  const out = [];
-  let since;
-  for (const e of timeline[n]) {
-    if (e.role === 'active' && since === undefined) since = e.t;
-    else if (e.role !== 'active' && since !== undefined) {
-      out.push([since, e.t]);
-      since = undefined;
-    }
-  }
-  if (since !== undefined) out.push([since, now()]);
-  // Cut out the time it was frozen: it served nobody then.
-  return out.flatMap(([s, e]) => {
-    let parts = [[s, e]];
-    for (const [fs, fe] of frozen[n]) parts = parts.flatMap(([a, b]) => (fe <= a || fs >= b ? [[a, b]] : [[a, fs], [fe, b]].filter(([x, y]) => y > x)));
-    return parts;
-  });
-}
-let overlap = 0;
-for (const [a1, a2] of activeIntervals('a')) for (const [b1, b2] of activeIntervals('b')) overlap += Math.max(0, Math.min(a2, b2) - Math.max(a1, b1));
-// Time both ASs served clients: 10 ms windows in which answers came from both.
-const BUCKET = 10;
-const buckets = { a: new Set(), b: new Set() };
-for (const x of tally.answers) if (x.as === 'a' || x.as === 'b') buckets[x.as].add(Math.floor(x.t / BUCKET));
-const bothServing = [...buckets.a].filter((k) => buckets.b.has(k)).length * BUCKET;
 const fails = [...tally.failures.entries()];
-const failedOf = (key) => fails.reduce((n, [, f]) => n + f[key], 0);
 const channelClosed2 = tally.failures.get('SB_ERR_CHANNEL_CLOSED')?.[2] ?? 0;
 const nonIdempotentOther = failedOf(2) - channelClosed2;
 const lat = [...tally.latencies].sort((x, y) => x - y);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { intOption } from './lib/int-option.mjs';
 
 const DIST = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 if (!existsSync(DIST)) {
@@ -64,14 +65,7 @@ if (o.help) {
   process.stdout.write(`${HELP}\n`);
   process.exit(0);
 }
-function int(name, min, max) {
-  const n = Number(o[name]);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    process.stderr.write(`chaos: --${name} must be an integer from ${min} to ${max}, got "${o[name]}"\n${HELP}\n`);
-    process.exit(2);
-  }
-  return n;
-}
+const int = (name, min, max) => intOption(o, HELP, name, min, max);
 const cfg = {
   heartbeatMs: int('heartbeat-ms', 50, 5000),
   reconnectCapMs: int('reconnect-cap-ms', 10, 60_000),

@@ -168,3 +168,40 @@ export async function startPairLoad(Client, ports, { concurrency, deadlineMs, he
     },
   };
 }
+
+/**
+ * What the pair scenarios measure from their answers and each AS's role log: when an AS last and
+ * first answered around a moment, the time both believed they were active (less the time one was
+ * frozen: it served nobody then), the time both served clients (10 ms windows with answers from
+ * both), and failures by idempotent (1) or not (2).
+ */
+export function pairMeasures(tally, timeline, frozen, endAt) {
+  const lastBefore = (n, t) => tally.answers.filter((x) => x.as === n && x.t <= t).at(-1)?.t;
+  const firstAfter = (n, t) => tally.answers.find((x) => x.as === n && x.t >= t)?.t;
+  function activeIntervals(n) {
+    const out = [];
+    let since;
+    for (const e of timeline[n]) {
+      if (e.role === 'active' && since === undefined) since = e.t;
+      else if (e.role !== 'active' && since !== undefined) {
+        out.push([since, e.t]);
+        since = undefined;
+      }
+    }
+    if (since !== undefined) out.push([since, endAt]);
+    return out.flatMap(([s, e]) => {
+      let parts = [[s, e]];
+      for (const [fs, fe] of frozen[n]) parts = parts.flatMap(([a, b]) => (fe <= a || fs >= b ? [[a, b]] : [[a, fs], [fe, b]].filter(([x, y]) => y > x)));
+      return parts;
+    });
+  }
+  let bothActiveMs = 0;
+  for (const [a1, a2] of activeIntervals('a')) for (const [b1, b2] of activeIntervals('b')) bothActiveMs += Math.max(0, Math.min(a2, b2) - Math.max(a1, b1));
+  const BUCKET = 10;
+  const buckets = { a: new Set(), b: new Set() };
+  for (const x of tally.answers) if (x.as === 'a' || x.as === 'b') buckets[x.as].add(Math.floor(x.t / BUCKET));
+  const bothServingMs = [...buckets.a].filter((k) => buckets.b.has(k)).length * BUCKET;
+  const fails = [...tally.failures.entries()];
+  const failedOf = (key) => fails.reduce((n, [, f]) => n + f[key], 0);
+  return { lastBefore, firstAfter, bothActiveMs, bothServingMs, failedOf };
+}

@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { etcdMissing, startEtcd } from './etcd.mjs';
+import { intOption } from './int-option.mjs';
 
 const { Client } = await import('../../dist/client/index.js');
 const { Role, freePort, getJson, killAllNow, logPath, now, stopAll } = await import('./chaos-roles.mjs');
-const { percentile, startPairLoad } = await import('./chaos-load.mjs');
+const { pairMeasures, percentile, startPairLoad } = await import('./chaos-load.mjs');
 const { renderTable, row, section, ms, secs } = await import('./chaos-table.mjs');
 
 const HELP = `usage: node scripts/chaos.mjs --pair --pair-mode etcd [options]
@@ -40,14 +41,7 @@ if (o.help) {
   process.stdout.write(`${HELP}\n`);
   process.exit(0);
 }
-function int(name, min, max) {
-  const n = Number(o[name]);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    process.stderr.write(`chaos: --${name} must be an integer from ${min} to ${max}, got "${o[name]}"\n${HELP}\n`);
-    process.exit(2);
-  }
-  return n;
-}
+const int = (name, min, max) => intOption(o, HELP, name, min, max);
 const ttlS = int('pair-ttl-seconds', 1, 60);
 const concurrency = int('concurrency', 1, 1000);
 const deadlineMs = int('deadline-ms', 100, 120_000);
@@ -211,37 +205,11 @@ async function main() {
 
   // ── Measures ──
   const answersOf = (n) => tally.answers.filter((x) => x.as === n);
-  const lastBefore = (n, t) => tally.answers.filter((x) => x.as === n && x.t <= t).at(-1)?.t;
-  const firstAfter = (n, t) => tally.answers.find((x) => x.as === n && x.t >= t)?.t;
+  const { lastBefore, firstAfter, bothActiveMs: overlap, bothServingMs: bothServing, failedOf } = pairMeasures(tally, timeline, frozen, now());
   const gap1 = firstAfter(second, killT) - lastBefore(first, killT);
   const gap2 = firstAfter(first, stopT) - lastBefore(second, stopT);
-  /** Intervals an AS believed it was active, from its log, less the time it was frozen (it served nobody then). */
-  function activeIntervals(n) {
-    const out = [];
-    let since;
-    for (const e of timeline[n]) {
-      if (e.role === 'active' && since === undefined) since = e.t;
-      else if (e.role !== 'active' && since !== undefined) {
-        out.push([since, e.t]);
-        since = undefined;
-      }
-    }
-    if (since !== undefined) out.push([since, now()]);
-    return out.flatMap(([s, e]) => {
-      let parts = [[s, e]];
-      for (const [fs, fe] of frozen[n]) parts = parts.flatMap(([x, y]) => (fe <= x || fs >= y ? [[x, y]] : [[x, fs], [fe, y]].filter(([p, q]) => q > p)));
-      return parts;
-    });
-  }
-  let overlap = 0;
-  for (const [a1, a2] of activeIntervals('a')) for (const [b1, b2] of activeIntervals('b')) overlap += Math.max(0, Math.min(a2, b2) - Math.max(a1, b1));
-  const BUCKET = 10;
-  const buckets = { a: new Set(), b: new Set() };
-  for (const x of tally.answers) if (x.as === 'a' || x.as === 'b') buckets[x.as].add(Math.floor(x.t / BUCKET));
-  const bothServing = [...buckets.a].filter((k) => buckets.b.has(k)).length * BUCKET;
   const fromFrozenAfterTakeover = up2 ? tally.answers.filter((x) => x.as === second && x.t > up2.t).length : NaN;
   const fails = [...tally.failures.entries()];
-  const failedOf = (key) => fails.reduce((n, [, f]) => n + f[key], 0);
   const gaveUp = (tally.failures.get('CLIENT_GAVE_UP')?.[1] ?? 0) + (tally.failures.get('CLIENT_GAVE_UP')?.[2] ?? 0);
   const channelClosed2 = tally.failures.get('SB_ERR_CHANNEL_CLOSED')?.[2] ?? 0;
   const nonIdempotentOther = failedOf(2) - channelClosed2;

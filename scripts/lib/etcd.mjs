@@ -1,7 +1,7 @@
-// A throw-away etcd for the scripts (the same idea as test/fixtures/etcd.ts): Debian's etcd-server
-// binary on loopback, random free ports, a temporary data directory, ready once GET /health answers.
-// stop() kills it by its PID and removes the directory; killNow() is the synchronous last resort for
-// a process 'exit' handler.
+// A throw-away etcd for the scripts and the tests (test/fixtures/etcd.ts re-exports it): Debian's
+// etcd-server binary on loopback, random free ports, a temporary data directory, ready once GET
+// /health answers. stop() kills it by its PID and removes the directory; killNow() is the
+// synchronous last resort for a process 'exit' handler. Types: etcd.d.mts.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /** Why etcd cannot run here, or undefined when it can. */
 export function etcdMissing() {
   const r = spawnSync('etcd', ['--version'], { stdio: 'ignore' });
-  return r.status === 0 ? undefined : 'etcd is not installed (Debian: apt-get install etcd-server)';
+  return r.status === 0 ? undefined : 'etcd is not installed (Debian: apt-get install etcd-server; .ci/run installs it)';
 }
 
 function kernelPort() {
@@ -29,7 +29,7 @@ function kernelPort() {
 /**
  * Starts etcd and resolves once it is healthy (at most `readyMs`). The result has `url`
  * (`etcd://127.0.0.1:<port>`, what `switchboard as --registry` takes), `clientPort`, `pid`, `dir`,
- * `stop()` and `killNow()`.
+ * `pause()` / `resume()` (SIGSTOP / SIGCONT), `stop()` and `killNow()`.
  */
 export async function startEtcd({ readyMs = 15_000 } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-etcd-'));
@@ -90,7 +90,9 @@ export async function startEtcd({ readyMs = 15_000 } = {}) {
       if (Date.now() > deadline) throw new Error(`etcd did not answer /health within ${readyMs} ms: ${stderr.trim()}`);
       await sleep(100);
     }
-    return { url: `etcd://127.0.0.1:${clientPort}`, clientPort, pid: child.pid, dir, stop, killNow };
+    const pause = () => child.kill('SIGSTOP');
+    const resume = () => child.kill('SIGCONT');
+    return { url: `etcd://127.0.0.1:${clientPort}`, clientPort, pid: child.pid, dir, pause, resume, stop, killNow };
   } catch (err) {
     await stop();
     throw err;

@@ -23,6 +23,7 @@ import {
 } from '../protocol/index.js';
 import { dial, newNonce, ticketProof, type TlsOptions } from '../security/index.js';
 import { PendingTable } from '../common/pending-table.js';
+import type { CallSpec } from './call-table.js';
 
 const REQUEST_FLAGS = FLAG_REQUEST | FLAG_TWO_WAY | Serialization.MSGPACK;
 const SWEEP_MS = 100;
@@ -35,14 +36,8 @@ const IDLE_LEASES = 2;
 /** Sends of one idempotent call at most (the first and two re-sends), as the AS does. */
 const MAX_ATTEMPTS = 3;
 
-/** One call as the client made it, ready to send anywhere. */
-export interface DirectSpec {
-  serviceKey: number;
-  poolType: number;
-  body: Buffer;
-  extension: Buffer | undefined;
-  idempotent: boolean;
-}
+/** One call as the client made it, ready to send anywhere: the same record the SDK's call table keeps. */
+export type DirectSpec = CallSpec;
 
 /** What the router needs of the Client that owns it. */
 export interface DirectHost {
