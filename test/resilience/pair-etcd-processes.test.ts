@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type Endpoint } from '../../src/index.js';
 import { etcdUnavailable, startEtcd, type EtcdServer } from '../fixtures/etcd.js';
 import { waitFor } from '../fixtures/wait.js';
-import { CHILD_PLUGIN, LoggedProcess, freePorts } from '../fixtures/pair-procs.js';
+import { CHILD_PLUGIN, LoggedProcess, freePorts, pairLoad } from '../fixtures/pair-procs.js';
 
 /*
  * The etcd-elected pair as real processes (the built CLI, `--pair-mode etcd`) on a real etcd on
@@ -90,40 +90,6 @@ function samplePair(ports: Lab['ports']): { stop(): Promise<{ samples: number; b
   };
 }
 
-interface Answer {
-  t: number;
-  port: number | undefined;
-}
-
-/** Lanes of idempotent calls from one client given both endpoints; every answer stamped with the AS it came through. */
-function load(client: Client, lanes = 8): { answers: Answer[]; errors: string[]; stop(): Promise<void> } {
-  const answers: Answer[] = [];
-  const errors: string[] = [];
-  let stopped = false;
-  let n = 0;
-  const lane = async (): Promise<void> => {
-    while (!stopped) {
-      const i = n++;
-      try {
-        const got = await client.call(SLOW_IDEMPOTENT, { ms: 5, value: i }, { timeoutMs: DEADLINE_MS, idempotent: true });
-        if (got !== i) errors.push(`call ${i}: wrong answer ${String(got)}`);
-        else answers.push({ t: Date.now(), port: client.endpoint?.port });
-      } catch (err) {
-        errors.push(`call ${i}: ${(err as Error & { code?: string }).code}: ${(err as Error).message}`);
-      }
-    }
-  };
-  const running = Promise.all(Array.from({ length: lanes }, lane));
-  return {
-    answers,
-    errors,
-    stop: async () => {
-      stopped = true;
-      await running;
-    },
-  };
-}
-
 describe('an etcd-elected AS pair of processes under client load', () => {
   let etcd: EtcdServer | undefined;
   beforeAll(async () => {
@@ -180,7 +146,7 @@ describe('an etcd-elected AS pair of processes under client load', () => {
     async () => {
       const l = await pairWithFs();
       const client = await connect(l);
-      const traffic = load(client);
+      const traffic = pairLoad(client, SLOW_IDEMPOTENT, DEADLINE_MS);
       closers.push(() => traffic.stop());
       await waitFor(() => traffic.answers.length >= 100, 'load through a', 10_000);
       expect(traffic.answers.every((x) => x.port === l.ports.a.client)).toBe(true);
@@ -211,7 +177,7 @@ describe('an etcd-elected AS pair of processes under client load', () => {
       const l = await pairWithFs();
       const client = await connect(l);
       const sampler = samplePair(l.ports);
-      const traffic = load(client);
+      const traffic = pairLoad(client, SLOW_IDEMPOTENT, DEADLINE_MS);
       closers.push(() => traffic.stop());
       closers.push(() => sampler.stop());
       await waitFor(() => traffic.answers.length >= 100, 'load through a', 10_000);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client, type Endpoint } from '../../src/index.js';
 import { waitFor } from '../fixtures/wait.js';
-import { CHILD_PLUGIN, LoggedProcess, freePorts } from '../fixtures/pair-procs.js';
+import { CHILD_PLUGIN, LoggedProcess, freePorts, pairLoad } from '../fixtures/pair-procs.js';
 
 /*
  * The pair as real processes (the built CLI), stopped by PID: kill -9 and SIGSTOP/SIGCONT the
@@ -78,40 +78,6 @@ async function pairWithFs(l: Lab): Promise<{ a: LoggedProcess; b: LoggedProcess;
   return { a, b, fs };
 }
 
-interface Answer {
-  t: number;
-  port: number | undefined;
-}
-
-/** Lanes of idempotent calls from one client given both endpoints; every answer stamped with the AS it came from. */
-function load(client: Client, lanes = 8): { answers: Answer[]; errors: string[]; stop(): Promise<void> } {
-  const answers: Answer[] = [];
-  const errors: string[] = [];
-  let stopped = false;
-  let n = 0;
-  const lane = async (): Promise<void> => {
-    while (!stopped) {
-      const i = n++;
-      try {
-        const got = await client.call(SLOW_IDEMPOTENT, { ms: 5, value: i }, { timeoutMs: 3000, idempotent: true });
-        if (got !== i) errors.push(`call ${i}: wrong answer ${String(got)}`);
-        else answers.push({ t: Date.now(), port: client.endpoint?.port });
-      } catch (err) {
-        errors.push(`call ${i}: ${(err as Error & { code?: string }).code}: ${(err as Error).message}`);
-      }
-    }
-  };
-  const running = Promise.all(Array.from({ length: lanes }, lane));
-  return {
-    answers,
-    errors,
-    stop: async () => {
-      stopped = true;
-      await running;
-    },
-  };
-}
-
 async function connect(l: Lab): Promise<Client> {
   const endpoints: Endpoint[] = [
     { host: HOST, port: l.ports.a.client },
@@ -129,7 +95,7 @@ describe('an AS pair of processes under client load', () => {
     const l = await lab();
     const { a, b } = await pairWithFs(l);
     const client = await connect(l);
-    const traffic = load(client);
+    const traffic = pairLoad(client, SLOW_IDEMPOTENT, 3000);
     closers.push(() => traffic.stop());
     await waitFor(() => traffic.answers.length >= 100, 'load through a', 10_000);
 
@@ -165,7 +131,7 @@ describe('an AS pair of processes under client load', () => {
     const l = await lab();
     const { a, b } = await pairWithFs(l);
     const client = await connect(l);
-    const traffic = load(client);
+    const traffic = pairLoad(client, SLOW_IDEMPOTENT, 3000);
     closers.push(() => traffic.stop());
     await waitFor(() => traffic.answers.length >= 50, 'load through a', 10_000);
     const killedAt = Date.now();
@@ -197,7 +163,7 @@ describe('an AS pair of processes under client load', () => {
     const l = await lab();
     const { a, b } = await pairWithFs(l);
     const client = await connect(l);
-    const traffic = load(client);
+    const traffic = pairLoad(client, SLOW_IDEMPOTENT, 3000);
     closers.push(() => traffic.stop());
     await waitFor(() => traffic.answers.length >= 100, 'load through a', 10_000);
 
