@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type Endpoint } from '../../src/index.js';
 import { etcdUnavailable, startEtcd, type EtcdServer } from '../fixtures/etcd.js';
@@ -44,26 +43,14 @@ interface Lab {
   b: LoggedProcess;
 }
 
-/** GET /pair from an admin port: the role, or undefined when it does not answer (a frozen AS). */
-function pairRole(port: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const req = request({ host: HOST, port, path: '/pair', method: 'GET', timeout: 300 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => {
-        try {
-          resolve((JSON.parse(text) as { role?: string }).role);
-        } catch {
-          resolve(undefined);
-        }
-      });
-      res.on('error', () => resolve(undefined));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => resolve(undefined));
-    req.end();
-  });
+/** GET /pair from an admin port: the role, or undefined when it does not answer in 300 ms (a frozen AS). */
+async function pairRole(port: number): Promise<string | undefined> {
+  try {
+    const res = await fetch(`http://${HOST}:${port}/pair`, { signal: AbortSignal.timeout(300) });
+    return ((await res.json()) as { role?: string }).role;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Samples GET /pair on both admin ports until stopped; `both` counts samples in which both said active. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PendingRequest, PendingTable, type ReplyTarget } from '../../src/application-server/registry/upstream-connection.js';
+import { PendingTable } from '../../src/common/pending-table.js';
+import { PendingRequest, type ReplyTarget } from '../../src/application-server/registry/upstream-connection.js';
 
 const target: ReplyTarget = { closed: false, inflight: 0, done: () => undefined, reply: () => undefined, replyFrom: () => undefined, pause: () => undefined, resume: () => undefined };
 const req = (clientId: number, deadlineAt = Number.MAX_SAFE_INTEGER): PendingRequest => new PendingRequest(target, clientId, 1, 0, deadlineAt, 0, 100, null, 1);

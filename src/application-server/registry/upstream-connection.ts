@@ -1,8 +1,6 @@
 import type { FrameConnection } from '../../protocol/index.js';
 import { PendingTable } from '../../common/pending-table.js';
 
-export { PendingTable };
-
 /** The AS's side of a client connection, as far as an upstream needs to know it. */
 export interface ReplyTarget {
   readonly closed: boolean;
