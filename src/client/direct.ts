@@ -36,15 +36,13 @@ const IDLE_LEASES = 2;
 /** Sends of one idempotent call at most (the first and two re-sends), as the AS does. */
 const MAX_ATTEMPTS = 3;
 
-/** One call as the client made it, ready to send anywhere: the same record the SDK's call table keeps. */
-export type DirectSpec = CallSpec;
 
 /** What the router needs of the Client that owns it. */
 export interface DirectHost {
   /** LOOKUP at the current AS. */
   lookup(serviceKey: number, poolType: number): Promise<LookupReply>;
   /** The usual path, through the AS: used when no FS can be reached directly. */
-  viaAs(spec: DirectSpec, timeoutMs: number): Promise<unknown>;
+  viaAs(spec: CallSpec, timeoutMs: number): Promise<unknown>;
 }
 
 export interface DirectOptions {
@@ -75,7 +73,7 @@ interface Route {
 interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: SwitchboardError) => void;
-  spec: DirectSpec;
+  spec: CallSpec;
   deadlineAt: number;
   attempts: number;
 }
@@ -164,7 +162,7 @@ export class DirectRouter {
     return this.#links.get(addr)?.pending.size ?? 0;
   }
 
-  call(spec: DirectSpec, timeoutMs: number): Promise<unknown> {
+  call(spec: CallSpec, timeoutMs: number): Promise<unknown> {
     const now = Date.now();
     const deadlineAt = now + timeoutMs;
     const route = this.#routes.get(routeKey(spec));
@@ -183,7 +181,7 @@ export class DirectRouter {
     this.#links.clear();
   }
 
-  #lookup(spec: DirectSpec): Promise<Route | undefined> {
+  #lookup(spec: CallSpec): Promise<Route | undefined> {
     const k = routeKey(spec);
     let p = this.#lookups.get(k);
     if (p === undefined) {
@@ -213,14 +211,14 @@ export class DirectRouter {
   }
 
   /** The calls of a key whose FSs cannot be reached go the usual way. */
-  #fallback(spec: DirectSpec, deadlineAt: number): Promise<unknown> {
+  #fallback(spec: CallSpec, deadlineAt: number): Promise<unknown> {
     const left = deadlineAt - Date.now();
     if (left <= 0) return Promise.reject(new DeadlineExceededError(`no function server for service ${spec.serviceKey} answered before the deadline`));
     this.viaAs++;
     return this.#host.viaAs(spec, left);
   }
 
-  #send(route: Route, spec: DirectSpec, deadlineAt: number, attempts: number, avoid: string | undefined, now: number): Promise<unknown> {
+  #send(route: Route, spec: CallSpec, deadlineAt: number, attempts: number, avoid: string | undefined, now: number): Promise<unknown> {
     const ep = this.#pick(route, avoid, now);
     if (ep === undefined) return this.#fallback(spec, deadlineAt);
     const link = this.#link(ep, route.ticket);
