@@ -66,6 +66,8 @@ export interface FrameConnectionOptions extends FrameHandlers {
   maxBufferedBytes?: number;
   /** See SlabWriter: write long batches in pieces so the next hop starts early. */
   earlyFlushBytes?: number;
+  /** See SlabWriter: write once per event-loop turn (a connection many others feed). */
+  perTurn?: boolean;
   timers?: Timers;
 }
 
@@ -111,7 +113,7 @@ export class FrameConnection {
       onFrameAt: (buf, off, len) => this.#dispatchAt(buf, off, len),
       onError: (err) => this.#protocolError(err),
     });
-    this.#writer = new SlabWriter({ write: (data) => this.#write(data), earlyFlushBytes: opts.earlyFlushBytes });
+    this.#writer = new SlabWriter({ write: (data) => this.#write(data), earlyFlushBytes: opts.earlyFlushBytes, perTurn: opts.perTurn });
     const period = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.#keepalive = new KeepaliveManager({
       periodMs: period,

@@ -16,7 +16,7 @@ function expectBytes(got: Buffer, want: Buffer): void {
 /** Lets the writer's end-of-tick flush run. */
 const nextTick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-function make(opts: { earlyFlushBytes?: number; result?: boolean } = {}) {
+function make(opts: { earlyFlushBytes?: number; result?: boolean; perTurn?: boolean } = {}) {
   const writes: Buffer[] = [];
   const copies: Buffer[] = [];
   const w = new SlabWriter({
@@ -26,6 +26,7 @@ function make(opts: { earlyFlushBytes?: number; result?: boolean } = {}) {
       return opts.result ?? true;
     },
     earlyFlushBytes: opts.earlyFlushBytes,
+    perTurn: opts.perTurn,
   });
   return { w, writes, copies };
 }
@@ -120,6 +121,46 @@ describe('SlabWriter: batching', () => {
     expect(copies).toHaveLength(1);
     expect(decodeHeader(copies[0])).toEqual({ flags: 0xc1, status: 0, eventKind: 0, poolType: 3, requestId: 42, serviceKey: 101, budgetMs: 250, bodyLength: 3 });
     expect(copies[0].subarray(HEADER_SIZE)).toEqual(body);
+  });
+});
+
+/** Runs each callback as its own macrotask of one loop turn, as reads from several sockets are. */
+function inOneTurn(...sends: (() => void)[]): Promise<void> {
+  for (const f of sends) setImmediate(f);
+  return new Promise((r) => setImmediate(() => setImmediate(r)));
+}
+
+describe('SlabWriter: one write per loop turn (perTurn)', () => {
+  it('frames sent from several callbacks of one turn leave in one write', async () => {
+    const { w, copies } = make({ perTurn: true });
+    await inOneTurn(
+      () => w.send(bytes(10, 1)),
+      () => w.send(bytes(20, 2)),
+      () => w.send(bytes(30, 3)),
+    );
+    expect(copies).toHaveLength(1);
+    expectBytes(copies[0], Buffer.concat([bytes(10, 1), bytes(20, 2), bytes(30, 3)]));
+  });
+
+  it('without perTurn, each callback is its own tick and its own write', async () => {
+    const { w, copies } = make();
+    await inOneTurn(
+      () => w.send(bytes(10, 1)),
+      () => w.send(bytes(20, 2)),
+    );
+    expect(copies.map((c) => c.length)).toEqual([10, 20]);
+  });
+
+  it('forwarded runs and slab frames keep their order across the callbacks of a turn', async () => {
+    const { w, copies } = make({ perTurn: true });
+    const chunk = Buffer.concat([bytes(8, 4), bytes(8, 5)]);
+    await inOneTurn(
+      () => w.forward(chunk, 0, 8),
+      () => w.send(bytes(6, 6)),
+      () => w.forward(chunk, 8, 8),
+    );
+    expect(copies).toHaveLength(1);
+    expectBytes(copies[0], Buffer.concat([bytes(8, 4), bytes(6, 6), bytes(8, 5)]));
   });
 });
 

@@ -121,6 +121,8 @@ export class ClientIngress {
       readTimeoutMs: this.#o.readTimeoutMs,
       maxBodyBytes: this.#o.maxBodyBytes,
       maxBufferedBytes: this.#o.maxBufferedBytes,
+      // Answers from every FS read of a loop turn leave in one write.
+      perTurn: true,
       ...handlers,
       onDrain: () => session?.resume(session),
       onClose: (reason, err, c) => {

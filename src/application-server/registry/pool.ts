@@ -184,6 +184,8 @@ export class Pool {
     const conn: FrameConnection = new FrameConnection(socket, {
       heartbeatMs: this.#o.heartbeatMs,
       maxBodyBytes: this.#o.maxBodyBytes,
+      // Fed by every client connection: one write per loop turn, not one per client read.
+      perTurn: true,
       ...handlers,
       onDrain: () => this.#hooks.drained(up),
       onClose: (reason, err) => {
