@@ -70,7 +70,9 @@ export class Dispatcher implements TrafficSink {
   readonly #o: DispatcherOptions;
   readonly #ctx: SchedulingContext;
   #manager: FsManager | undefined;
+  /** Runs only while some request is pending: an idle AS does not wake every sweepMs. */
   #sweeper: NodeJS.Timeout | undefined;
+  #closed = false;
   /** Requests the AS answered itself (no FS, overload, deadline, lost connection), by status code. */
   readonly localAnswers = new Map<number, number>();
   /** Answers relayed from FSs, indexed by status code. */
@@ -96,12 +98,17 @@ export class Dispatcher implements TrafficSink {
 
   attach(manager: FsManager): void {
     this.#manager = manager;
-    this.#sweeper = setInterval(() => this.sweep(Date.now()), this.#o.sweepMs);
-    this.#sweeper.unref();
   }
 
   close(): void {
+    this.#closed = true;
     clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+  }
+
+  /** Whether the deadline sweep is scheduled (it is while any request is pending). */
+  get sweeping(): boolean {
+    return this.#sweeper !== undefined;
   }
 
   /** The request frame lies at buf[off, off + len): a chunk the ingress read, never reused. */
@@ -233,6 +240,7 @@ export class Dispatcher implements TrafficSink {
     if (!m) return;
     let idleRetired: FunctionServerEntry[] | undefined;
     this.#sweepNow = now;
+    let pending = 0;
     for (const fs of m.withConnections()) {
       this.#sweepFs = fs;
       for (const up of fs.pool.connections()) {
@@ -247,10 +255,16 @@ export class Dispatcher implements TrafficSink {
           }
           this.#fail(p, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `function server ${fs.id} did not answer service ${p.serviceKey} before the deadline`);
         }
+        pending += up.pending.size;
       }
       if (fs.retired && fs.inflight === 0) (idleRetired ??= []).push(fs);
     }
     if (idleRetired) for (const fs of idleRetired) m.closeIfRetiredAndIdle(fs);
+    // Nothing left to watch: stop until the next request is sent (#route starts it again).
+    if (pending === 0 && this.#sweeper !== undefined) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
   }
 
   /**
@@ -322,6 +336,10 @@ export class Dispatcher implements TrafficSink {
     }
     const id = up.pending.add(p);
     fs.inflight++;
+    if (this.#sweeper === undefined && !this.#closed) {
+      this.#sweeper = setInterval(() => this.sweep(Date.now()), this.#o.sweepMs);
+      this.#sweeper.unref();
+    }
     if (buf[off + OFFSET.version] === VERSION_EXTENDED && !fs.readsExtension) {
       // An FS that did not say it reads version 2 gets the request without its extension block.
       buf = stripExtension(buf, off, len);

@@ -1,6 +1,7 @@
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import { encodeRequest } from '../../src/protocol/codec.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { encodeRequest, encodeResponse } from '../../src/protocol/codec.js';
+import { Status } from '../../src/protocol/status.js';
 import { OFFSET } from '../../src/protocol/header.js';
 import { Dispatcher, type IngressSession } from '../../src/application-server/routing/dispatcher.js';
 import type { FsManager } from '../../src/application-server/registry/fs-manager.js';
@@ -10,10 +11,11 @@ import { PendingRequest, UpstreamConnection } from '../../src/application-server
 import type { FrameConnection } from '../../src/protocol/frame-connection.js';
 
 /**
- * The AS forwards request frames by reference (a view of the client's read chunk), rewriting the
- * request id and budget in place. A re-send or a hedge of the same frame must not rewrite the bytes
- * of a first send that a backed-up socket may still hold: these fakes hold every forwarded frame by
- * reference, as such a socket would, and check it still reads as it was sent.
+ * The dispatcher against fake FSs. Frames: the AS forwards request frames by reference (a view of
+ * the client's read chunk), rewriting the request id and budget in place. A re-send or a hedge of the
+ * same frame must not rewrite the bytes of a first send that a backed-up socket may still hold: the
+ * fakes hold every forwarded frame by reference, as such a socket would, and check it still reads
+ * as it was sent. Timers: the deadline sweep runs only while something is pending.
  */
 
 interface FakeFs {
@@ -130,5 +132,76 @@ describe('Dispatcher: frames forwarded by reference', () => {
     expect(readId(b.held[0])).toBe(2);
     expect(sameMemory(b.held[0], chunk)).toBe(false);
     expect(readId(first)).toBe(id);
+  });
+});
+
+describe('Dispatcher: the deadline sweep runs only while requests are pending', () => {
+  afterEach(() => vi.useRealTimers());
+
+  function idleSetup() {
+    vi.useFakeTimers();
+    const a = fakeFs('fs-a');
+    const manager = {
+      candidates: () => ({ active: [a.entry], standby: [], known: true }),
+      withConnections: () => [a.entry],
+      recordOutcome: () => undefined,
+      closeIfRetiredAndIdle: () => undefined,
+    } as unknown as FsManager;
+    dispatcher = new Dispatcher({
+      strategy: fewestInFlight,
+      defaultTimeoutMs: 5000,
+      maxInflightPerFs: 100,
+      maxAttempts: 1,
+      sweepMs: 20,
+      minTimeoutMs: 0,
+      hedgeAfterRatio: 0,
+      logger: pino({ level: 'silent' }),
+    });
+    dispatcher.attach(manager);
+    const answers: number[] = [];
+    const client = { ...session(), reply: (frame: Buffer) => answers.push(frame[OFFSET.status]) } as IngressSession;
+    return { a, d: dispatcher, client, answers };
+  }
+
+  it('an idle AS holds no sweep timer; a request starts it and it stops once nothing is pending', () => {
+    const { d, client, answers } = idleSetup();
+    expect(d.sweeping).toBe(false);
+    expect(vi.getTimerCount()).toBe(0);
+    const chunk = encodeRequest(7, 1, { n: 1 }, { budgetMs: 100 });
+    d.dispatch(client, chunk, 0, chunk.length);
+    expect(d.sweeping).toBe(true);
+    vi.advanceTimersByTime(140); // the FS never answers: the sweep fails it at its deadline
+    expect(answers).toEqual([Status.TIMEOUT]);
+    expect(d.sweeping).toBe(false);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('after an idle spell, a new request still gets its deadline (the sweep starts again)', () => {
+    const { d, client, answers } = idleSetup();
+    const first = encodeRequest(7, 1, { n: 1 }, { budgetMs: 100 });
+    d.dispatch(client, first, 0, first.length);
+    vi.advanceTimersByTime(10_000);
+    expect(d.sweeping).toBe(false);
+    const second = encodeRequest(8, 1, { n: 2 }, { budgetMs: 100 });
+    d.dispatch(client, second, 0, second.length);
+    vi.advanceTimersByTime(99);
+    expect(answers).toEqual([Status.TIMEOUT]);
+    vi.advanceTimersByTime(41);
+    expect(answers).toEqual([Status.TIMEOUT, Status.TIMEOUT]);
+  });
+
+  it('stops after the last answer, and a closed dispatcher starts no sweep', () => {
+    const { a, d, client } = idleSetup();
+    const chunk = encodeRequest(7, 1, { n: 1 }, { budgetMs: 1000 });
+    d.dispatch(client, chunk, 0, chunk.length);
+    const answer = encodeResponse(readId(a.held[0]), Status.OK, { ok: true });
+    d.response(a.up, answer, 0, answer.length);
+    expect(d.sweeping).toBe(true); // until the next sweep sees nothing pending
+    vi.advanceTimersByTime(20);
+    expect(d.sweeping).toBe(false);
+    d.close();
+    const late = encodeRequest(9, 1, { n: 3 }, { budgetMs: 1000 });
+    d.dispatch(client, late, 0, late.length);
+    expect(d.sweeping).toBe(false);
   });
 });
