@@ -74,24 +74,21 @@ function setup() {
   const b = fakeFs('fs-b');
   // B has a request pending already, so the ids the AS gives on A and on B differ.
   b.up.pending.add(new PendingRequest(session(), 99, 1, 0, Number.MAX_SAFE_INTEGER, 0, 10, null, 1));
+  return { a, b, d: startDispatcher([a, b], { maxAttempts: 3, sweepMs: 60_000, hedgeAfterRatio: 0.5 }) };
+}
+
+/** A dispatcher over the fake FSs, all active for every key. */
+function startDispatcher(fss: FakeFs[], o: { maxAttempts: number; sweepMs: number; hedgeAfterRatio: number }): Dispatcher {
+  const entries = fss.map((f) => f.entry);
   const manager = {
-    candidates: () => ({ active: [a.entry, b.entry], standby: [], known: true }),
-    withConnections: () => [a.entry, b.entry],
+    candidates: () => ({ active: entries, standby: [], known: true }),
+    withConnections: () => entries,
     recordOutcome: () => undefined,
     closeIfRetiredAndIdle: () => undefined,
   } as unknown as FsManager;
-  dispatcher = new Dispatcher({
-    strategy: fewestInFlight,
-    defaultTimeoutMs: 5000,
-    maxInflightPerFs: 100,
-    maxAttempts: 3,
-    sweepMs: 60_000,
-    minTimeoutMs: 0,
-    hedgeAfterRatio: 0.5,
-    logger: pino({ level: 'silent' }),
-  });
+  dispatcher = new Dispatcher({ strategy: fewestInFlight, defaultTimeoutMs: 5000, maxInflightPerFs: 100, minTimeoutMs: 0, logger: pino({ level: 'silent' }), ...o });
   dispatcher.attach(manager);
-  return { a, b, d: dispatcher };
+  return dispatcher;
 }
 
 describe('Dispatcher: frames forwarded by reference', () => {
@@ -141,26 +138,10 @@ describe('Dispatcher: the deadline sweep runs only while requests are pending', 
   function idleSetup() {
     vi.useFakeTimers();
     const a = fakeFs('fs-a');
-    const manager = {
-      candidates: () => ({ active: [a.entry], standby: [], known: true }),
-      withConnections: () => [a.entry],
-      recordOutcome: () => undefined,
-      closeIfRetiredAndIdle: () => undefined,
-    } as unknown as FsManager;
-    dispatcher = new Dispatcher({
-      strategy: fewestInFlight,
-      defaultTimeoutMs: 5000,
-      maxInflightPerFs: 100,
-      maxAttempts: 1,
-      sweepMs: 20,
-      minTimeoutMs: 0,
-      hedgeAfterRatio: 0,
-      logger: pino({ level: 'silent' }),
-    });
-    dispatcher.attach(manager);
+    const d = startDispatcher([a], { maxAttempts: 1, sweepMs: 20, hedgeAfterRatio: 0 });
     const answers: number[] = [];
     const client = { ...session(), reply: (frame: Buffer) => answers.push(frame[OFFSET.status]) } as IngressSession;
-    return { a, d: dispatcher, client, answers };
+    return { a, d, client, answers };
   }
 
   it('an idle AS holds no sweep timer; a request starts it and it stops once nothing is pending', () => {
