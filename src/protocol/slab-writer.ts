@@ -11,13 +11,19 @@ const BIG_FRAME_BYTES = 16 * 1024;
  * write per frame.
  */
 const LATER_PIECE_BYTES = 64 * 1024;
+/**
+ * The first early piece also waits for this many frames: with large frames, a piece of one or two
+ * costs the next hop a read and a write for little work, and the batches then stay in small pieces
+ * at every hop.
+ */
+const MIN_FIRST_PIECE_FRAMES = 8;
 
 export interface SlabWriterOptions {
   /** Writes one batch to the socket; returns false when the socket's buffer is over its mark. */
   write: (data: Buffer) => boolean;
   /**
-   * Write the first this-many bytes queued in a tick at once rather than at the end of the tick
-   * (later pieces of the same tick at 64 KiB); 0 waits for the tick. An end of a chain that
+   * Write the first this-many bytes queued in a tick at once (once they hold 8 frames) rather than
+   * at the end of the tick (later pieces of the same tick at 64 KiB); 0 waits for the tick. An end of a chain that
    * produces a long batch (a client, an FS) lets the next hop start on the first part while it makes
    * the rest, so the hops work in parallel on two cores.
    */
@@ -49,6 +55,8 @@ export class SlabWriter {
   #queuedBytes = 0;
   #flushScheduled = false;
   #earlyPieces = 0;
+  /** Frames queued since the last write: an early first piece waits for MIN_FIRST_PIECE_FRAMES. */
+  #frames = 0;
   #closed = false;
   /** Forwarded frames not yet in the queue: #run[#runStart, #runEnd), by reference. */
   #run: Buffer | null = null;
@@ -144,6 +152,7 @@ export class SlabWriter {
   /** Writes what is queued now rather than at the end of the tick; returns the socket's answer. */
   flush(): boolean {
     if (this.#closed) return true;
+    this.#frames = 0;
     let data: Buffer;
     if (this.#queue.length === 0 && this.#run === null) {
       if (this.#slabPos === this.#slabStart) return true;
@@ -178,6 +187,7 @@ export class SlabWriter {
 
   /** After bytes were queued: write now if enough are waiting, else once at the end of the tick. */
   #queued(): void {
+    this.#frames++;
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       if (this.#perTurn) afterIo(endOfTick, this);
@@ -186,8 +196,9 @@ export class SlabWriter {
     if (this.#earlyFlush > 0) {
       // The first piece of a tick is small so the next hop starts at once; later ones are larger,
       // so a long batch costs few writes.
-      const limit = this.#earlyPieces === 0 ? this.#earlyFlush : Math.max(this.#earlyFlush, LATER_PIECE_BYTES);
-      if (this.pendingBytes >= limit) {
+      const first = this.#earlyPieces === 0;
+      const limit = first ? this.#earlyFlush : Math.max(this.#earlyFlush, LATER_PIECE_BYTES);
+      if (this.pendingBytes >= limit && (!first || this.#frames >= MIN_FIRST_PIECE_FRAMES)) {
         this.#earlyPieces++;
         this.flush();
       }

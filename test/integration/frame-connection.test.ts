@@ -108,14 +108,17 @@ describe('FrameConnection', () => {
       for (let i = 1; i <= 20; i++) c.send(encodeResponse(i, Status.OK, 'x'.repeat(5000))); // 5,027 bytes each
     }
     expect(counts.get(lazy)).toBe(0); // nothing before the tick ends
-    // The 1st frame passes 100 bytes: a first, small piece; the next waits for 64 KiB (the 15th frame).
-    expect(counts.get(eager)).toBe(2);
+    // Over 100 bytes from the 1st frame, but a first piece holds 8 frames: it leaves at the 8th. The
+    // next waits for 64 KiB, which the 12 frames left (60,324 bytes) do not reach.
+    expect(counts.get(eager)).toBe(1);
     await new Promise((r) => process.nextTick(r));
     expect(counts.get(lazy)).toBe(1);
-    expect(counts.get(eager)).toBe(3); // the rest at the end of the tick
-    // A new tick starts with a small piece again.
-    for (let i = 1; i <= 2; i++) eager.send(encodeResponse(i, Status.OK, 'x'.repeat(30)));
-    expect(counts.get(eager)).toBe(4);
+    expect(counts.get(eager)).toBe(2); // the rest at the end of the tick
+    // A new tick starts with a small piece again: 8 frames of 55 bytes.
+    for (let i = 1; i <= 7; i++) eager.send(encodeResponse(i, Status.OK, 'x'.repeat(30)));
+    expect(counts.get(eager)).toBe(2);
+    eager.send(encodeResponse(8, Status.OK, 'x'.repeat(30)));
+    expect(counts.get(eager)).toBe(3);
   });
 });
 

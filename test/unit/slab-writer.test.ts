@@ -168,10 +168,9 @@ describe('SlabWriter: early flush', () => {
   it('writes the first earlyFlushBytes of a tick at once, later pieces at 64 KiB', async () => {
     const { w, copies } = make({ earlyFlushBytes: 100 });
     const sizes = (): number[] => copies.map((c) => c.length);
-    w.send(bytes(40, 1));
-    w.send(bytes(40, 2));
+    for (let i = 0; i < 7; i++) w.send(bytes(15, 1));
     expect(sizes()).toEqual([]);
-    w.send(bytes(40, 3)); // 120 >= 100: the first piece leaves now
+    w.send(bytes(15, 3)); // 120 >= 100 in 8 frames: the first piece leaves now
     expect(sizes()).toEqual([120]);
     for (let i = 0; i < 63; i++) w.send(bytes(KiB, 4)); // 63 KiB < 64 KiB
     expect(sizes()).toEqual([120]);
@@ -181,9 +180,17 @@ describe('SlabWriter: early flush', () => {
     await nextTick();
     expect(sizes()).toEqual([120, 64 * KiB, 40]);
     // A new tick: the first piece is small again.
-    w.send(bytes(60, 7));
-    w.send(bytes(60, 8));
+    for (let i = 0; i < 8; i++) w.send(bytes(15, 7));
     expect(sizes()).toEqual([120, 64 * KiB, 40, 120]);
+  });
+
+  it('the first piece also waits for 8 frames, so large frames do not leave one or two at a time', async () => {
+    const { w, copies } = make({ earlyFlushBytes: 100 });
+    for (let i = 0; i < 7; i++) w.send(bytes(KiB, 1)); // 7 KiB, far over 100 bytes, but 7 frames
+    expect(copies).toHaveLength(0);
+    w.send(bytes(KiB, 2));
+    expect(copies.map((c) => c.length)).toEqual([8 * KiB]);
+    await nextTick();
   });
 
   it('the piece size can change once the peer is known (an FS learns a connection is an AS pool)', async () => {
