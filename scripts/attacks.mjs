@@ -193,7 +193,11 @@ await phase('connection flood: 2,000 slot holders', async () => {
   const socks = (await Promise.all(Array.from({ length: 2000 }, () => peers.slotHolder(port)))).filter(Boolean);
   // The AS takes them off its accept queue at its own pace: wait until it holds its maximum.
   for (let i = 0; i < 50 && (await metric(adminPort, 'switchboard_client_connections')) < 1500; i++) await sleep(100);
-  const refused = (await metric(adminPort, 'switchboard_client_connections_refused_total')) - refusedBefore;
+  // Those past the maximum may still sit in the accept queue when it gets there: give the AS up to
+  // 5 s to take (and refuse) them, rather than reading the count at once.
+  const refusedNow = async () => (await metric(adminPort, 'switchboard_client_connections_refused_total')) - refusedBefore;
+  for (let i = 0; i < 50 && (await refusedNow()) === 0; i++) await sleep(100);
+  const refused = await refusedNow();
   const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then((r) => r.status).catch(() => 0);
   const health = await fetch(`http://127.0.0.1:${adminPort}/healthz`).then((r) => r.status).catch(() => 0);
   for (const s of socks) s.destroy();
