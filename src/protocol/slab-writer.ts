@@ -23,9 +23,9 @@ export interface SlabWriterOptions {
   write: (data: Buffer) => boolean;
   /**
    * Write the first this-many bytes queued in a tick at once (once they hold 8 frames) rather than
-   * at the end of the tick (later pieces of the same tick at 64 KiB); 0 waits for the tick. An end of a chain that
-   * produces a long batch (a client, an FS) lets the next hop start on the first part while it makes
-   * the rest, so the hops work in parallel on two cores.
+   * at the end of the tick (later pieces of the same tick at 64 KiB); 0 waits for the tick. An end
+   * of a chain that produces a long batch (a client, an FS) lets the next hop start on the first
+   * part while it makes the rest, so the hops work in parallel on two cores.
    */
   earlyFlushBytes?: number;
   /**
