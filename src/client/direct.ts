@@ -36,7 +36,6 @@ const IDLE_LEASES = 2;
 /** Sends of one idempotent call at most (the first and two re-sends), as the AS does. */
 const MAX_ATTEMPTS = 3;
 
-
 /** What the router needs of the Client that owns it. */
 export interface DirectHost {
   /** LOOKUP at the current AS. */

@@ -36,6 +36,18 @@ async function securedCluster(names: string[], asOpts: Parameters<typeof h.clust
 
 const relayed = (): number => h.as.dispatcher.relayedAnswers.reduce((a, n) => a + n, 0);
 
+/** Echo calls one after another, 20 ms apart, for `ms`; each answer checked. Returns how many. */
+async function echoFor(c: Client, ms: number): Promise<number> {
+  const until = Date.now() + ms;
+  let n = 0;
+  while (Date.now() < until) {
+    expect(await c.call(ECHO, n)).toBe(n);
+    n++;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return n;
+}
+
 /** Reads frames until one that is not a heartbeat. */
 async function nextNonHeartbeat(raw: RawSocket): Promise<Buffer> {
   for (;;) {
@@ -68,13 +80,7 @@ describe('director mode', () => {
     let disconnects = 0;
     c.on('disconnected', () => disconnects++);
     // Direct calls for four idle timeouts: the AS sees no request on the link, only renewals.
-    const until = Date.now() + 1200;
-    let n = 0;
-    while (Date.now() < until) {
-      expect(await c.call(ECHO, n)).toBe(n);
-      n++;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await echoFor(c, 1200);
     expect(relayed()).toBe(0);
     expect(h.as.director.lookups).toBeGreaterThanOrEqual(5);
     expect(disconnects).toBe(0);
@@ -88,13 +94,7 @@ describe('director mode', () => {
     await c.call(ECHO, 'first');
     const lookups = h.as.director.lookups;
     // Calls for a second and a half: about three leases' worth, each renewed at half its time.
-    const until = Date.now() + 1500;
-    let n = 0;
-    while (Date.now() < until) {
-      expect(await c.call(ECHO, n)).toBe(n);
-      n++;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const n = await echoFor(c, 1500);
     expect(h.as.director.lookups - lookups).toBeGreaterThanOrEqual(3);
     expect(relayed()).toBe(0);
     expect(c.direct?.direct).toBe(n + 1);
