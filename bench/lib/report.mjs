@@ -111,6 +111,8 @@ export function evaluateTargets(rows, measurements, scheduler, ran, body) {
   const targets = [];
   const add = (name, goal, measured, pass, note) => targets.push({ name, goal, measured, pass, note });
   const notRun = ran.has('sb-as') ? undefined : 'via AS not run';
+  // CPU per request of the hop in the middle: the AS's, or the proxy's.
+  const hopCpu = (m) => (m.scenario === 'sb-as' ? m.cpuUsPerReq.AS : m.cpuUsPerReq.proxy);
   const ratioOf = (key, inflight) => row(key, inflight)?.ratioToRaw?.median;
   const ratios = (inflight, keys) =>
     keys
@@ -140,12 +142,25 @@ export function evaluateTargets(rows, measurements, scheduler, ran, body) {
   }
   for (const [inflight, goal] of Object.entries(TARGETS.asCpuOverHaproxy)) {
     const n = Number(inflight);
-    const cpuOf = (m) => (m.scenario === 'sb-as' ? m.cpuUsPerReq.AS : m.cpuUsPerReq.proxy);
-    const v = ran.has('haproxy') && ran.has('sb-as') ? paired(measurements, { a: 'sb-as', b: 'haproxy', inflightA: n, body, f: cpuOf }) : null;
+    const v = ran.has('haproxy') && ran.has('sb-as') ? paired(measurements, { a: 'sb-as', b: 'haproxy', inflightA: n, body, f: hopCpu }) : null;
     const as = row('sb-as', n)?.cpuUsPerReq?.AS;
     const hap = row('haproxy', n)?.cpuUsPerReq?.proxy;
     const note = !ran.has('haproxy') ? 'haproxy not run' : (notRun ?? `µs per request: AS ${cpuFix(as)}, haproxy ${cpuFix(hap)}`);
     add(`AS CPU / haproxy CPU per request at ${inflight}`, `≤ ${goal.toFixed(2)}`, v, v ? v.median <= goal : null, note);
+  }
+  // The same ends on both sides (SDK client, FS): the AS hop against the haproxy hop alone, without
+  // the raw pair's cheaper client and server counted in haproxy's favour.
+  const sameEndsNote = !ran.has('sb-haproxy') ? 'sb-haproxy not run' : notRun;
+  for (const inflight of Object.keys(TARGETS.overHaproxy)) {
+    const n = Number(inflight);
+    const v = ran.has('sb-haproxy') && ran.has('sb-as') ? paired(measurements, { a: 'sb-as', b: 'sb-haproxy', inflightA: n, body }) : null;
+    add(`via AS / SDK via haproxy req/s at ${inflight}`, 'measured', v, null, sameEndsNote ?? `same SDK client and FS; ratios to best raw: ${ratios(n, ['sb-as', 'sb-haproxy']) || '-'}`);
+  }
+  for (const inflight of Object.keys(TARGETS.asCpuOverHaproxy)) {
+    const n = Number(inflight);
+    const v = ran.has('sb-haproxy') && ran.has('sb-as') ? paired(measurements, { a: 'sb-as', b: 'sb-haproxy', inflightA: n, body, f: hopCpu }) : null;
+    const hap = row('sb-haproxy', n)?.cpuUsPerReq?.proxy;
+    add(`AS CPU / haproxy CPU, same ends, at ${inflight}`, 'measured', v, null, sameEndsNote ?? `µs per request: AS ${cpuFix(row('sb-as', n)?.cpuUsPerReq?.AS)}, haproxy ${cpuFix(hap)}`);
   }
   if (ran.has('director')) {
     for (const [inflight, goal] of Object.entries(TARGETS.directorOverDirect)) {
@@ -174,8 +189,7 @@ export function evaluateTargets(rows, measurements, scheduler, ran, body) {
   }
   for (const inflight of Object.keys(TARGETS.asCpuOverHaproxy)) {
     const n = Number(inflight);
-    const cpuOf = (m) => (m.scenario === 'sb-as' ? m.cpuUsPerReq.AS : m.cpuUsPerReq.proxy);
-    const v = ran.has('node-relay') && ran.has('sb-as') ? paired(measurements, { a: 'sb-as', b: 'node-relay', inflightA: n, body, f: cpuOf }) : null;
+    const v = ran.has('node-relay') && ran.has('sb-as') ? paired(measurements, { a: 'sb-as', b: 'node-relay', inflightA: n, body, f: hopCpu }) : null;
     const as = row('sb-as', n)?.cpuUsPerReq?.AS;
     const relay = row('node-relay', n)?.cpuUsPerReq?.proxy;
     add(`AS CPU / node relay CPU per request at ${inflight}`, 'measured', v, null, relayNote ?? `µs per request: AS ${cpuFix(as)}, node relay ${cpuFix(relay)}`);

@@ -50,6 +50,12 @@ function distHasDirectMode() {
   return files.some((f) => /['"]direct['"]/.test(readFileSync(f, 'utf8')));
 }
 
+/** haproxy's binary and version for the scenarios that put it in the middle, or why they cannot run. */
+function haproxyAvailable() {
+  const h = findHaproxy();
+  return h ? { ok: true, version: h.version, bin: h.bin } : { ok: false, reason: 'haproxy is not on PATH (npm run bench:setup, or on Debian: apt-get install haproxy)' };
+}
+
 export const SCENARIOS = [
   {
     key: 'raw',
@@ -186,15 +192,24 @@ export const SCENARIOS = [
     key: 'haproxy',
     name: 'haproxy (tcp)',
     describe: 'raw client → haproxy mode tcp, 1 thread → raw echo server',
-    available() {
-      const h = findHaproxy();
-      return h ? { ok: true, version: h.version, bin: h.bin } : { ok: false, reason: 'haproxy is not on PATH (npm run bench:setup, or on Debian: apt-get install haproxy)' };
-    },
+    available: haproxyAvailable,
     async start(children, o, avail) {
       const server = await children.fork('raw-server-haproxy', 'raw-server');
       const proxy = await startHaproxy(children, avail.bin, server.info.port);
       const client = await children.fork('raw-client-haproxy', 'raw-client', ['--port', String(proxy.port)]);
       return { client, servers: [{ role: 'proxy', child: proxy.child }, { role: 'server', child: server }] };
+    },
+  },
+  {
+    key: 'sb-haproxy',
+    name: 'SDK via haproxy',
+    describe: 'Client SDK → haproxy mode tcp, 1 thread → FunctionServer data port: the AS hop swapped for haproxy, same ends as via AS',
+    available: haproxyAvailable,
+    async start(children, o, avail) {
+      const fs = await children.fork('sb-fs-haproxy', 'sb-function-server', ['--name', 'bench-fs-haproxy', '--log-level', o.logLevel]);
+      const proxy = await startHaproxy(children, avail.bin, fs.info.port);
+      const client = await children.fork('sb-client-haproxy', 'sb-client', ['--port', String(proxy.port)]);
+      return { client, servers: [{ role: 'proxy', child: proxy.child }, { role: 'FS', child: fs }] };
     },
   },
   {
