@@ -1,5 +1,5 @@
 // Copies the files tsc does not: the admin dashboard's page, script and style, next to the built
-// admin server. Run by `npm run build` (and by the tests' global setup).
+// admin server. Run by scripts/build.mjs (npm run build).
 import { cpSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
