@@ -1,6 +1,7 @@
-import { Etcd3, type Lease } from 'etcd3';
+import type { Etcd3, Lease } from 'etcd3';
 import { z } from 'zod';
 import { backoffDelay } from '../common/backoff.js';
+import { etcd3 } from '../common/etcd3.js';
 import type { Logger } from '../common/logger.js';
 import type { RateLimitedLog } from '../common/rate-limited-log.js';
 import { ConfigError } from '../protocol/index.js';
@@ -80,6 +81,7 @@ export function parseValue<T>(schema: z.ZodType<T>, raw: Buffer | string): { val
 /** An etcd client whose unary calls time out (so a stopped etcd fails them) and whose connection is probed. */
 export function createEtcdClient(endpoints: readonly string[]): Etcd3 {
   if (endpoints.length === 0) throw new ConfigError('registry.endpoints is empty: give at least one etcd host:port');
+  const { Etcd3 } = etcd3();
   return new Etcd3({
     hosts: endpoints.map(normalizeEndpoint),
     dialTimeout: 3000,

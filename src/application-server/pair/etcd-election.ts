@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Etcd3, type Campaign, type Election, type IKeyValue, type Lease, type Namespace, type Watcher } from 'etcd3';
+import type { Campaign, Election, Etcd3, IKeyValue, Lease, Namespace, Watcher } from 'etcd3';
+import { etcd3 } from '../../common/etcd3.js';
 import type { Logger } from '../../common/logger.js';
 import { ConfigError } from '../../protocol/index.js';
 import { NotifyRunner } from './notify.js';
@@ -159,7 +160,7 @@ export class EtcdElection extends EventEmitter<PairNodeEvents> implements PairPa
     this.keepaliveMs = Math.max(50, Math.round((ttl * 1000 - this.marginMs) / 4));
     this.key = `${prefix}/election/${name}`;
     this.#notify = new NotifyRunner(logger);
-    this.#client = new Etcd3({ hosts: etcdHosts(o.endpoints), dialTimeout: 2000 });
+    this.#client = new (etcd3().Etcd3)({ hosts: etcdHosts(o.endpoints), dialTimeout: 2000 });
     this.#election = this.#client.namespace(`${prefix}/`).election(name, ttl);
     this.#candidates = this.#client.namespace(`${this.key}/`);
   }
