@@ -23,25 +23,26 @@ function newestMtime(p) {
 }
 
 /** Why dist/ must be built, or undefined when it is newer than every input. */
-export function staleReason() {
+function staleReason() {
   if (!existsSync(STAMP)) return 'dist/ has not been built here';
   const built = statSync(STAMP).mtimeMs;
   const changed = INPUTS.find((i) => newestMtime(join(ROOT, i)) > built);
   return changed === undefined ? undefined : `${changed} changed since dist/ was built`;
 }
 
-export function build() {
+function build() {
   execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
   copyAssets();
   writeFileSync(STAMP, `${new Date().toISOString()}\n`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const why = process.argv.includes('--if-stale') ? staleReason() : 'asked to';
-  if (why === undefined) {
+  const ifStale = process.argv.includes('--if-stale');
+  const why = ifStale ? staleReason() : undefined;
+  if (ifStale && why === undefined) {
     process.stdout.write('dist/ is up to date with src/; not building (npm run build forces it)\n');
   } else {
-    if (process.argv.includes('--if-stale')) process.stdout.write(`building dist/: ${why}\n`);
+    if (why !== undefined) process.stdout.write(`building dist/: ${why}\n`);
     try {
       build();
     } catch {
