@@ -9,4 +9,3 @@ export function copyAssets() {
   cpSync(from, to, { recursive: true });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) copyAssets();

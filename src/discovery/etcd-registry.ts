@@ -81,8 +81,7 @@ export function parseValue<T>(schema: z.ZodType<T>, raw: Buffer | string): { val
 /** An etcd client whose unary calls time out (so a stopped etcd fails them) and whose connection is probed. */
 export function createEtcdClient(endpoints: readonly string[]): Etcd3 {
   if (endpoints.length === 0) throw new ConfigError('registry.endpoints is empty: give at least one etcd host:port');
-  const { Etcd3 } = etcd3();
-  return new Etcd3({
+  return new (etcd3().Etcd3)({
     hosts: endpoints.map(normalizeEndpoint),
     dialTimeout: 3000,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
