@@ -113,7 +113,12 @@ export class FrameConnection {
       onFrameAt: (buf, off, len) => this.#dispatchAt(buf, off, len),
       onError: (err) => this.#protocolError(err),
     });
-    this.#writer = new SlabWriter({ write: (data) => this.#write(data), earlyFlushBytes: opts.earlyFlushBytes, perTurn: opts.perTurn });
+    this.#writer = new SlabWriter({
+      write: (data) => this.#write(data),
+      writev: (pieces) => this.#writev(pieces),
+      earlyFlushBytes: opts.earlyFlushBytes,
+      perTurn: opts.perTurn,
+    });
     const period = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.#keepalive = new KeepaliveManager({
       periodMs: period,
@@ -184,11 +189,12 @@ export class FrameConnection {
    * Queues the frame at buf[off, off + len) by reference, without a copy (a proxy's path): buf must
    * stay unchanged until written, as a chunk read from a socket does. Only while the peer keeps up:
    * once the socket holds unsent bytes, frames are copied, because a view would keep its whole read
-   * chunk (other peers' frames too) alive for as long as this peer is slow.
+   * chunk (other peers' frames too) alive for as long as this peer is slow. A frame that fills its
+   * buffer (one assembled across reads) keeps nothing else alive and is never copied.
    */
   forward(buf: Buffer, off: number, len: number): void {
     if (this.#closed) return;
-    if (this.socket.writableLength > 0) this.#writer.sendFrom(buf, off, len);
+    if (this.socket.writableLength > 0 && len !== buf.length) this.#writer.sendFrom(buf, off, len);
     else this.#writer.forward(buf, off, len);
   }
 
@@ -282,7 +288,24 @@ export class FrameConnection {
   #write(data: Buffer): boolean {
     this.#keepalive.wroteSeen();
     this.#queuedTotal += data.length;
-    const ok = this.socket.write(data);
+    return this.#wrote(this.socket.write(data));
+  }
+
+  /** Corked, the socket hands all the pieces to one writev call when it uncorks. */
+  #writev(pieces: Buffer[]): boolean {
+    this.#keepalive.wroteSeen();
+    const socket = this.socket;
+    let ok = true;
+    socket.cork();
+    for (const p of pieces) {
+      this.#queuedTotal += p.length;
+      ok = socket.write(p);
+    }
+    socket.uncork();
+    return this.#wrote(ok);
+  }
+
+  #wrote(ok: boolean): boolean {
     if (!ok) {
       this.#blocked = true;
       this.#keepalive.blocked = true;

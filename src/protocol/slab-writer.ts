@@ -17,10 +17,17 @@ const LATER_PIECE_BYTES = 64 * 1024;
  * at every hop.
  */
 const MIN_FIRST_PIECE_FRAMES = 8;
+/**
+ * A flush of several pieces holding at least this many bytes goes out as one gathered write
+ * (writev) when the owner offers one: joining them would copy every byte once more.
+ */
+const GATHER_BYTES = 32 * 1024;
 
 export interface SlabWriterOptions {
   /** Writes one batch to the socket; returns false when the socket's buffer is over its mark. */
   write: (data: Buffer) => boolean;
+  /** Writes several pieces, in order, as one gathered write; absent: pieces are joined and written. */
+  writev?: (pieces: Buffer[]) => boolean;
   /**
    * Write the first this-many bytes queued in a tick at once (once they hold 8 frames) rather than
    * at the end of the tick (later pieces of the same tick at 64 KiB); 0 waits for the tick. An end
@@ -45,6 +52,7 @@ export interface SlabWriterOptions {
  */
 export class SlabWriter {
   readonly #write: (data: Buffer) => boolean;
+  readonly #writev: ((pieces: Buffer[]) => boolean) | undefined;
   #earlyFlush: number;
   readonly #perTurn: boolean;
   #slab: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
@@ -65,6 +73,7 @@ export class SlabWriter {
 
   constructor(opts: SlabWriterOptions) {
     this.#write = opts.write;
+    this.#writev = opts.writev;
     this.#earlyFlush = opts.earlyFlushBytes ?? 0;
     this.#perTurn = opts.perTurn === true;
   }
@@ -162,9 +171,11 @@ export class SlabWriter {
     } else {
       this.#takeSlab();
       const q = this.#queue;
+      const bytes = this.#queuedBytes;
       this.#queue = [];
       this.#queuedBytes = 0;
-      data = q.length === 1 ? q[0] : Buffer.concat(q);
+      if (q.length > 1 && bytes >= GATHER_BYTES && this.#writev !== undefined) return this.#writev(q);
+      data = q.length === 1 ? q[0] : Buffer.concat(q, bytes);
     }
     return this.#write(data);
   }

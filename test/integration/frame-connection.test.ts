@@ -100,11 +100,18 @@ describe('FrameConnection', () => {
     const counts = new Map<FrameConnection, number>();
     for (const c of [lazy, eager]) {
       const write = c.socket.write.bind(c.socket);
+      const uncork = c.socket.uncork.bind(c.socket);
+      const count = (): void => void counts.set(c, (counts.get(c) ?? 0) + 1);
       counts.set(c, 0);
+      // A write is one hand-off to the socket: a plain write, or the pieces of a corked (gathered) one.
       c.socket.write = ((data: Buffer) => {
-        counts.set(c, (counts.get(c) ?? 0) + 1);
+        if (c.socket.writableCorked === 0) count();
         return write(data);
       }) as typeof c.socket.write;
+      c.socket.uncork = () => {
+        count();
+        uncork();
+      };
       for (let i = 1; i <= 20; i++) c.send(encodeResponse(i, Status.OK, 'x'.repeat(5000))); // 5,027 bytes each
     }
     expect(counts.get(lazy)).toBe(0); // nothing before the tick ends
@@ -303,5 +310,44 @@ describe('FrameConnection.forward', () => {
     raw.resume();
     await until(() => frames.length > 0 && requestIdOf(frames[frames.length - 1]) !== 9, 10_000);
     expect(frames.filter((f) => requestIdOf(f) !== 9).map(requestIdOf)).toEqual([1, 2]);
+  });
+
+  it('a frame that fills its buffer (assembled across reads) is not copied even then: it keeps nothing else alive', async () => {
+    const { server, raw, frames } = await pair((s) => new FrameConnection(s, { heartbeatMs: 0, onFrame: () => undefined }));
+    raw.pause();
+    const filler = encodeResponse(9, Status.OK, 'x'.repeat(60_000));
+    for (let i = 0; i < 10_000 && server.socket.writableLength === 0; i++) {
+      server.send(filler);
+      server.flush();
+    }
+    expect(server.socket.writableLength).toBeGreaterThan(0);
+    const own = encodeResponse(1, Status.OK, 'one');
+    server.forward(own, 0, own.length);
+    server.flush();
+    // Rewritten after the forward: the peer sees the new id only if the frame went by reference.
+    own.writeUInt32BE(5, 8);
+    raw.resume();
+    await until(() => frames.length > 0 && requestIdOf(frames[frames.length - 1]) !== 9, 10_000);
+    expect(frames.filter((f) => requestIdOf(f) !== 9).map(requestIdOf)).toEqual([5]);
+  });
+});
+
+describe('FrameConnection: gathered writes', () => {
+  it('big frames queued in one tick leave in one writev of the pieces, not a joined copy, and arrive whole and in order', async () => {
+    const { server, frames } = await pair((s) => new FrameConnection(s, { heartbeatMs: 0, onFrame: () => undefined }));
+    const socket = server.socket as unknown as { _writev: (...args: unknown[]) => void; write: (...args: unknown[]) => boolean };
+    const writev = vi.spyOn(socket, '_writev');
+    const write = vi.spyOn(socket, 'write');
+    const a = encodeResponse(1, Status.OK, 'a'.repeat(40_000));
+    const b = encodeResponse(2, Status.OK, 'b'.repeat(40_000));
+    server.send(a);
+    server.send(b);
+    await until(() => frames.length === 2);
+    expect(frames.map(requestIdOf)).toEqual([1, 2]);
+    expect(decodeBody(frames[1])).toBe('b'.repeat(40_000));
+    expect(writev).toHaveBeenCalledTimes(1);
+    // Node turns the entries into bare buffers in place once it has written them.
+    expect((writev.mock.calls[0][0] as (Buffer | { chunk: Buffer })[]).map((c) => (Buffer.isBuffer(c) ? c : c.chunk))).toEqual([a, b]);
+    expect(write.mock.calls.map((c) => c[0])).toEqual([a, b]); // each piece as it is, never joined
   });
 });

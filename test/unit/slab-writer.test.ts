@@ -264,3 +264,64 @@ describe('SlabWriter: pendingBytes, flush, close', () => {
     expect(copies).toHaveLength(0);
   });
 });
+
+describe('SlabWriter: gathered writes (writev)', () => {
+  function gathering() {
+    const writes: Buffer[] = [];
+    const gathers: Buffer[][] = [];
+    const w = new SlabWriter({
+      write: (data) => {
+        writes.push(data);
+        return true;
+      },
+      writev: (pieces) => {
+        gathers.push(pieces);
+        return false;
+      },
+    });
+    return { w, writes, gathers };
+  }
+
+  it('several pieces of 32 KiB or more leave in one gathered write, by reference and in order, with no join', async () => {
+    const { w, writes, gathers } = gathering();
+    const a = bytes(20 * KiB, 1);
+    const b = bytes(20 * KiB, 2);
+    w.send(a);
+    w.send(bytes(100, 3)); // copied into the slab between the two big ones
+    w.send(b);
+    await nextTick();
+    expect(writes).toHaveLength(0);
+    expect(gathers).toHaveLength(1);
+    const [pieces] = gathers;
+    expect(pieces[0]).toBe(a);
+    expectBytes(pieces[1], bytes(100, 3));
+    expect(pieces[2]).toBe(b);
+  });
+
+  it('flush() returns what the gathered write returned', () => {
+    const { w } = gathering();
+    w.send(bytes(20 * KiB, 1));
+    w.send(bytes(20 * KiB, 2));
+    expect(w.flush()).toBe(false);
+    expect(w.pendingBytes).toBe(0);
+  });
+
+  it('below 32 KiB the pieces are joined into one plain write: a gathered write costs more than a small copy', async () => {
+    const { w, writes, gathers } = gathering();
+    w.send(bytes(16 * KiB + 1, 1));
+    w.send(bytes(100, 2));
+    await nextTick();
+    expect(gathers).toHaveLength(0);
+    expect(writes).toHaveLength(1);
+    expectBytes(writes[0], Buffer.concat([bytes(16 * KiB + 1, 1), bytes(100, 2)]));
+  });
+
+  it('without a writev the pieces are joined into one write', async () => {
+    const { w, copies } = make();
+    w.send(bytes(20 * KiB, 1));
+    w.send(bytes(20 * KiB, 2));
+    await nextTick();
+    expect(copies).toHaveLength(1);
+    expectBytes(copies[0], Buffer.concat([bytes(20 * KiB, 1), bytes(20 * KiB, 2)]));
+  });
+});
