@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
@@ -12,6 +13,10 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 20_000,
     pool: 'forks',
+    // Most files wait on sockets, timers and child processes rather than the CPU, so even two cores
+    // run two files at once (vitest's default would be one). Ports picked ahead of a process's start
+    // come from test/fixtures/ports.ts, so files running side by side cannot take each other's.
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     // The JSON report is what .ci/run counts; the default reporter is for people.
     reporters: ['default', ['json', { outputFile: '.vitest-results.json' }]],
   },

@@ -3,12 +3,12 @@
 // can measure "signal sent" → "the AS logged it" without trusting anyone else's clock.
 import { createWriteStream } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RoleProcess } from '../../dist/cli/child-process.js';
+export { freePort } from './ports.mjs';
 
 export const now = () => performance.now();
 
@@ -146,35 +146,6 @@ export async function stopAll(graceMs = 5000) {
 
 export function killAllNow() {
   for (const r of started) r.killNow();
-}
-
-function tryBind(port) {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(undefined));
-    s.listen(port, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-/**
- * A loopback port that is free now, for an FS that must come back on the same port. Tried first
- * below Linux's ephemeral range, so that no outgoing connection of the AS can be holding it when
- * the FS restarts; falls back to asking the kernel (bind port 0, read it, close).
- */
-export async function freePort(avoid = new Set()) {
-  for (let i = 0; i < 50; i++) {
-    const p = 20_000 + Math.floor(Math.random() * 12_000);
-    if (avoid.has(p)) continue;
-    if ((await tryBind(p)) === p) return p;
-  }
-  for (let i = 0; i < 10; i++) {
-    const p = await tryBind(0);
-    if (p !== undefined && !avoid.has(p)) return p;
-  }
-  throw new Error('could not find a free loopback port');
 }
 
 /** GET a JSON document from the AS's admin surface; undefined on any failure (bounded by `timeoutMs`). */

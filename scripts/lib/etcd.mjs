@@ -4,26 +4,15 @@
 // synchronous last resort for a process 'exit' handler. Types: etcd.d.mts.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePorts } from './ports.mjs';
 
 /** Why etcd cannot run here, or undefined when it can. */
 export function etcdMissing() {
   const r = spawnSync('etcd', ['--version'], { stdio: 'ignore' });
   return r.status === 0 ? undefined : 'etcd is not installed (Debian: apt-get install etcd-server; .ci/run installs it)';
-}
-
-function kernelPort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /**
@@ -56,9 +45,9 @@ export async function startEtcd({ readyMs = 15_000 } = {}) {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const clientPort = await kernelPort();
-    let peerPort = await kernelPort();
-    while (peerPort === clientPort) peerPort = await kernelPort();
+    const {
+      tcp: [clientPort, peerPort],
+    } = await freePorts(2);
     const client = `http://127.0.0.1:${clientPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;
     child = spawn(

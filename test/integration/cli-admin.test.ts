@@ -1,6 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -10,6 +9,7 @@ import { SseParser, type TopFrame } from '../../src/cli/top-command.js';
 import { totalsFromMetrics } from '../../src/cli/status-command.js';
 import { makeTestCerts } from '../fixtures/certs.js';
 import { runBounded, useHarness, waitFor, waitForRegistry } from '../fixtures/cluster.js';
+import { freePort } from '../fixtures/ports.js';
 import { withTimeout } from '../fixtures/wait.js';
 
 /*
@@ -93,15 +93,6 @@ function tempFile(name: string, content: string | Buffer): string {
   return file;
 }
 
-/** A port nothing listens on (bound, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, HOST, () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const fsInfo = (id: string): FunctionServerInfo | undefined => h.as.listFunctionServers().find((f) => f.id === id);
 

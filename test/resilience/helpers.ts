@@ -118,14 +118,7 @@ export function spawnFs(c: Cleanup, name: string, args: string[]): RoleProcess {
   return p;
 }
 
-/** A port nobody listens on (bound, then released). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, HOST, () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { freePort } from '../fixtures/ports.js';
 
 /** Listens on `port` (0 = any) and calls `onSocket` for each accepted socket; closed (sockets too) at teardown. */
 export async function listenRaw(c: Cleanup, port: number, onSocket: (s: Socket) => void): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {

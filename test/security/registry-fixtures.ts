@@ -234,14 +234,7 @@ export async function steadyBackground(h: Harness, lanes = 2): Promise<Backgroun
   return bg;
 }
 
-/** A port nobody listens on at the moment (bound, then released). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, HOST, () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { freePort } from '../fixtures/ports.js';
 
 export function fsInfo(as: ApplicationServer, id: string): FunctionServerInfo | undefined {
   return as.listFunctionServers().find((f) => f.id === id);
