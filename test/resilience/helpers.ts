@@ -118,8 +118,6 @@ export function spawnFs(c: Cleanup, name: string, args: string[]): RoleProcess {
   return p;
 }
 
-export { freePort } from '../fixtures/ports.js';
-
 /** Listens on `port` (0 = any) and calls `onSocket` for each accepted socket; closed (sockets too) at teardown. */
 export async function listenRaw(c: Cleanup, port: number, onSocket: (s: Socket) => void): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {
   const sockets = new Set<Socket>();

@@ -3,7 +3,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type Endpoint } from '../../src/index.js';
 import { etcdUnavailable, startEtcd, type EtcdServer } from '../fixtures/etcd.js';
 import { waitFor } from '../fixtures/wait.js';
-import { CHILD_PLUGIN, LoggedProcess, freePorts, pairLoad } from '../fixtures/pair-procs.js';
+import { CHILD_PLUGIN, LoggedProcess, pairLoad } from '../fixtures/pair-procs.js';
+import { freePorts } from '../fixtures/ports.js';
 
 /*
  * The etcd-elected pair as real processes (the built CLI, `--pair-mode etcd`) on a real etcd on

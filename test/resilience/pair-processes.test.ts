@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client, type Endpoint } from '../../src/index.js';
 import { waitFor } from '../fixtures/wait.js';
-import { CHILD_PLUGIN, LoggedProcess, freePorts, pairLoad } from '../fixtures/pair-procs.js';
+import { CHILD_PLUGIN, LoggedProcess, pairLoad } from '../fixtures/pair-procs.js';
+import { freePorts } from '../fixtures/ports.js';
 
 /*
  * The pair as real processes (the built CLI), stopped by PID: kill -9 and SIGSTOP/SIGCONT the

@@ -1,7 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { ECHO } from '../../src/plugins/samples/echo-plugin.js';
 import type { FunctionServerInfo } from '../../src/index.js';
-import { HOST, connectClient, freePort, fsInfo, listenRaw, spawnFs, startAs, startFs, useCleanup, waitForState } from './helpers.js';
+import { freePort } from '../fixtures/ports.js';
+import { HOST, connectClient, fsInfo, listenRaw, spawnFs, startAs, startFs, useCleanup, waitForState } from './helpers.js';
 
 const c = useCleanup();
 

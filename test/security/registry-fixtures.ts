@@ -234,8 +234,6 @@ export async function steadyBackground(h: Harness, lanes = 2): Promise<Backgroun
   return bg;
 }
 
-export { freePort } from '../fixtures/ports.js';
-
 export function fsInfo(as: ApplicationServer, id: string): FunctionServerInfo | undefined {
   return as.listFunctionServers().find((f) => f.id === id);
 }

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { AdminServer, EventKind, HEADER_SIZE, Status, encodeEventRequest, silentLogger, type Client } from '../../src/index.js';
 import { MAX_FS_SERIES } from '../../src/application-server/admin/metrics.js';
 import { expectRefusedAndClosed, expectTrafficUnharmed, useHarness, waitFor, waitForRegistry } from '../fixtures/cluster.js';
-import { ControlPeer, type EventAnswer, FakeFs, freePort, fsInfo, helloFor, quantile, steadyBackground, waitForLeft } from './registry-fixtures.js';
+import { freePort } from '../fixtures/ports.js';
+import { ControlPeer, type EventAnswer, FakeFs, fsInfo, helloFor, quantile, steadyBackground, waitForLeft } from './registry-fixtures.js';
 
 // The registry is bounded: by entries, keys per entry, host policy, control frame size and time
 // (unreachable FSs are forgotten), and so is what /metrics shows of it. Each test keeps a good
