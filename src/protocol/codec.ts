@@ -1,7 +1,7 @@
 import { Packr } from 'msgpackr';
 import { BodyDecodeError } from './errors.js';
 import { VERSION_EXTENDED, bodyOffset } from './extension.js';
-import { looksStandard, nonStandardReason } from './msgpack-check.js';
+import { nonStandardReason } from './msgpack-check.js';
 import { FLAG_EVENT, FLAG_REQUEST, FLAG_TWO_WAY, HEADER_SIZE, OFFSET, SERIALIZATION_MASK, Serialization, writeHeader } from './header.js';
 import { Status } from './status.js';
 
@@ -33,10 +33,8 @@ export function encodeBody(value: unknown): Buffer {
  */
 export function decodeValue(bytes: Uint8Array): unknown {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (!looksStandard(buf, 0, buf.length)) {
-    const why = nonStandardReason(buf, 0, buf.length);
-    if (why !== undefined) throw new BodyDecodeError(new Error(why), `value is not standard msgpack: ${why}`);
-  }
+  const why = nonStandardReason(buf, 0, buf.length);
+  if (why !== undefined) throw new BodyDecodeError(new Error(why), `value is not standard msgpack: ${why}`);
   try {
     return packr.unpack(buf);
   } catch (err) {
@@ -72,10 +70,8 @@ export function decodeBodyAt(buf: Buffer, off: number, len: number): unknown {
   if (end <= start) return undefined;
   if (serialization === Serialization.RAW) return buf.subarray(start, end);
   // Walked before msgpackr sees the bytes, so none of its extension code runs on them.
-  if (!looksStandard(buf, start, end)) {
-    const why = nonStandardReason(buf, start, end);
-    if (why !== undefined) throw new BodyDecodeError(new Error(why), `request body is not standard msgpack: ${why}`);
-  }
+  const why = nonStandardReason(buf, start, end);
+  if (why !== undefined) throw new BodyDecodeError(new Error(why), `request body is not standard msgpack: ${why}`);
   let value: unknown;
   try {
     value = packr.unpack(buf, { start, end });

@@ -2,18 +2,9 @@
  * Bodies may use standard msgpack types and the timestamp extension (type -1) only. msgpackr
  * would turn its own extensions (Error, RegExp, Set, typed arrays, records, bundled strings...)
  * into live objects, and tolerates the never-used byte 0xc1; this walk refuses both, before
- * msgpackr runs any extension code on the bytes.
+ * msgpackr runs any extension code on the bytes. It visits item headers only and steps over string
+ * and bin contents, so its cost follows the number of items, not the body's size.
  */
-
-/** Bytes whose presence anywhere in a body means it must be walked: 0xc1 and the extension headers. */
-const SUSPECT = new Uint8Array(256);
-for (const b of [0xc1, 0xc7, 0xc8, 0xc9, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8]) SUSPECT[b] = 1;
-
-/** True when no byte of buf[start, end) could start a non-standard item: most bodies end here. */
-export function looksStandard(buf: Buffer, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (SUSPECT[buf[i]] === 1) return false;
-  return true;
-}
 
 const TIMESTAMP = 0xff; // extension type -1 as an unsigned byte
 
@@ -32,6 +23,14 @@ for (const [b, n] of [
   [0xd3, 8],
 ]) FIXED[b] = n;
 
+/** The big-endian length of `width` bytes at buf[pos]; -1 when they run past `end`. */
+function lengthAt(buf: Buffer, pos: number, width: number, end: number): number {
+  if (pos + width > end) return -1;
+  if (width === 1) return buf[pos];
+  if (width === 2) return (buf[pos] << 8) | buf[pos + 1];
+  return buf[pos] * 0x1000000 + ((buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]);
+}
+
 const refuseExt = (type: number): string => `extension type ${(type << 24) >> 24} is not accepted; send standard msgpack (timestamps as extension -1)`;
 
 /**
@@ -42,12 +41,6 @@ const refuseExt = (type: number): string => `extension type ${(type << 24) >> 24
 export function nonStandardReason(buf: Buffer, start: number, end: number): string | undefined {
   let pos = start;
   let need = 1;
-  const len = (bytes: number): number => {
-    if (pos + bytes > end) return -1;
-    const v = bytes === 1 ? buf[pos] : bytes === 2 ? buf.readUInt16BE(pos) : buf.readUInt32BE(pos);
-    pos += bytes;
-    return v;
-  };
   while (need > 0 && pos < end) {
     const b = buf[pos++];
     need--;
@@ -78,20 +71,25 @@ export function nonStandardReason(buf: Buffer, start: number, end: number): stri
         return '0xc1 is not a msgpack type';
       case 0xc4:
       case 0xd9:
-        n = len(1);
+        n = lengthAt(buf, pos, 1, end);
+        pos += 1;
         break;
       case 0xc5:
       case 0xda:
-        n = len(2);
+        n = lengthAt(buf, pos, 2, end);
+        pos += 2;
         break;
       case 0xc6:
       case 0xdb:
-        n = len(4);
+        n = lengthAt(buf, pos, 4, end);
+        pos += 4;
         break;
       case 0xc7:
       case 0xc8:
       case 0xc9: {
-        n = len(b === 0xc7 ? 1 : b === 0xc8 ? 2 : 4);
+        const w = b === 0xc7 ? 1 : b === 0xc8 ? 2 : 4;
+        n = lengthAt(buf, pos, w, end);
+        pos += w;
         if (n < 0 || pos >= end) return undefined;
         const type = buf[pos++];
         if (type !== TIMESTAMP) return refuseExt(type);
@@ -111,22 +109,26 @@ export function nonStandardReason(buf: Buffer, start: number, end: number): stri
         break;
       }
       case 0xdc:
-        n = len(2);
+        n = lengthAt(buf, pos, 2, end);
+        pos += 2;
         if (n < 0) return undefined;
         need += n;
         continue;
       case 0xdd:
-        n = len(4);
+        n = lengthAt(buf, pos, 4, end);
+        pos += 4;
         if (n < 0) return undefined;
         need += n;
         continue;
       case 0xde:
-        n = len(2);
+        n = lengthAt(buf, pos, 2, end);
+        pos += 2;
         if (n < 0) return undefined;
         need += 2 * n;
         continue;
       default: // 0xdf
-        n = len(4);
+        n = lengthAt(buf, pos, 4, end);
+        pos += 4;
         if (n < 0) return undefined;
         need += 2 * n;
         continue;
