@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { encodeErrorResponse, encodeEventRequest, encodeEventResponse } from './codec.js';
-import type { SwitchboardError } from './errors.js';
+import { BadRequestError, type SwitchboardError } from './errors.js';
 import { EventKind } from './events.js';
 import { FrameDeadline } from './frame-deadline.js';
 import { FrameParser } from './frame-parser.js';
@@ -342,6 +342,11 @@ export class FrameConnection {
           done(true);
         }
       }
+      return;
+    }
+    if ((flags & (FLAG_REQUEST | FLAG_TWO_WAY)) === (FLAG_REQUEST | FLAG_TWO_WAY) && requestIdOf(frame) === 0) {
+      // As for requests (docs/protocol.md 2.2): an answer numbered 0 would read as a connection-level error.
+      this.refuse(new BadRequestError(`a two-way event (kind ${frame[OFFSET.eventKind]}) with request id 0; only heartbeat pings may use 0, number the others from 1`));
       return;
     }
     const onEvent = this.#handlers.onEvent;

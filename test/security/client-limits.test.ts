@@ -128,6 +128,40 @@ describe('idle client connections', () => {
     expect(caller.closed).toBe(false);
     expect(h.as.closedConnections().client.get('idle')).toBe(3);
   });
+
+  it('refused requests and questions do not hold a connection open; answered LOOKUPs do', async () => {
+    await h.cluster({ clientIdleTimeoutMs: 300 }, [{ name: 'fs-1' }]);
+    const start = Date.now();
+    const unknownKey = await h.raw();
+    const badLookup = await h.raw();
+    const unknownName = await h.raw();
+    const lookups = await h.raw();
+    let id = 0;
+    const chatter = setInterval(() => {
+      id++;
+      unknownKey.write(encodeRequest(id, 999, {}));
+      badLookup.write(encodeEventRequest(EventKind.LOOKUP, id, {}, true));
+      unknownName.write(encodeEventRequest(EventKind.RESOLVE, id, { name: 'nobody.serves-this' }, true));
+      lookups.write(encodeEventRequest(EventKind.LOOKUP, id, { key: 1 }, true));
+    }, 50);
+    h.defer(() => clearInterval(chatter));
+    await Promise.all([unknownKey.waitClosed(3000), badLookup.waitClosed(3000), unknownName.waitClosed(3000)]);
+    const closedAfter = Date.now() - start;
+    for (const raw of [unknownKey, badLookup, unknownName]) {
+      expect(connectionError(raw)).toMatchObject({ status: Status.CHANNEL_CLOSED, code: 'SB_ERR_IDLE' });
+    }
+    // Each was answered every time: refused, not ignored.
+    expect(unknownKey.frames.filter((f) => !isEvent(f) && statusOf(f) === Status.SERVICE_NOT_FOUND).length).toBeGreaterThan(2);
+    expect(badLookup.frames.filter((f) => isEvent(f) && statusOf(f) === Status.BAD_REQUEST).length).toBeGreaterThan(2);
+    expect(unknownName.frames.filter((f) => isEvent(f) && statusOf(f) === Status.SERVICE_NOT_FOUND).length).toBeGreaterThan(2);
+    expect(closedAfter).toBeGreaterThanOrEqual(300);
+    // The connection whose LOOKUPs were answered outlived them by at least an idle timeout.
+    await new Promise((r) => setTimeout(r, 400));
+    clearInterval(chatter);
+    expect(lookups.isClosed).toBe(false);
+    expect(lookups.frames.filter((f) => isEvent(f) && statusOf(f) === Status.OK).length).toBeGreaterThan(10);
+    expect(h.as.closedConnections().client.get('idle')).toBe(3);
+  });
 });
 
 describe('request id 0', () => {
@@ -152,6 +186,35 @@ describe('request id 0', () => {
     expect(await sdk.call(COUNTED)).toBe(5);
     expect(h.as.closedConnections().client.get('protocol')).toBe(1);
     await expectTrafficUnharmed(bg);
+  });
+
+  it('a two-way event with id 0 (LOOKUP, RESOLVE) gets an id-0 BAD_REQUEST and a close; heartbeat pings with id 0 are answered', async () => {
+    await h.cluster({}, [{ name: 'fs-1' }]);
+    const bg = await h.background();
+    for (const [kind, body] of [
+      [EventKind.LOOKUP, { key: 1 }],
+      [EventKind.RESOLVE, { name: 'echo.echo' }],
+    ] as const) {
+      const bad = await h.raw();
+      bad.write(encodeEventRequest(EventKind.HEARTBEAT, 0, undefined, true));
+      bad.write(encodeEventRequest(kind, 0, body, true));
+      await bad.waitClosed();
+      expect(bad.frames.some((f) => isEvent(f) && requestIdOf(f) === 0 && statusOf(f) === Status.OK)).toBe(true); // the pong
+      expect(connectionError(bad)).toMatchObject({ status: Status.BAD_REQUEST, code: 'SB_ERR_BAD_REQUEST', message: expect.stringContaining(`kind ${kind}) with request id 0`) });
+      // Nothing but the pong and the error came back: the LOOKUP or RESOLVE was not answered.
+      expect(bad.frames).toHaveLength(2);
+    }
+    expect(h.as.closedConnections().client.get('protocol')).toBe(2);
+    await expectTrafficUnharmed(bg);
+  });
+
+  it('the FS data port refuses a two-way event with id 0 the same way', async () => {
+    const [fs] = await h.cluster({}, [{ name: 'fs-1' }]);
+    const bad = await h.raw(fs.address().port);
+    bad.write(encodeEventRequest(EventKind.DESCRIBE, 0, {}, true));
+    await bad.waitClosed();
+    expect(connectionError(bad)).toMatchObject({ status: Status.BAD_REQUEST, code: 'SB_ERR_BAD_REQUEST' });
+    expect(bad.frames).toHaveLength(1);
   });
 });
 

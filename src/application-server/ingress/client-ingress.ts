@@ -145,9 +145,6 @@ export class ClientIngress {
   #onEvent(frame: Buffer, c: FrameConnection): void {
     if (!isRequest(frame) || !isTwoWay(frame)) return;
     const kind = eventKindOf(frame);
-    // A question the AS answers is a request for the idle rule: a director-mode client's link to
-    // the AS carries nothing but its LOOKUP renewals, and must not be closed under its lease.
-    if (kind === EventKind.LOOKUP || kind === EventKind.RESOLVE) (c.owner as ClientSession).lastRequestAt = Date.now();
     if (kind === EventKind.LOOKUP) {
       this.#lookup(frame, c);
       return;
@@ -168,6 +165,7 @@ export class ClientIngress {
       return;
     }
     c.send(encodeEventResponse(EventKind.RESOLVE, id, d));
+    (c.owner as ClientSession).lastRequestAt = Date.now();
   }
 
   #lookup(frame: Buffer, c: FrameConnection): void {
@@ -188,6 +186,9 @@ export class ClientIngress {
     const session = c.owner as ClientSession;
     const r = this.#o.lookup(session.id, req.data.key, req.data.poolType);
     c.send(encodeEventResponse(EventKind.LOOKUP, id, r.body, r.status));
+    // An answered question is a request for the idle rule (a director-mode client's link to the AS
+    // carries nothing but its LOOKUP renewals); a refused one, like a refused request, is not.
+    if (r.status === Status.OK) session.lastRequestAt = Date.now();
   }
 
   /** A slot held by a connection that asks for nothing is a slot taken from one that would. */

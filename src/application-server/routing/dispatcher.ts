@@ -130,7 +130,6 @@ export class Dispatcher implements TrafficSink {
     const serviceKey = buf.readUInt32BE(off + OFFSET.serviceKey);
     const poolType = buf.readUInt16BE(off + OFFSET.poolType);
     const now = Date.now();
-    session.lastRequestAt = now;
     if (this.notActive !== null) {
       this.#refuseNotActive(session, clientId, serviceKey, (flags & FLAG_TWO_WAY) !== 0);
       return;
@@ -165,7 +164,9 @@ export class Dispatcher implements TrafficSink {
     const p = new PendingRequest(session, clientId, serviceKey, poolType, deadlineAt, now, len, null, 1);
     if (routingKey !== undefined) p.routingKey = routingKey;
     const failure = this.#route(p, buf, off, len, now, undefined);
+    // Only a request the AS took keeps the connection from the idle close; a refused one does not.
     if (failure !== undefined) this.#fail(p, ...failure);
+    else session.lastRequestAt = now;
   }
 
   /**
@@ -384,6 +385,7 @@ export class Dispatcher implements TrafficSink {
     }
     buf.writeUInt32BE(Math.max(1, deadlineAt - now), off + OFFSET.budget);
     up.conn.forward(buf, off, len);
+    session.lastRequestAt = now;
     // Nothing comes back to count against a budget, so backpressure is the only bound: a client
     // flooding one-way requests at a slow FS is read no faster than that FS reads.
     if (up.conn.blocked && !up.waiting.has(session)) {
