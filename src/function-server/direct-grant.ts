@@ -13,14 +13,23 @@ export class DirectGrant {
   /** Service key → epoch ms its ticket expires. */
   readonly keys = new Map<number, number>();
 
-  /** `nonce`: the one this connection's CHALLENGE carried; every TICKET on it is proved over it. */
-  constructor(readonly nonce: Buffer) {}
+  /**
+   * `nonce`: the one this connection's CHALLENGE carried; every TICKET on it is proved over it.
+   * `poolType`: this FS's; a ticket for another pool type (0 in a ticket means any) is not for it.
+   */
+  constructor(
+    readonly nonce: Buffer,
+    readonly poolType: number,
+  ) {}
 
   /** Checks a TICKET body; on success grants its keys and returns the answer's body, else throws AuthError. */
   accept(secret: Buffer, body: unknown, now: number): { proof: Buffer; keys: number[]; expiresAt: number } {
     const t = ticketRequestSchema.safeParse(body);
     if (!t.success) throw new AuthError('SB_ERR_TICKET_INVALID', `TICKET is malformed: ${t.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
     const { claims, key } = verifyTicket(secret, t.data, this.nonce, now);
+    if (claims.poolType !== 0 && claims.poolType !== this.poolType) {
+      throw new AuthError('SB_ERR_TICKET_INVALID', `the ticket is for pool type ${claims.poolType} and this function server is in pool type ${this.poolType}; LOOKUP again and call the FSs it names`);
+    }
     for (const [k, exp] of this.keys) if (exp <= now) this.keys.delete(k);
     const fresh = claims.keys.filter((k) => !this.keys.has(k)).length;
     if (this.keys.size + fresh > MAX_TICKET_KEYS) throw new AuthError('SB_ERR_TICKET_INVALID', `this connection would hold more than ${MAX_TICKET_KEYS} granted keys; open another connection`);

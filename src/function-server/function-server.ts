@@ -420,7 +420,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
           if (this.#draining) c.send(encodeEventRequest(EventKind.DRAIN, 0, {}, false));
         },
         onTicket: (c, body, nonce) => {
-          const grant = new DirectGrant(nonce);
+          const grant = new DirectGrant(nonce, this.#o.poolType);
           const reply = grant.accept(secret, body, Date.now());
           c.owner = grant;
           this.#o.logger.debug({ remote: c.remote, client: grant.client, keys: reply.keys }, 'direct client admitted by its ticket');
@@ -452,15 +452,14 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       }
       return;
     }
-    if (kind !== EventKind.DESCRIBE) {
+    // Only the AS describes; a direct client learns its keys from its ticket's answer, and no more.
+    if (kind !== EventKind.DESCRIBE || conn.owner instanceof DirectGrant) {
       if (isTwoWay(frame)) conn.rejectEvent(frame);
       return;
     }
-    // Only the AS describes: what asks DESCRIBE is a pool connection, not a direct client.
-    if (!(conn.owner instanceof DirectGrant)) {
-      conn.owner = AS_POOL;
-      conn.setEarlyFlushBytes(EARLY_FLUSH_BYTES_TO_AS);
-    }
+    // What asks DESCRIBE is a pool connection.
+    conn.owner = AS_POOL;
+    conn.setEarlyFlushBytes(EARLY_FLUSH_BYTES_TO_AS);
     const d = describeRequestSchema.safeParse(tryDecodeBody(frame) ?? {});
     if (d.success && d.data.maxBodyBytes !== undefined) conn.peerMaxBodyBytes = d.data.maxBodyBytes;
     conn.send(

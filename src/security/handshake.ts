@@ -87,7 +87,7 @@ export function guardListener(conn: FrameConnection, auth: AuthSettings, handler
     conn.refuse(err, 'auth');
   };
   const timer = timers.setTimeout(
-    () => refuse(new AuthError('SB_ERR_AUTH_TIMEOUT', `no proof of the ${auth.realm} secret within ${auth.timeoutMs} ms; answer CHALLENGE with AUTH at once`)),
+    () => refuse(new AuthError('SB_ERR_AUTH_TIMEOUT', `no proof of the ${auth.realm} secret within ${auth.timeoutMs} ms; answer CHALLENGE with AUTH${hooks.onTicket ? ' (or, a direct client, with TICKET)' : ''} at once`)),
     auth.timeoutMs,
   );
   // A peer that hangs up before its proof leaves nothing to time out.
@@ -97,7 +97,7 @@ export function guardListener(conn: FrameConnection, auth: AuthSettings, handler
     timers.clearTimeout(timer);
   });
   const required = (): void =>
-    refuse(new AuthError('SB_ERR_AUTH_REQUIRED', `this port requires proof of the ${auth.realm} secret before anything else; configure the secret on this peer (answer CHALLENGE with AUTH)`));
+    refuse(new AuthError('SB_ERR_AUTH_REQUIRED', `this port requires proof of the ${auth.realm} secret before anything else; configure the secret on this peer (answer CHALLENGE with AUTH)${hooks.onTicket ? ', or, a direct client, present a ticket from the AS (answer CHALLENGE with TICKET)' : ''}`));
   conn.setHandlers({
     onFrameAt: required,
     onEvent: (frame) => {

@@ -164,6 +164,49 @@ describe('tickets: an FS takes a direct client only with what the AS signed', ()
     await raw.closed;
   });
 
+  it('a ticket for another pool type is not for this FS (7 is refused, 0 means any); a renewal for it changes nothing', async () => {
+    await securedCluster(['fs-a']); // pool type 0
+    const sign = (poolType: number, key = ECHO): Ticket => signTicket(Buffer.from(SECRET), { client: 'x', keys: [key], poolType, exp: Date.now() + 60_000 });
+    const present = (raw: RawSocket, nonce: Buffer, t: Ticket, id: number): void => {
+      const mine = newNonce();
+      raw.write(encodeEventRequest(EventKind.TICKET, id, { body: t.body, mac: t.mac, nonce: mine, proof: ticketProof(t.key, 'dialer', nonce, mine) }, true));
+    };
+    const first = await rawToFs();
+    present(first.raw, first.nonce, sign(7), 1);
+    const refusal = await nextNonHeartbeat(first.raw);
+    expect([requestIdOf(refusal), statusOf(refusal)]).toEqual([0, Status.UNAUTHORIZED]);
+    expect(decodeBody(refusal)).toMatchObject({ code: 'SB_ERR_TICKET_INVALID', message: expect.stringContaining('pool type 7') });
+    await first.raw.closed;
+
+    const { raw, nonce } = await rawToFs();
+    present(raw, nonce, sign(0), 1);
+    expect(statusOf(await nextNonHeartbeat(raw))).toBe(Status.OK);
+    present(raw, nonce, sign(7, WHO_AM_I), 2);
+    const renewal = await nextNonHeartbeat(raw);
+    expect([requestIdOf(renewal), statusOf(renewal)]).toEqual([2, Status.UNAUTHORIZED]);
+    expect(decodeBody(renewal)).toMatchObject({ code: 'SB_ERR_TICKET_INVALID' });
+    raw.write(encodeRequest(3, WHO_AM_I, {}));
+    expect(decodeBody(await nextNonHeartbeat(raw))).toMatchObject({ code: 'SB_ERR_TICKET_SCOPE' });
+  });
+
+  it('an admitted direct client may not DESCRIBE: it learns its keys from its ticket, not the FS’s whole table', async () => {
+    await securedCluster(['fs-a']);
+    const t = (await (await h.client()).lookup(ECHO)).ticket as Ticket;
+    const { raw, nonce } = await rawToFs();
+    const mine = newNonce();
+    raw.write(encodeEventRequest(EventKind.TICKET, 1, { body: t.body, mac: t.mac, nonce: mine, proof: ticketProof(t.key, 'dialer', nonce, mine) }, true));
+    expect(statusOf(await nextNonHeartbeat(raw))).toBe(Status.OK);
+    raw.write(encodeEventRequest(EventKind.DESCRIBE, 2, {}, true));
+    const answer = await nextNonHeartbeat(raw);
+    expect([eventKindOf(answer), requestIdOf(answer), statusOf(answer)]).toEqual([EventKind.DESCRIBE, 2, Status.BAD_REQUEST]);
+    expect(decodeBody(answer)).not.toHaveProperty('services');
+    // Still a direct connection, held to its ticket.
+    raw.write(encodeRequest(3, WHO_AM_I, {}));
+    expect(decodeBody(await nextNonHeartbeat(raw))).toMatchObject({ code: 'SB_ERR_TICKET_SCOPE' });
+    raw.write(encodeRequest(4, ECHO, 'still'));
+    expect(decodeBody(await nextNonHeartbeat(raw))).toBe('still');
+  });
+
   it('a request before any proof is refused and the connection closed: direct mode does not undo the join secret', async () => {
     await securedCluster(['fs-a']);
     const { raw } = await rawToFs();

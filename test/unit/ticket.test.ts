@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { signTicket, ticketProof, verifyTicket } from '../../src/security/index.js';
+import { MAX_TICKET_KEYS, signTicket, ticketProof, verifyTicket } from '../../src/security/index.js';
+import { DirectGrant } from '../../src/function-server/direct-grant.js';
 
 const doc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
 const worked = (label: string): string => {
@@ -41,5 +42,33 @@ describe('director tickets', () => {
     const junk = signTicket(secret, { client: 'x', keys: [1], poolType: 0, exp: 1 });
     const body = Buffer.from([0xc0]);
     expect(() => verifyTicket(secret, { body, mac: junk.mac, nonce: D, proof }, L, 0)).toThrow(expect.objectContaining({ code: 'SB_ERR_TICKET_INVALID' }));
+  });
+});
+
+describe('DirectGrant: what one direct connection may call', () => {
+  const secret = Buffer.from('example-join-secret-0123456789');
+  const L = Buffer.alloc(32, 0x11);
+  const now = 1_700_000_000_000;
+  const present = (keys: number[], poolType = 0): unknown => {
+    const t = signTicket(secret, { client: 'c', keys, poolType, exp: now + 60_000 });
+    const D = Buffer.alloc(32, keys.length & 0xff);
+    return { body: t.body, mac: t.mac, nonce: D, proof: ticketProof(t.key, 'dialer', L, D) };
+  };
+  const range = (from: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + i);
+
+  it('grants at most MAX_TICKET_KEYS keys per connection; a renewal past it is refused and changes nothing', () => {
+    const g = new DirectGrant(L, 0);
+    expect(g.accept(secret, present(range(1, 700)), now).keys).toHaveLength(700);
+    // Keys it already holds do not count twice.
+    expect(g.accept(secret, present(range(1, 300).concat(range(701, 324))), now).keys).toHaveLength(MAX_TICKET_KEYS);
+    expect(() => g.accept(secret, present([5000]), now)).toThrow(expect.objectContaining({ code: 'SB_ERR_TICKET_INVALID', message: expect.stringContaining(`more than ${MAX_TICKET_KEYS}`) }));
+    expect(g.keys.size).toBe(MAX_TICKET_KEYS);
+    expect(g.keys.has(5000)).toBe(false);
+  });
+
+  it('takes a ticket for pool type 0 (any) or its own, and refuses one for another', () => {
+    expect(new DirectGrant(L, 3).accept(secret, present([1], 3), now).keys).toEqual([1]);
+    expect(new DirectGrant(L, 3).accept(secret, present([1], 0), now).keys).toEqual([1]);
+    expect(() => new DirectGrant(L, 3).accept(secret, present([1], 4), now)).toThrow(expect.objectContaining({ code: 'SB_ERR_TICKET_INVALID' }));
   });
 });
