@@ -161,7 +161,7 @@ export function asCommand(): Command {
     .option('--strategy <name|module>', `how to choose an FS: ${STRATEGY_NAMES.join(', ')}, or the path of a module exporting a strategy (docs/routing.md)`, 'least-loaded')
     .option('--direct-lease-ms <ms>', 'director mode: how long a LOOKUP answer stands; clients renew at half (default 10000)', parseIntIn(100, 86_400_000))
     .option('--direct-max-endpoints <n>', 'director mode: most FSs one LOOKUP answer names (default 8)', parseIntIn(1, 64))
-    .option('--load-weight <w>', 'least-loaded: weight of the reported load against requests in flight (default 1)', parseNumberIn(0, 1000))
+    .option('--load-weight <w>', 'least-loaded: weight of the reported load against requests in flight (default 4)', parseNumberIn(0, 1000))
     .option('--load-refresh-ms <ms>', "the FSs' LOAD period; older than 3 periods is stale", parseIntIn(10, 600_000), 1000)
     .option('--heartbeat-ms <ms>', 'heartbeat period; a peer silent for 3 periods is dead', parseIntIn(0, 600_000), 2000)
     .option('--timeout-ms <ms>', 'deadline for requests that carry none', parseIntIn(1, 3_600_000), 30_000)
