@@ -369,6 +369,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
       // Until the pair says otherwise, this AS is not the active: it serves no request.
       this.dispatcher.notActive = () => pair.sibling?.clientEndpoint;
       pair.on('role', (from, to, reason, epoch) => {
+        this.pairRoleChanges++;
         this.dispatcher.notActive = to === 'active' ? null : () => pair.sibling?.clientEndpoint;
         this.emit('role', { from, to, reason, epoch });
       });
@@ -448,6 +449,9 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     for (const e of this.manager.entries()) if (e.state === 'available') return undefined;
     return 'no function server available';
   }
+
+  /** Times this AS's pair role changed (its first role included); 0 when it runs alone. */
+  pairRoleChanges = 0;
 
   /** 'active' when this AS runs alone; its pair role otherwise. */
   get role(): PairRole {

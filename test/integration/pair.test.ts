@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AsState, ApplicationServer, ConfigError, Head, Status, decodeBody, encodePairMessage, encodeRequest, requestIdOf, statusOf, type PairMessage, type PairStatus } from '../../src/index.js';
+import { createMetrics } from '../../src/application-server/admin/metrics.js';
 import { RawSocket } from '../fixtures/raw-socket.js';
 import { waitFor } from '../fixtures/wait.js';
 import {
@@ -282,6 +283,20 @@ describe('an AS pair on 127.0.0.1 (real UDP, shared secret)', () => {
     await sibling.send(good, port);
     await waitFor(() => dropped(as, 'replay') === 1, 'the replay to be dropped');
     expect(roleLog.get(as)?.length).toBe(events);
+
+    // A recording of an earlier incarnation of the sibling (another node id, stamped before the
+    // order just obeyed) is a replay too, though that node id was never heard.
+    await sibling.send(order({ nodeId: 'abcdefabcdef0002', head: Head.DESIGNATE, data: { role: AsState.ACTIVE }, epoch: 9, seq: good.readBigUInt64BE(24) - 1_400_000n }), port);
+    await waitFor(() => dropped(as, 'replay') === 2, 'the earlier incarnation to be dropped as a replay');
+    expect(as.role).toBe('standby');
+
+    // What an operator scrapes: the role, how often it changed, and the drops by reason.
+    const text = await createMetrics(as).metrics();
+    expect(text).toContain('switchboard_pair_role{role="standby"} 1');
+    expect(text).toContain('switchboard_pair_role{role="active"} 0');
+    expect(text).toContain(`switchboard_pair_role_changes_total ${roleLog.get(as)?.length}`);
+    for (const reason of ['tag', 'frame-head', 'short', 'version', 'clock', 'self']) expect(text).toContain(`switchboard_pair_datagrams_dropped_total{reason="${reason}"} 1`);
+    expect(text).toContain('switchboard_pair_datagrams_dropped_total{reason="replay"} 2');
   });
 
   it('a third AS with the same secret on another port is dropped as stranger; the roles hold', async () => {

@@ -205,6 +205,37 @@ export function createMetrics(as: ApplicationServer, opts: { processMetrics?: bo
       this.inc(as.dispatcher.hedged);
     },
   });
+  new Gauge({
+    name: 'switchboard_pair_role',
+    help: "This AS's role in its pair (1 for the current one): initial (negotiating), active, standby; alone when it has no pair",
+    labelNames: ['role'],
+    registers: [registry],
+    collect() {
+      const status = as.pairStatus();
+      const now = status === undefined ? 'alone' : status.role;
+      for (const role of ['initial', 'active', 'standby', 'alone']) this.set({ role }, role === now ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'switchboard_pair_role_changes_total',
+    help: "Times this AS's pair role changed, its first role included",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(as.pairRoleChanges);
+    },
+  });
+  new Counter({
+    name: 'switchboard_pair_datagrams_dropped_total',
+    help: 'Pair datagrams dropped before the pair state machine saw them, by reason (docs/pair.md)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const dropped = as.pairStatus()?.datagrams.dropped ?? {};
+      for (const [reason, n] of Object.entries(dropped)) this.inc({ reason }, n);
+    },
+  });
   new Counter({
     name: 'switchboard_log_lines_suppressed_total',
     help: 'Log lines a peer caused that rate limits held back',

@@ -25,14 +25,19 @@ export const DROP_REASONS: readonly DropReason[] = ['short', 'frame-head', 'vers
  * The pair's UDP socket: signs what it sends; drops (and counts) what does not come from the
  * configured sibling, fails the tag, repeats or precedes a sequence already seen, or carries a clock
  * too far from ours. Only what survives reaches the state machine.
+ *
+ * Sequences must grow across the sibling's restarts too, not per node id: a new incarnation stamps
+ * later than the old one did, so a recording of an earlier incarnation (another node id, an older
+ * stamp) is a replay, not a new sibling.
  */
 export class PairTransport {
   readonly #o: PairTransportOptions;
   readonly #socket: Socket;
   readonly #now: () => number;
   readonly #nodeId: string;
-  /** Highest sequence seen per sender node id (a handful: the sibling across its restarts). */
-  readonly #lastSeq = new Map<string, bigint>();
+  /** The newest sequence taken from the sibling, whichever incarnation (node id) sent it. */
+  #newestSeq = 0n;
+  #newestFrom = '';
   #seq = 0n;
   /** The sibling's address as datagrams show it (its host name resolved once, at bind). */
   #peerAddress: string;
@@ -92,12 +97,14 @@ export class PairTransport {
       if (port !== this.#o.peer.port || !sameHost(address, this.#peerAddress)) throw new PairDropError('stranger', `datagram from ${from}, which is not the configured sibling`);
       const m = decodePairMessage(b, this.#o.secret);
       if (m.nodeId === this.#nodeId) throw new PairDropError('self', 'a datagram carrying our own node id');
-      const last = this.#lastSeq.get(m.nodeId);
-      if (last !== undefined && m.seq <= last) throw new PairDropError('replay', `sequence ${m.seq} is not after ${last}`);
+      if (m.seq <= this.#newestSeq) {
+        const why = m.nodeId === this.#newestFrom ? '' : ` from node ${this.#newestFrom}: a recording of an earlier incarnation, or a sibling whose clock went back`;
+        throw new PairDropError('replay', `sequence ${m.seq} is not after ${this.#newestSeq}, the newest heard${why}`);
+      }
       const skew = Math.abs(Number(m.seq / 1000n) - this.#now());
       if (skew > this.#o.maxClockSkewMs) throw new PairDropError('clock', `the sender's clock is ${skew} ms from ours (more than ${this.#o.maxClockSkewMs})`);
-      if (!this.#lastSeq.has(m.nodeId) && this.#lastSeq.size >= 16) this.#lastSeq.delete(this.#lastSeq.keys().next().value as string);
-      this.#lastSeq.set(m.nodeId, m.seq);
+      this.#newestSeq = m.seq;
+      this.#newestFrom = m.nodeId;
       this.received++;
       this.#o.onMessage(m);
     } catch (err) {
