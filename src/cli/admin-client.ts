@@ -23,7 +23,7 @@ export const EXIT = {
 export const EXIT_CODES_HELP = `
 Exit codes (the same for status, pair, fs-admin and top):
   0  done
-  1  usage error, or the AS refused the request (400, 405, 409, 5xx)
+  1  usage error, or the AS refused the request (any 4xx but 401 and 404) or failed (5xx)
   2  not found: no function server with that id (404)
   3  unauthorized: the admin token is missing or wrong (401)
   4  cannot reach the admin port (nothing listens, timeout, TLS refused), or the event stream ended

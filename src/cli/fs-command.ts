@@ -135,7 +135,7 @@ export function fsCommand(): Command {
     .option('--host <address>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'data port the AS connects to (0 picks a free one)', parsePort, 7200)
     .option('--advertise-host <address>', 'host the AS dials, when it differs from --host')
-    .option('--name <name>', 'unique name; the AS uses it as the FS id (default: fs-<hostname>-<pid>-<random>)', defaultName())
+    .addOption(new Option('--name <name>', 'unique name; the AS uses it as the FS id').default(defaultName(), 'fs-<hostname>-<pid>-<random>'))
     .option('--join-secret-file <file>', 'shared secret this FS and the AS prove to each other (without it: pool connections from loopback only)')
     .option('--tls-cert <file>', 'PEM certificate for the data port and the control link')
     .option('--tls-key <file>', 'PEM key of --tls-cert')

@@ -380,6 +380,11 @@ describe('HTTP ingress: trust', () => {
     const right = await call('/v1/call/1', { json: { ok: 1 }, headers: { authorization: `Bearer ${SECRET}` } });
     expect(right.status).toBe(200);
     expect(right.json).toEqual({ ok: 1 });
+    // The scheme's case does not matter (RFC 9110), as on the admin port; the secret's does.
+    const lower = await call('/v1/call/1', { json: { ok: 2 }, headers: { authorization: `bearer ${SECRET}` } });
+    expect([lower.status, lower.json]).toEqual([200, { ok: 2 }]);
+    const upperSecret = await call('/v1/call/1', { json: {}, headers: { authorization: `BEARER ${SECRET.toUpperCase()}` } });
+    expect(upperSecret.json).toMatchObject({ code: 'SB_ERR_AUTH_FAILED' });
   });
 
   describe('over TLS', () => {

@@ -60,6 +60,32 @@ describe('the admin token', () => {
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   });
 
+  it('a slow sender: headers not whole within 5 s get 408 and a close, though bytes keep trickling; other requests are served', async () => {
+    await h.cluster({}, [{ name: 'fs-s' }]);
+    const port = await admin();
+    const slow: Socket = connect({ host: '127.0.0.1', port });
+    h.defer(() => slow.destroy());
+    await new Promise<void>((r) => slow.once('connect', () => r()));
+    let answer = '';
+    slow.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    const closed = new Promise<number>((r) => slow.once('close', () => r(Date.now())));
+    const start = Date.now();
+    slow.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+    // One header line a second: the socket is never idle, so only the headers' own deadline ends it.
+    let n = 0;
+    const trickle = setInterval(() => {
+      if (!slow.destroyed) slow.write(`X-Slow-${n++}: 1\r\n`);
+    }, 1000);
+    h.defer(() => clearInterval(trickle));
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    const at = await closed;
+    clearInterval(trickle);
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+    // headersTimeout (5 s), checked every second; without the setting Node would wait for the 10 s request timeout, checked every 30 s.
+    expect(at - start).toBeGreaterThanOrEqual(4900);
+    expect(at - start).toBeLessThan(7500);
+  }, 15_000);
+
   it('the as command refuses a non-loopback --admin-host without --admin-token-file', async () => {
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       execFile(process.execPath, [DIST_CLI, 'as', '--port', '0', '--control-port', '0', '--admin-port', '0', '--admin-host', '0.0.0.0'], { timeout: 10_000 }, (err, _out, stderr) =>

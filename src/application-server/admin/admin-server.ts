@@ -49,6 +49,10 @@ const DASHBOARD_DIR = new URL('./dashboard/', import.meta.url);
 const ERROR = { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] } as const;
 const ID_PARAMS = { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH } }, required: ['id'] } as const;
 
+const ADMIN_HTTP_LIMITS = { headersTimeout: 5000, requestTimeout: 10_000, connectionsCheckingInterval: 1000 };
+/** Headers read per request; Node drops the rest. */
+const ADMIN_MAX_HEADERS = 50;
+
 /**
  * The AS's admin surface on fastify, with a JSON schema for every route:
  * - read: GET/HEAD /healthz (the process answers), /readyz (it can serve now, else 503 and why),
@@ -90,8 +94,11 @@ export class AdminServer {
         return reply.code(400).send({ code: 'SB_ERR_BAD_REQUEST', message: err.message });
       },
       clientErrorHandler: badHttp,
-      ...(opts.tls?.cert ? { https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' as const } } : {}),
+      // Headers within 5 s, the whole request within 10 s, both checked every second (Node checks
+      // every 30 s by default, which would let a slow sender hold a connection up to 40 s).
+      ...(opts.tls?.cert ? { https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' as const, ...ADMIN_HTTP_LIMITS } } : { http: ADMIN_HTTP_LIMITS }),
     }) as unknown as FastifyInstance;
+    this.#app.server.maxHeadersCount = ADMIN_MAX_HEADERS;
     // An action (drain, dispose, ...) takes no body: an empty one sent as JSON is no body, not a bad one.
     const json = this.#app.getDefaultJsonParser('error', 'error');
     this.#app.removeContentTypeParser('application/json');

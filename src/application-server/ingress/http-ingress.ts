@@ -300,7 +300,8 @@ export class HttpIngress implements SettleSink {
   }
 
   #unauthorized(header: string | undefined): 'SB_ERR_AUTH_REQUIRED' | 'SB_ERR_AUTH_FAILED' | undefined {
-    const m = /^Bearer (.+)$/.exec(header ?? '');
+    // The scheme is case-insensitive (RFC 9110); the secret is every byte after one space.
+    const m = /^bearer (.+)$/i.exec(header ?? '');
     if (m === null) return 'SB_ERR_AUTH_REQUIRED';
     // Digests compare in constant time whatever the length sent.
     return timingSafeEqual(digest(Buffer.from(m[1], 'utf8')), this.#secretDigest as Buffer) ? undefined : 'SB_ERR_AUTH_FAILED';
