@@ -47,6 +47,9 @@ export function endHandleSpan(span: Span | undefined): void {
   span?.end();
 }
 
+/** Spans whose request was answered TIMEOUT while the handler ran on. */
+const overdue = new WeakSet<Span>();
+
 /**
  * Ends the handler's span when it threw (or its promise rejected): error status with the code the
  * caller gets, and the exception as an event. This goes to the operator's trace backend, as the FS
@@ -55,12 +58,19 @@ export function endHandleSpan(span: Span | undefined): void {
 export function failHandleSpan(span: Span | undefined, err: unknown): void {
   if (span === undefined) return;
   if (err instanceof Error) span.recordException(err);
-  if (err instanceof SwitchboardError) failSpan(span, Status.SERVICE_ERROR, err.code, err.message);
-  else failSpan(span, Status.SERVICE_ERROR, 'SB_ERR_SERVICE', err instanceof Error ? err.message : String(err));
+  // Answered TIMEOUT already: that is what the caller got, whatever the handler did after.
+  if (!overdue.has(span)) {
+    if (err instanceof SwitchboardError) failSpan(span, Status.SERVICE_ERROR, err.code, err.message);
+    else failSpan(span, Status.SERVICE_ERROR, 'SB_ERR_SERVICE', err instanceof Error ? err.message : String(err));
+  }
   span.end();
 }
 
 /** The handler ran past its deadline: the caller was answered TIMEOUT; the span goes on until the handler ends. */
 export function handlerOverdue(span: Span | undefined, limitMs: number): void {
-  span?.addEvent('switchboard.timeout', { 'switchboard.limit_ms': limitMs });
+  if (span === undefined) return;
+  span.addEvent('switchboard.timeout', { 'switchboard.limit_ms': limitMs });
+  failSpan(span, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `did not answer within ${limitMs} ms`);
+  overdue.add(span);
 }
+

@@ -23,7 +23,7 @@ import {
   requestIdOf,
   type RequestMetadata,
 } from '../../src/index.js';
-import { EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
+import { ECHO_DELAYED, EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
 import { activeTracer } from '../../src/tracing/index.js';
 import { FaultyPlugin, THROWS_CUSTOM, THROWS_PLAIN } from '../fixtures/test-plugins.js';
 import { OTEL_REGISTER, SPANS_FILE_ENV, readSpansFile, registerInMemoryTracing, type SpanRecord } from '../fixtures/otel-sdk.js';
@@ -198,6 +198,16 @@ describe('tracing with an SDK registered', () => {
       }
       expect(failed.find((s) => s.name.startsWith('switchboard.handle'))?.events).toContain('exception');
     }
+
+    // A handler past its deadline: the caller gets TIMEOUT, and so does the FS span, though the
+    // handler, aborted, then rejects with its own error (kept as an exception event).
+    otel.exporter.reset();
+    await expect(client.call(ECHO_DELAYED, { ms: 2000 }, { timeoutMs: 150 })).rejects.toMatchObject({ code: 'SB_ERR_TIMEOUT' });
+    await waitFor(() => otel.spans().some((s) => s.name === `switchboard.handle ${ECHO_DELAYED}`), 'the FS span to end');
+    const late = otel.spans().find((s) => s.name === `switchboard.handle ${ECHO_DELAYED}`) as SpanRecord;
+    expect(late.status.code).toBe(SpanStatusCode.ERROR);
+    expect([late.attributes['switchboard.status'], late.attributes['error.type']]).toEqual(['TIMEOUT', 'SB_ERR_TIMEOUT']);
+    expect(late.events).toEqual(expect.arrayContaining(['switchboard.timeout', 'exception']));
 
     // An answer the AS makes itself (no FS serves the key) ends its span and the client's, failed.
     otel.exporter.reset();
