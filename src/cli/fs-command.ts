@@ -144,7 +144,7 @@ export function fsCommand(): Command {
     .option('--max-connections <n>', 'pool connections held at once', parseIntIn(1, 100_000), 1024)
     .option('--pool-type <n>', 'pool type this FS belongs to (0 = default pool)', parseIntIn(0, 65535), 0)
     .option('--standby', 'serve a key only while no active FS for it is available', false)
-    .option('--weight <n>', "this FS's share against FSs of weight 1 (1 to 1000; LVS's wrr/wlc)", parseIntIn(1, 1000))
+    .option('--weight <n>', 'worth against FSs of weight 1, 1 to 1000: the share under round-robin and consistent-hash, a divisor of the cost under least-loaded (default 1)', parseIntIn(1, 1000))
     .option('--refresh-ms <ms>', 'LOAD report period', parseIntIn(10, 600_000), 1000)
     .option('--heartbeat-ms <ms>', 'heartbeat period', parseIntIn(0, 600_000), 2000)
     .option('--max-inflight <n>', 'requests in flight before OVERLOADED', parseIntIn(1, 1_000_000), 10_000)
