@@ -273,6 +273,9 @@ Plugin({ name: 'watched' })(Watched);
     const changed = nextChange(as, 'watch-fs', 10_000);
     writePlugin(file, 'second answer');
     await changed;
+    // The FS logs before it sends CHANGED, but its stdout pipe and the AS's socket are read in
+    // whichever order the test's event loop gets them.
+    await waitFor(() => fs.lines.some((l) => l.msg === 'plugins reloaded'), 'the FS to log the reload', 5000, 20);
     expect(fs.lines.filter((l) => l.msg === 'plugins reloaded')).toHaveLength(1);
     expect(await client.call(8101)).toBe('second answer');
 
