@@ -209,7 +209,7 @@ export class RequestHandler {
       (e) => {
         answer((c) => c.send(this.#failure(id, key, entry, e)));
         ended();
-        failHandleSpan(span, e);
+        failHandleSpan(span, e, overdue);
       },
     );
   }

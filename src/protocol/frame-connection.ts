@@ -344,14 +344,15 @@ export class FrameConnection {
       }
       return;
     }
-    if ((flags & (FLAG_REQUEST | FLAG_TWO_WAY)) === (FLAG_REQUEST | FLAG_TWO_WAY) && requestIdOf(frame) === 0) {
+    const twoWayRequest = (flags & (FLAG_REQUEST | FLAG_TWO_WAY)) === (FLAG_REQUEST | FLAG_TWO_WAY);
+    if (twoWayRequest && requestIdOf(frame) === 0) {
       // As for requests (docs/protocol.md 2.2): an answer numbered 0 would read as a connection-level error.
       this.refuse(new BadRequestError(`a two-way event (kind ${frame[OFFSET.eventKind]}) with request id 0; only heartbeat pings may use 0, number the others from 1`));
       return;
     }
     const onEvent = this.#handlers.onEvent;
     if (onEvent) onEvent(frame, this);
-    else if ((flags & (FLAG_REQUEST | FLAG_TWO_WAY)) === (FLAG_REQUEST | FLAG_TWO_WAY)) this.rejectEvent(frame);
+    else if (twoWayRequest) this.rejectEvent(frame);
   }
 
   #protocolError(err: SwitchboardError): void {

@@ -47,19 +47,16 @@ export function endHandleSpan(span: Span | undefined): void {
   span?.end();
 }
 
-/** Spans whose request was answered TIMEOUT while the handler ran on. */
-const overdue = new WeakSet<Span>();
-
 /**
  * Ends the handler's span when it threw (or its promise rejected): error status with the code the
  * caller gets, and the exception as an event. This goes to the operator's trace backend, as the FS
  * log does; the caller never sees more than its error code and message.
  */
-export function failHandleSpan(span: Span | undefined, err: unknown): void {
+export function failHandleSpan(span: Span | undefined, err: unknown, answeredTimeout = false): void {
   if (span === undefined) return;
   if (err instanceof Error) span.recordException(err);
-  // Answered TIMEOUT already: that is what the caller got, whatever the handler did after.
-  if (!overdue.has(span)) {
+  // Answered TIMEOUT already (handlerOverdue marked it): that is what the caller got, whatever the handler did after.
+  if (!answeredTimeout) {
     if (err instanceof SwitchboardError) failSpan(span, Status.SERVICE_ERROR, err.code, err.message);
     else failSpan(span, Status.SERVICE_ERROR, 'SB_ERR_SERVICE', err instanceof Error ? err.message : String(err));
   }
@@ -71,6 +68,4 @@ export function handlerOverdue(span: Span | undefined, limitMs: number): void {
   if (span === undefined) return;
   span.addEvent('switchboard.timeout', { 'switchboard.limit_ms': limitMs });
   failSpan(span, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `did not answer within ${limitMs} ms`);
-  overdue.add(span);
 }
-
