@@ -194,6 +194,19 @@ export function evaluateTargets(rows, measurements, scheduler, ran, body) {
     const relay = row('node-relay', n)?.cpuUsPerReq?.proxy;
     add(`AS CPU / node relay CPU per request at ${inflight}`, 'measured', v, null, relayNote ?? `µs per request: AS ${cpuFix(as)}, node relay ${cpuFix(relay)}`);
   }
+  // The floor for any Node proxy against haproxy: a Node hop that does no work at all, in the same
+  // round, on the same raw ends (the haproxy targets above cannot be met by less than this).
+  const floorNote = !ran.has('node-relay') ? 'node relay not run' : !ran.has('haproxy') ? 'haproxy not run' : undefined;
+  for (const inflight of Object.keys(TARGETS.overHaproxy)) {
+    const n = Number(inflight);
+    const v = floorNote ? null : paired(measurements, { a: 'node-relay', b: 'haproxy', inflightA: n, body });
+    add(`node relay ratio / haproxy ratio at ${inflight}`, 'measured', v, null, floorNote ?? 'a Node hop with no framing or routing, same ends');
+  }
+  for (const inflight of Object.keys(TARGETS.asCpuOverHaproxy)) {
+    const n = Number(inflight);
+    const v = floorNote ? null : paired(measurements, { a: 'node-relay', b: 'haproxy', inflightA: n, body, f: hopCpu });
+    add(`node relay CPU / haproxy CPU per request at ${inflight}`, 'measured', v, null, floorNote ?? `µs per request: node relay ${cpuFix(row('node-relay', n)?.cpuUsPerReq?.proxy)}, haproxy ${cpuFix(row('haproxy', n)?.cpuUsPerReq?.proxy)}`);
+  }
   if (ran.has('sb-as-many') && ran.has('sb-as')) {
     const many = measurements.find((m) => m.scenario === 'sb-as-many');
     if (many) {
