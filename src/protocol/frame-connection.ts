@@ -100,6 +100,8 @@ export class FrameConnection {
   peerMaxBodyBytes = Number.POSITIVE_INFINITY;
   /** Free slot for the owner (the AS pool, the FS) to hang its per-connection state on. */
   owner: unknown;
+  /** host:port of the peer, kept: a destroyed socket forgets it, and close logs must still name it. */
+  #remote: string | undefined;
 
   constructor(socket: Socket, opts: FrameConnectionOptions) {
     this.socket = socket;
@@ -131,6 +133,8 @@ export class FrameConnection {
     this.#deadline = new FrameDeadline(opts.readTimeoutMs ?? 0, (message) => this.destroy('read-timeout', new Error(message)), this.#timers);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, Math.max(1000, period));
+    this.#noteRemote();
+    if (this.#remote === undefined) socket.once('connect', () => this.#noteRemote());
     socket.on('data', (chunk: Buffer) => this.ingest(chunk));
     socket.on('drain', () => {
       this.#blocked = false;
@@ -176,8 +180,14 @@ export class FrameConnection {
     return this.#writer.pendingBytes + this.socket.writableLength;
   }
 
+  /** The peer's host:port, or "unknown" for a dialled socket that never connected. */
   get remote(): string {
-    return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
+    this.#noteRemote();
+    return this.#remote ?? 'unknown';
+  }
+
+  #noteRemote(): void {
+    if (this.#remote === undefined && this.socket.remoteAddress !== undefined) this.#remote = `${this.socket.remoteAddress}:${this.socket.remotePort}`;
   }
 
   /** Queues a whole frame; frames queued in one tick go out in one socket write. */

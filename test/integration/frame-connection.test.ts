@@ -68,6 +68,30 @@ describe('FrameConnection', () => {
     expect(closed).toBe('heartbeat');
   });
 
+  it('still names its peer after the socket is destroyed (close logs of write-stall and read-timeout)', async () => {
+    let remoteAtClose = '';
+    const { server, raw } = await pair((s) => new FrameConnection(s, { onFrame: () => undefined, onClose: () => (remoteAtClose = server.remote) }));
+    const expected = `127.0.0.1:${raw.localPort}`;
+    server.destroy('write-stall', new Error('stalled'));
+    await until(() => remoteAtClose !== '');
+    expect(remoteAtClose).toBe(expected);
+  });
+
+  it('a dialled connection learns its peer once connected, and says unknown if it never did', async () => {
+    const srv: Server = createServer(() => undefined);
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    cleanup.push(() => srv.close());
+    const port = (srv.address() as AddressInfo).port;
+    const dialled = new FrameConnection(connect({ host: '127.0.0.1', port }), { onFrame: () => undefined });
+    cleanup.push(() => dialled.destroy());
+    await once(dialled.socket, 'connect');
+    dialled.destroy('heartbeat', new Error('gone'));
+    expect(dialled.remote).toBe(`127.0.0.1:${port}`);
+    const never = new FrameConnection(connect({ host: '127.0.0.1', port: 1 }).on('error', () => undefined), { onFrame: () => undefined });
+    never.destroy('heartbeat', new Error('gone'));
+    expect(never.remote).toBe('unknown');
+  });
+
   it('answers a two-way event it does not take with BAD_REQUEST, so the sender is not left waiting', async () => {
     const { raw, frames } = await pair((s) => new FrameConnection(s, { heartbeatMs: 0, onFrame: () => undefined }));
     raw.write(encodeEventRequest(EventKind.DESCRIBE, 42, undefined, true));
