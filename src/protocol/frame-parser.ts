@@ -114,7 +114,8 @@ export class FrameParser {
   }
 
   /**
-   * Checks what a partial header already shows (magic from 2 bytes, version from 3), so a short
+   * Checks what a partial header already shows (magic from 2 bytes, version from 3, version 2 on a
+   * non-request from 4), so a short
    * foreign request such as an 18-byte HTTP GET is refused at once instead of waiting for 24 bytes.
    */
   #checkPrefix(buf: Buffer, off: number, n: number): boolean {
@@ -124,7 +125,11 @@ export class FrameParser {
     } else if (n === 1 && buf[off] !== MAGIC >> 8) {
       return this.#fail(new BadMagicError(buf[off] << 8)) > 0;
     }
-    if (n >= 3 && buf[off + OFFSET.version] !== VERSION && buf[off + OFFSET.version] !== VERSION_EXTENDED) return this.#fail(new BadVersionError(buf[off + OFFSET.version])) > 0;
+    if (n < 3) return true;
+    const version = buf[off + OFFSET.version];
+    if (version !== VERSION && version !== VERSION_EXTENDED) return this.#fail(new BadVersionError(version)) > 0;
+    // Version 2 on an event or a response: refused once the flags byte shows it.
+    if (n >= 4 && version === VERSION_EXTENDED && (buf[off + OFFSET.flags] & (FLAG_REQUEST | FLAG_EVENT)) !== FLAG_REQUEST) return this.#fail(new BadVersionError(version, true)) > 0;
     return true;
   }
 

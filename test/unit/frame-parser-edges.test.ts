@@ -89,6 +89,23 @@ describe('FrameParser: partial headers', () => {
     }
   });
 
+  it('version 2 on a response or an event is refused once the flags byte arrives; on a request it waits for the header', () => {
+    for (const flags of [0x01, 0xe1, 0x21]) {
+      const { parser, errors } = collect();
+      parser.push(Buffer.from([0x53, 0x42, 0x02]));
+      expect(errors).toEqual([]);
+      parser.push(Buffer.from([flags]));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toBeInstanceOf(BadVersionError);
+      expect(errors[0].message).toContain('version 2');
+      expect(parser.buffered).toBe(0);
+    }
+    const { parser, errors } = collect();
+    parser.push(Buffer.from([0x53, 0x42, 0x02, 0xc1]));
+    expect(errors).toEqual([]);
+    expect(parser.buffered).toBe(4);
+  });
+
   it('an error found when a split header completes leaves nothing buffered', () => {
     const { parser, errors } = collect();
     const bad = withVersion(v1, 9);
