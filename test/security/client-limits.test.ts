@@ -17,7 +17,7 @@ import {
   requestIdOf,
   statusOf,
 } from '../../src/index.js';
-import { EchoPlugin, ECHO_DELAYED } from '../../src/plugins/samples/echo-plugin.js';
+import { EchoPlugin, ECHO, ECHO_DELAYED } from '../../src/plugins/samples/echo-plugin.js';
 import { RoleProcess } from '../../src/cli/child-process.js';
 import { expectTrafficUnharmed, useHarness, waitFor, withTimeout, type RawSocket } from '../fixtures/cluster.js';
 import { COUNTED, CountedPlugin, GATED_ECHO, GatedEchoPlugin, collectWarnings, counters, gate, pacedEcho, resetCounters } from './clients-helpers.js';
@@ -184,6 +184,25 @@ describe('request id 0', () => {
     expect(oneWay.isClosed).toBe(false);
     expect(oneWay.frames.filter((x) => !isEvent(x))).toEqual([]);
     expect(await sdk.call(COUNTED)).toBe(5);
+    expect(h.as.closedConnections().client.get('protocol')).toBe(1);
+    await expectTrafficUnharmed(bg);
+  });
+
+  it('a response frame gets BAD_REQUEST on its own id and the connection carries on; numbered 0, the refusal is connection-level and closes', async () => {
+    await h.cluster({}, [{ name: 'fs-1' }]);
+    const bg = await h.background();
+    const raw = await h.raw();
+    raw.write(encodeResponse(7, Status.OK, {}));
+    raw.write(encodeRequest(8, ECHO, { n: 8 }));
+    await waitFor(() => raw.frames.filter((f) => !isEvent(f)).length === 2, 'the refusal and the echo');
+    const [refusal, echo] = raw.frames.filter((f) => !isEvent(f));
+    expect([requestIdOf(refusal), statusOf(refusal)]).toEqual([7, Status.BAD_REQUEST]);
+    expect([requestIdOf(echo), statusOf(echo)]).toEqual([8, Status.OK]);
+    expect(raw.isClosed).toBe(false);
+
+    raw.write(encodeResponse(0, Status.OK, {}));
+    await raw.waitClosed();
+    expect(connectionError(raw)).toMatchObject({ status: Status.BAD_REQUEST, code: 'SB_ERR_BAD_REQUEST', message: expect.stringContaining('response frame with request id 0') });
     expect(h.as.closedConnections().client.get('protocol')).toBe(1);
     await expectTrafficUnharmed(bg);
   });

@@ -118,6 +118,11 @@ export class Dispatcher implements TrafficSink {
     const flags = buf[off + OFFSET.flags];
     const clientId = buf.readUInt32BE(off + OFFSET.requestId);
     if ((flags & FLAG_REQUEST) === 0) {
+      // An answer numbered 0 would read as a connection-level error: say so at that level and close.
+      if (clientId === 0) {
+        session.refuse(new BadRequestError('a response frame with request id 0 from a client; clients send requests: set the request flag', 'SB_ERR_BAD_REQUEST'));
+        return;
+      }
       this.#answer(session, clientId, Status.BAD_REQUEST, 'SB_ERR_BAD_REQUEST', 'clients send requests, not responses; set the request flag');
       return;
     }
