@@ -169,8 +169,11 @@ export class DirectRouter {
       route.lastUsed = now;
       return this.#send(route, spec, deadlineAt, 1, undefined, now);
     }
-    // The first call for a key waits for its LOOKUP; later ones never do (renewals run in the background).
-    return this.#lookup(spec).then((r) => (r === undefined ? this.#fallback(spec, deadlineAt) : this.#send(r, spec, deadlineAt, 1, undefined, Date.now())));
+    // The first call for a key waits for its LOOKUP, but no longer than its own deadline; later ones
+    // never wait (renewals run in the background).
+    return beforeDeadline(this.#lookup(spec), deadlineAt, spec.serviceKey).then((r) =>
+      r === undefined ? this.#fallback(spec, deadlineAt) : this.#send(r, spec, deadlineAt, 1, undefined, Date.now()),
+    );
   }
 
   close(): void {
@@ -429,3 +432,23 @@ function routeKey(s: { serviceKey: number; poolType: number }): number {
 }
 
 function noop(): void {}
+
+/** `p`, or a TIMEOUT once `deadlineAt` passes first (the LOOKUP itself goes on for later calls). */
+function beforeDeadline<T>(p: Promise<T>, deadlineAt: number, serviceKey: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new DeadlineExceededError(`the application server did not answer LOOKUP for service ${serviceKey} before the call's deadline; is it overloaded or stopped?`)),
+      Math.max(0, deadlineAt - Date.now()),
+    );
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   Client,
   EventKind,
@@ -257,6 +257,41 @@ describe('LOOKUP on the wire', () => {
     expect(body.leaseMs).toBe(10_000);
     expect(body.ticket.expiresAt).toBeGreaterThan(Date.now() + 10_000);
     expect(Client).toBeDefined();
+  });
+});
+
+describe('the direct router before its first LOOKUP answer', () => {
+  it("a call waits for the key's first LOOKUP no longer than its own deadline; a later call takes the answer when it comes", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    h.defer(() => vi.useRealTimers());
+    let answer: (reply: { endpoints: never[]; leaseMs: number }) => void = () => undefined;
+    const lookups: number[] = [];
+    const router = new DirectRouter(
+      {
+        lookup: (key) => {
+          lookups.push(key);
+          return new Promise((r) => (answer = r));
+        },
+        viaAs: async () => 'answered through the AS',
+      },
+      { heartbeatMs: 0, connectTimeoutMs: 1000 },
+    );
+    h.defer(() => router.close());
+    const spec = { serviceKey: ECHO, poolType: 0, body: encodeBody('x'), extension: undefined, idempotent: false };
+    let outcome: unknown;
+    router.call(spec, 300).then(
+      (v) => (outcome = v),
+      (e: unknown) => (outcome = e),
+    );
+    await vi.advanceTimersByTimeAsync(299);
+    expect(outcome).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(2);
+    expect(outcome).toMatchObject({ code: 'SB_ERR_TIMEOUT', message: expect.stringContaining('did not answer LOOKUP for service 1') });
+    // The LOOKUP was not dropped: a second call joins it and goes on when the answer (no FS) comes.
+    const second = router.call(spec, 5000);
+    answer({ endpoints: [], leaseMs: 1000 });
+    expect(await second).toBe('answered through the AS');
+    expect(lookups).toEqual([ECHO]);
   });
 });
 
