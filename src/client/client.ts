@@ -69,7 +69,11 @@ export interface ClientOptions {
   tls?: TlsOptions;
   /** Backoff between reconnection attempts after a loss (default 100 ms doubling to 5000 ms, with jitter); false: no reconnection. */
   reconnect?: { baseMs?: number; capMs?: number } | false;
-  /** On NOT_ACTIVE, go to the endpoint the standby names even when it is not in `endpoints` (default true). */
+  /**
+   * On NOT_ACTIVE, go to the endpoint the standby names even when it is not in `endpoints` (default
+   * true). With false, a call answered NOT_ACTIVE naming an active outside `endpoints` by every
+   * endpoint in a row fails at once with NotActiveError, whose `active` says where the active is.
+   */
   followRedirects?: boolean;
   /** Calls that may wait for a connection at once; beyond, a call fails at once with OVERLOADED (default 10000). */
   maxQueued?: number;
@@ -166,6 +170,8 @@ export class Client extends EventEmitter<ClientEvents> {
   #closed = false;
   /** Endpoints that refused us (OVERLOADED) in a row: a full round fails what waits. */
   #refusals = 0;
+  /** NOT_ACTIVE answers in a row naming an active that followRedirects: false keeps us from. */
+  #unfollowable = 0;
   #fatal: SwitchboardError | undefined;
   /** The AS last connected to, and why the client is leaving it (for the failover event). */
   #lastEndpoint: Endpoint | undefined;
@@ -495,8 +501,14 @@ export class Client extends EventEmitter<ClientEvents> {
     this.#attempt = 0;
     if (status === Status.NOT_ACTIVE) {
       // The request did not run: send it to the active one, and move there.
-      this.#calls.requeue(id);
       const e = errorFromStatus(status, tryDecodeBody(buf.subarray(off, off + len)) as { active?: unknown }) as NotActiveError;
+      const unfollowable = e.active !== undefined && this.#o.followRedirects === false && !this.#endpoints.some((x) => same(x, e.active as Endpoint));
+      if (unfollowable && ++this.#unfollowable >= this.#endpoints.length) {
+        // Every endpoint we may use is a standby naming an active we may not go to: tell the
+        // caller where the active is rather than go round the list until the deadline.
+        this.#calls.reject(id, e);
+        this.#failQueued(e);
+      } else this.#calls.requeue(id);
       this.#moveAway(link, e.active, 'the AS answered NOT_ACTIVE');
       this.#maybeRetired(link);
       return;
@@ -512,6 +524,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (status === Status.OK) this.#calls.resolve(id, body);
     else this.#calls.reject(id, errorFromStatus(status, body as { code?: string; message?: string }));
     this.#refusals = 0;
+    this.#unfollowable = 0;
     this.#maybeRetired(link);
   }
 

@@ -6,6 +6,7 @@ import {
   Client,
   DeadlineExceededError,
   FunctionServer,
+  NotActiveError,
   OverloadedError,
   Status,
   type Endpoint,
@@ -110,6 +111,24 @@ describe('a client given both ASs of a pair', () => {
     // Later calls go straight to the active.
     expect(await client.call(COUNT_ONCE, { tag: 'second' }, { timeoutMs: 3000 })).toMatchObject({ runs: 1 });
     expect(b.dispatcher.localAnswers.get(Status.NOT_ACTIVE)).toBe(1);
+  });
+
+  it('with followRedirects: false and only the standby listed, a call fails at once with NotActiveError naming the active, and did not run', async () => {
+    const { a, b } = await startPair(c);
+    const counts = new Counts();
+    await startPairFs(c, 'fs-1', [a, b], counts);
+    await Promise.all([waitAvailable(a, 'fs-1'), waitAvailable(b, 'fs-1')]);
+    await waitFor(() => b.pairStatus()?.sibling?.clientEndpoint !== undefined, 'the standby to know where the active serves');
+    const client = await pairClient(c, { endpoints: [at(b.ports.port)], followRedirects: false });
+    const r = await settle(client.call(COUNT_ONCE, { tag: 'pinned' }, { timeoutMs: 5000 }));
+    expect(r.ok).toBe(false);
+    const err = (r as { error: SwitchboardError }).error;
+    expect(err).toBeInstanceOf(NotActiveError);
+    expect((err as NotActiveError).active).toEqual(at(a.ports.port));
+    expect(counts.of('pinned')).toBe(0);
+    // A second call is told the same way, and the client never went to the active.
+    await expect(client.call(COUNT_ONCE, { tag: 'pinned' }, { timeoutMs: 5000 })).rejects.toBeInstanceOf(NotActiveError);
+    expect(a.dispatcher.relayedAnswers.reduce((x, n) => x + n, 0)).toBe(0);
   });
 
   it('when the active stops, reconnects to the new active by itself: idempotent calls in flight are sent again and succeed, the others fail with CHANNEL_CLOSED', async () => {
