@@ -206,7 +206,8 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /**
    * Connects to the first endpoint that answers (in order) and resolves; rejects with ConnectError
-   * when none does within connectTimeoutMs each, or with AuthError when an AS refuses our proof.
+   * when none does within connectTimeoutMs each, or with AuthError when an AS refuses our proof, or
+   * asks for one and this client has no secret.
    */
   static async connect(opts: ClientOptions): Promise<Client> {
     if (opts.registry !== undefined && !opts.endpoints?.length) {
@@ -221,6 +222,10 @@ export class Client extends EventEmitter<ClientEvents> {
     for (let i = 0; i < endpoints.length; i++) {
       try {
         await client.#open(endpoints[i]);
+        // Without a secret, one heartbeat round trip: a port that asks for proof has sent its
+        // CHALLENGE before the pong, so connect() rejects here rather than the first call.
+        if (!client.#secret) await client.#link?.conn.barrier(opts.connectTimeoutMs ?? 5000);
+        if (client.#fatal) throw client.#fatal;
         client.#next = i;
         if (opts.mode === 'direct') {
           client.#direct = new DirectRouter(
@@ -235,7 +240,8 @@ export class Client extends EventEmitter<ClientEvents> {
       }
     }
     await client.close();
-    throw last instanceof AuthError ? last : new ConnectError(`cannot connect to any application server (${endpoints.map(show).join(', ')}): ${last?.message}; is one running?`, { cause: last });
+    if (last instanceof AuthError || (endpoints.length === 1 && last instanceof ConnectError)) throw last;
+    throw new ConnectError(`cannot connect to any application server (${endpoints.map(show).join(', ')}): ${last?.message}${last instanceof ConnectError ? '' : '; is one running?'}`, { cause: last });
   }
 
   /** Calls still waiting for an answer (sent or queued; to the AS or, in director mode, to FSs). */
@@ -381,9 +387,19 @@ export class Client extends EventEmitter<ClientEvents> {
     });
   }
 
-  #onEvent(frame: Buffer): void {
-    if (isRequest(frame)) return;
+  #onEvent(frame: Buffer, link: Link | undefined): void {
     const kind = eventKindOf(frame);
+    if (isRequest(frame)) {
+      // Only a client without a secret sees CHALLENGE here (with one, the handshake took it): every
+      // call would be refused AUTH_REQUIRED, so this is fatal, as a refused proof is.
+      if (kind === EventKind.CHALLENGE && link !== undefined && !link.conn.closed) {
+        const err = new AuthError('SB_ERR_AUTH_REQUIRED', `the application server at ${show(link.endpoint)} asks for proof of the client secret (it sent CHALLENGE); give this client the same secret (the secret option, read with readSecretFile; --secret-file for switchboard call)`);
+        this.#fatal = err;
+        link.closeError = err;
+        link.conn.destroy('auth', err);
+      }
+      return;
+    }
     if (kind !== EventKind.RESOLVE && kind !== EventKind.LOOKUP) return;
     const done = this.#resolves.get(requestIdOf(frame));
     if (!done) return;
@@ -433,7 +449,7 @@ export class Client extends EventEmitter<ClientEvents> {
         onFrameAt: (buf: Buffer, off: number, len: number) => {
           if (link) this.#onFrameAt(link, buf, off, len);
         },
-        onEvent: (frame: Buffer) => this.#onEvent(frame),
+        onEvent: (frame: Buffer) => this.#onEvent(frame, link),
       };
       const ready = (): void => {
         clearTimeout(timer);

@@ -33,6 +33,14 @@ describe('client', () => {
     expect(err).toBeInstanceOf(ConnectError);
     expect(err.code).toBe('SB_ERR_CONNECT');
     expect(err.message).toContain(String(port));
+    // Asked once, not once per layer.
+    expect(err.message.match(/running\?/g)).toHaveLength(1);
+    const two = await Client.connect({ endpoints: [{ host: '127.0.0.1', port }, { host: '127.0.0.1', port: await closedPort() }] }).then(
+      () => undefined,
+      (e: SwitchboardError) => e,
+    );
+    expect(two?.message).toMatch(/^cannot connect to any application server/);
+    expect(two?.message.match(/running\?/g)).toHaveLength(1);
   });
 
   it('rejects pending calls with ChannelClosedError when the AS stops (reconnection off)', async () => {
