@@ -357,7 +357,10 @@ export class Client extends EventEmitter<ClientEvents> {
   /** A two-way event to the current AS; resolves with the answer's body, or rejects with its error. */
   #event(kind: number, body: unknown, timeoutMs: number, what: string): Promise<unknown> {
     const link = this.#link;
-    if (!link || link.retiring || link.conn.closed) return Promise.reject(new ChannelClosedError('no connection to an application server is up; retry'));
+    if (!link || link.retiring || link.conn.closed) {
+      this.#reconnectSoon(); // after an idle close nothing else would dial
+      return Promise.reject(new ChannelClosedError('no connection to an application server is up; retry'));
+    }
     const id = (this.#resolveId = (this.#resolveId % 0x7fffffff) + 1);
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -597,7 +600,9 @@ export class Client extends EventEmitter<ClientEvents> {
     if (!link.retiring) this.emit('disconnected', { endpoint: link.endpoint, reason: refusal?.code ?? reason });
     if (current || this.#calls.queued > 0) {
       if (current) this.#next = (this.#endpoints.findIndex((e) => same(e, link.endpoint)) + 1) % this.#endpoints.length;
-      this.#reconnectSoon();
+      // Closed for sending nothing: dial again when there is something to send (the next call
+      // does), or an idle client would hold a connection after all, re-opened every idle period.
+      if (refusal?.code !== 'SB_ERR_IDLE' || this.#calls.size > 0) this.#reconnectSoon();
     }
   }
 

@@ -129,6 +129,23 @@ describe('idle client connections', () => {
     expect(h.as.closedConnections().client.get('idle')).toBe(3);
   });
 
+  it('an SDK client closed as idle does not dial again until it has a call to send; that call is served on a new connection', async () => {
+    await h.cluster({ clientIdleTimeoutMs: 300 }, [{ name: 'fs-1' }]);
+    const client = await h.client();
+    const seen: string[] = [];
+    client.on('connected', () => seen.push('connected'));
+    client.on('disconnected', (e) => seen.push(`disconnected ${e.reason}`));
+    await waitFor(() => seen.length > 0, 'the idle close');
+    expect(seen).toEqual(['disconnected SB_ERR_IDLE']);
+    // Well past the immediate redial it used to make (and past another idle period).
+    await new Promise((r) => setTimeout(r, 500));
+    expect(seen).toEqual(['disconnected SB_ERR_IDLE']);
+    expect(client.connected).toBe(false);
+    expect(h.as.closedConnections().client.get('idle')).toBe(1);
+    expect(await client.call(1, 'after idle')).toBe('after idle');
+    expect(seen).toEqual(['disconnected SB_ERR_IDLE', 'connected']);
+  });
+
   it('refused requests and questions do not hold a connection open; answered LOOKUPs do', async () => {
     await h.cluster({ clientIdleTimeoutMs: 300 }, [{ name: 'fs-1' }]);
     const start = Date.now();
