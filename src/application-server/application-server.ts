@@ -505,8 +505,9 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     return this.manager.addFunctionServer(o);
   }
 
+  /** Takes an FS out: no new requests; those in flight on it finish, then its pool closes. */
   removeFunctionServer(id: string): boolean {
-    return this.manager.removeFunctionServer(id);
+    return this.manager.removeFunctionServer(id, 'removed', true);
   }
 
   listFunctionServers(): FunctionServerInfo[] {

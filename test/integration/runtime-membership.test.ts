@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, type Client, type FunctionServerInfo } from '../../src/index.js';
 import { runBounded, tally, useHarness, waitFor, waitForAvailable, waitForRegistry } from '../fixtures/cluster.js';
 import { WHO_AM_I } from '../fixtures/test-plugins.js';
+import { ECHO_DELAYED } from '../../src/plugins/samples/echo-plugin.js';
 
 const h = useHarness();
 
@@ -49,6 +50,25 @@ describe('runtime membership', () => {
     // The AS closed its pool connection to the removed FS.
     await waitFor(() => late.connectionCount === 0, 'the AS to close its connection to fs-b');
     expect(h.as.removeFunctionServer(info.id)).toBe(false);
+  });
+
+  it('removing an FS: no new requests go to it, those in flight on it finish, then its pool closes', async () => {
+    await h.cluster({ strategy: 'round-robin' }, [{ name: 'fs-a' }]);
+    const late = await h.startFs({ name: 'fs-b', register: false });
+    const addr = late.address();
+    const info = h.as.addFunctionServer({ host: addr.host, port: addr.port });
+    await waitForAvailable(h.as, 2);
+    const c = await h.client();
+    // Four slow calls, round-robin: two of them on fs-b.
+    const slow = [1, 2, 3, 4].map((i) => c.call(ECHO_DELAYED, { ms: 400, value: i }, { timeoutMs: 5000 }));
+    await waitFor(() => h.as.listFunctionServers().find((f) => f.id === info.id)?.inflight === 2, 'two slow calls on fs-b');
+    expect(h.as.removeFunctionServer(info.id)).toBe(true);
+    expect(h.as.listFunctionServers().map((f) => f.id)).toEqual(['fs-a']);
+    expect(late.connectionCount).toBeGreaterThan(0); // still open for what it owes
+    // New calls go to fs-a only, while fs-b finishes.
+    expect([...(await where(c, 10)).keys()]).toEqual(['fs-a']);
+    expect(await Promise.all(slow)).toEqual([1, 2, 3, 4]);
+    await waitFor(() => late.connectionCount === 0, 'the AS to close its connections to fs-b once they owe nothing');
   });
 
   it('an FS that says HELLO after the client connected starts receiving traffic', async () => {

@@ -239,6 +239,7 @@ export class AdminServer {
     app.delete<{ Params: { id: string } }>('/functionservers/:id', { schema: { params: ID_PARAMS, response: { 404: ERROR } } }, async (req, reply) => {
       const f = as.listFunctionServers().find((x) => x.id === req.params.id);
       if (!as.removeFunctionServer(req.params.id)) return fsOr404(reply, req.params.id, false);
+      // As it was when removed; `inflight` is what still finishes on its connections.
       return reply.send({ ...f, removed: true });
     });
     for (const action of ['dispose', 'reconnect', 'drain', 'undrain'] as const) {

@@ -220,7 +220,7 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
       this.#invalidate();
       return prior;
     }
-    if (prior !== undefined) this.#retire(prior);
+    if (prior !== undefined) this.#retire(prior, 'replaced by a HELLO with a new endpoint', 'function server replaced by a new registration; the old one finishes its in-flight requests');
     else if (this.#entries.size >= this.#o.maxFunctionServers) {
       throw this.#refuse('SB_ERR_REGISTRY_FULL', `this application server holds ${this.#entries.size} function servers, its maxFunctionServers; retry later or raise the limit`);
     }
@@ -273,13 +273,13 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
    * or the old one died). The old one leaves the registry at once but keeps its connections until
    * what it has in flight is answered, so a rolling restart cuts nothing short.
    */
-  #retire(e: FunctionServerEntry): void {
+  #retire(e: FunctionServerEntry, reason: string, message: string): void {
     this.#entries.delete(e.id);
     this.#invalidate();
     e.retired = true;
     this.#stopEjection(e);
-    this.#o.logger.info({ fs: e.id, inflight: e.inflight }, 'function server replaced by a new registration; the old one finishes its in-flight requests');
-    this.emit('left', e.info(), 'replaced by a HELLO with a new endpoint');
+    this.#o.logger.info({ fs: e.id, inflight: e.inflight, reason }, message);
+    this.emit('left', e.info(), reason);
     this.#retired.add(e);
     this.closeIfRetiredAndIdle(e);
   }
@@ -297,9 +297,18 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
     yield* this.#retired;
   }
 
-  removeFunctionServer(id: string, reason = 'removed'): boolean {
+  /**
+   * Takes `id` out of the registry. With `finishInflight`, as an operator's remove: no new requests,
+   * while the connections stay until what is in flight there is answered (or its deadline passes);
+   * without, the pool closes at once.
+   */
+  removeFunctionServer(id: string, reason = 'removed', finishInflight = false): boolean {
     const e = this.#entries.get(id);
     if (!e) return false;
+    if (finishInflight) {
+      this.#retire(e, reason, 'function server removed; it finishes its in-flight requests');
+      return true;
+    }
     this.#entries.delete(id);
     this.#invalidate();
     this.#stopEjection(e);
