@@ -103,6 +103,26 @@ describe('a HELLO naming an FS added by address', () => {
 });
 
 describe('DRAIN and LOAD from a link that does not hold the FS', () => {
+  it('a control connection registers one FS: a HELLO for a second name on it is refused and changes nothing; its DRAIN still parks the first', async () => {
+    await h.cluster({}, [{ name: 'fs-a' }]);
+    const x1 = await FakeFs.start(h, { name: 'x1', services: [{ key: 77 }] });
+    const x2 = await FakeFs.start(h, { name: 'x2', services: [{ key: 78 }] });
+    const ctl = await ControlPeer.connect(h);
+    expect((await ctl.hello(helloFor('x1', x1.endpoint, [77]))).status).toBe(Status.OK);
+    const second = await ctl.hello(helloFor('x2', x2.endpoint, [78]));
+    expect(second.status).toBe(Status.BAD_REQUEST);
+    expect(second.body).toMatchObject({ code: 'SB_ERR_BAD_REQUEST', message: expect.stringContaining('registers one FS') });
+    expect(h.as.manager.counters.refusedHellos.get('SB_ERR_BAD_REQUEST')).toBe(1);
+    expect(h.as.listFunctionServers().map((f) => f.id).sort()).toEqual(['fs-a', 'x1']);
+    expect(x2.accepted).toBe(0); // never dialled
+    expect(ctl.isClosed).toBe(false);
+    // Its own name again is a refresh, not a second FS.
+    expect((await ctl.hello(helloFor('x1', x1.endpoint, [77]))).status).toBe(Status.OK);
+    await waitForRegistry(h.as, (l) => l.find((f) => f.id === 'x1')?.state === 'available', 'x1 available');
+    expect((await ctl.request(EventKind.DRAIN, {})).status).toBe(Status.OK);
+    expect(state('x1')).toBe('draining');
+  });
+
   it('DRAIN on a link that registered nothing (or another FS) does not park a live FS', async () => {
     await h.cluster({}, [{ name: 'fs-a' }]);
     const bg = await steadyBackground(h);

@@ -192,6 +192,11 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
    */
   registerFromHello(h: Hello, link: FrameConnection): FunctionServerEntry {
     this.#checkHello(h);
+    // DRAIN and LOAD name no FS: they speak for the link's one registration, so a link holds one.
+    const held = link.owner as FunctionServerEntry | undefined;
+    if (held !== undefined && held.id !== h.name && held.link === link && this.#entries.get(held.id) === held) {
+      throw this.#refuse('SB_ERR_BAD_REQUEST', `this control connection registered function server ${held.id}; a control connection registers one FS: open another one for ${h.name}`);
+    }
     const prior = this.#entries.get(h.name);
     const sameEndpoint = prior !== undefined && prior.host === h.endpoint.host && prior.port === h.endpoint.port;
     if (prior !== undefined && prior.link !== link) {
