@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AdminServer, ApplicationServer, silentLogger } from '../../src/index.js';
-import { useHarness } from '../fixtures/cluster.js';
+import { useHarness, waitForAvailable } from '../fixtures/cluster.js';
 
 const h = useHarness();
 
@@ -45,6 +45,18 @@ describe('admin surface', () => {
     expect(text).toContain('switchboard_fs_state{fs="fs-m",state="available"} 1');
     expect(text).toContain('switchboard_fs_state{fs="fs-m",state="draining"} 0');
     expect(text).toContain('switchboard_client_connections 1');
+  });
+
+  it('two FSs that share a name (one added by endpoint, named by its DESCRIBE) get series by id, each with its own state', async () => {
+    const base = await withAdmin('fs-twin');
+    const twin = await h.startFs({ name: 'fs-twin', register: false });
+    const info = h.as.addFunctionServer({ ...twin.address(), name: 'dup' });
+    await waitForAvailable(h.as, 2);
+    expect(h.as.drain(info.id)).toBe(true);
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toContain(`switchboard_fs_state{fs="fs-twin",state="available"} 1`);
+    expect(text).toContain(`switchboard_fs_state{fs="${info.id}",state="draining"} 1`);
+    expect(text).toContain(`switchboard_fs_state{fs="${info.id}",state="available"} 0`);
   });
 });
 

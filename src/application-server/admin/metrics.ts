@@ -11,7 +11,11 @@ export const MAX_FS_SERIES = 200;
 
 function labelled(list: FunctionServerInfo[]): { fs: string; infos: FunctionServerInfo[] }[] {
   const sorted = [...list].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const out = sorted.slice(0, MAX_FS_SERIES).map((f) => ({ fs: f.name, infos: [f] }));
+  // Names are unique among registered FSs, but an FS added by endpoint takes its name from DESCRIBE:
+  // two that share one are labelled by their ids, or one set of series would speak for both.
+  const named = new Map<string, number>();
+  for (const f of list) named.set(f.name, (named.get(f.name) ?? 0) + 1);
+  const out = sorted.slice(0, MAX_FS_SERIES).map((f) => ({ fs: (named.get(f.name) ?? 0) > 1 ? f.id : f.name, infos: [f] }));
   if (sorted.length > MAX_FS_SERIES) out.push({ fs: '_other', infos: sorted.slice(MAX_FS_SERIES) });
   return out;
 }
