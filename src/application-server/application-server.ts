@@ -37,6 +37,11 @@ export interface ApplicationServerOptions {
   httpHost?: string;
   /** At stop, how long HTTP requests in flight may take to be answered before they get 503 (default 5000). */
   httpDrainTimeoutMs?: number;
+  /**
+   * At stop, how long requests in flight on the client port may take to be answered before the
+   * client connections close (default 5000). Meanwhile new ones are answered UNAVAILABLE.
+   */
+  clientDrainTimeoutMs?: number;
   /** FS registration port; 0 picks a free one. */
   controlPort?: number;
   /**
@@ -187,6 +192,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
   readonly #http: HttpIngress | undefined;
   readonly #registryOptions: AsRegistryOptions | undefined;
   #registry: AsDiscovery | undefined;
+  readonly #clientDrainTimeoutMs: number;
   #ports: { port: number; controlPort: number; pairPort?: number; httpPort?: number } | undefined;
 
   constructor(opts: ApplicationServerOptions = {}) {
@@ -198,6 +204,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     const heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     const refresh = opts.loadRefreshMs ?? 1000;
+    this.#clientDrainTimeoutMs = opts.clientDrainTimeoutMs ?? 5000;
     const authTimeoutMs = opts.authTimeoutMs ?? 5000;
     if (heartbeatMs < 0) throw new ConfigError('heartbeatMs must be 0 (off) or a positive number of ms');
     const hedge = opts.hedgeAfterRatio ?? 0.5;
@@ -524,13 +531,23 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     await this.#registry?.stop();
     // First: an active hands over at once, so the standby does not wait out the down interval.
     await this.#pair?.stop(true);
-    // Before the pools close: HTTP requests in flight still get their answers (or 503).
-    await this.#http?.close();
+    // Before the pools close: requests in flight still get their answers (HTTP ones, or 503), while
+    // new ones are refused UNAVAILABLE (did not run: a client may send them elsewhere).
+    this.#ingress.stopAccepting();
+    this.dispatcher.stopping = 'this application server is stopping; send the request to another one';
+    await Promise.all([this.#http?.close(), this.#drainClients()]);
     this.#control.close();
     this.#ingress.close();
     this.manager.close();
     this.dispatcher.close();
     this.#logger.info('application server stopped');
+  }
+
+  /** Resolves once no client request is in flight, or at clientDrainTimeoutMs. */
+  async #drainClients(): Promise<void> {
+    const until = Date.now() + this.#clientDrainTimeoutMs;
+    while (this.dispatcher.inflight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    if (this.dispatcher.inflight > 0) this.#logger.warn({ inflight: this.dispatcher.inflight, clientDrainTimeoutMs: this.#clientDrainTimeoutMs }, 'stopping with client requests still in flight');
   }
 
   /** Sockets to peers stay FD_RESERVE short of the open-file limit, so the admin port and logs still work. */

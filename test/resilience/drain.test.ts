@@ -42,6 +42,33 @@ describe('graceful drain', () => {
     expect(await left).toBe('drained');
   });
 
+  it('AS.stop() with calls in flight: they finish OK; new calls meanwhile get UNAVAILABLE (did not run); then the port closes', async () => {
+    const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB });
+    let openGate!: () => void;
+    const gate = new Promise<void>((r) => (openGate = r));
+    c.defer(() => openGate());
+    const a = await startFs(c, 'fs-a', controlPort, { heartbeatMs: HB, plugins: [EchoPlugin, whoPlugin('fs-a'), gatedPlugin(gate)] });
+    await waitForState(as, 'fs-a', 'available');
+    const client = await connectClient(c, port);
+    const inflight = Array.from({ length: 4 }, (_, i) => settle(client.call(GATED, { value: i }, { timeoutMs: 5000 })));
+    await waitFor(() => a.inflight === 4, 'four calls running on fs-a');
+
+    let stopped = false;
+    const stopping = as.stop().then(() => (stopped = true));
+    await waitFor(() => as.dispatcher.stopping !== null, 'the AS to start stopping');
+    // A new call on the open connection is refused, and never reaches the FS.
+    const refused = await settle(client.call(ECHO, 'late', { timeoutMs: 2000 }));
+    expect(refused.ok ? 'answered' : refused.error.code).toBe('SB_ERR_UNAVAILABLE');
+    expect(a.inflight).toBe(4);
+    expect(stopped).toBe(false); // waiting for the four
+
+    openGate();
+    const results = await Promise.all(inflight);
+    expect(results.map((r) => (r.ok ? r.value : r.error.message))).toEqual([0, 1, 2, 3]);
+    await stopping;
+    await waitFor(() => !client.connected, 'the client connection to close');
+  });
+
   it('rolling restart of three FSs under steady mixed load gives the client zero errors', async () => {
     const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB });
     const names = ['fs-0', 'fs-1', 'fs-2'];

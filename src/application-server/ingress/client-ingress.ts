@@ -93,6 +93,11 @@ export class ClientIngress {
     return listenOn(this.#server, this.#o.port, this.#o.host);
   }
 
+  /** No new client connections (the port closes); those open go on. */
+  stopAccepting(): void {
+    this.#server.close();
+  }
+
   close(): void {
     clearInterval(this.#idleSweeper);
     this.#server.close();

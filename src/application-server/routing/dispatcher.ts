@@ -90,6 +90,15 @@ export class Dispatcher implements TrafficSink {
    * the active's client endpoint when known. Null while serving.
    */
   notActive: (() => { host: string; port: number } | undefined) | null = null;
+  /** Set while the AS stops: new requests are refused UNAVAILABLE with this message; those in flight finish. */
+  stopping: string | null = null;
+
+  /** Two-way requests sent to FSs and not yet answered. */
+  get inflight(): number {
+    let n = 0;
+    if (this.#manager) for (const fs of this.#manager.withConnections()) n += fs.inflight;
+    return n;
+  }
 
   constructor(opts: DispatcherOptions) {
     this.#o = opts;
@@ -137,6 +146,10 @@ export class Dispatcher implements TrafficSink {
     const now = Date.now();
     if (this.notActive !== null) {
       this.#refuseNotActive(session, clientId, serviceKey, (flags & FLAG_TWO_WAY) !== 0);
+      return;
+    }
+    if (this.stopping !== null) {
+      if ((flags & FLAG_TWO_WAY) !== 0) this.#answer(session, clientId, Status.UNAVAILABLE, 'SB_ERR_UNAVAILABLE', this.stopping);
       return;
     }
     const budget = buf.readUInt32BE(off + OFFSET.budget);
