@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ECHO, ECHO_DELAYED, EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
-import type { FunctionServer } from '../../src/index.js';
+import type { FunctionServer, SwitchboardError } from '../../src/index.js';
 import { GATED, WHO, connectClient, fsInfo, gatedPlugin, settle, startAs, startFs, steadyLoad, useCleanup, waitFor, waitForLeft, waitForState, whoPlugin } from './helpers.js';
 
 const HB = 200;
@@ -58,7 +58,7 @@ describe('graceful drain', () => {
     await waitFor(() => as.dispatcher.stopping !== null, 'the AS to start stopping');
     // A new call on the open connection is refused, and never reaches the FS.
     const refused = await settle(client.call(ECHO, 'late', { timeoutMs: 2000 }));
-    expect(refused.ok ? 'answered' : refused.error.code).toBe('SB_ERR_UNAVAILABLE');
+    expect(refused.ok ? 'answered' : (refused.error as SwitchboardError).code).toBe('SB_ERR_UNAVAILABLE');
     expect(a.inflight).toBe(4);
     expect(stopped).toBe(false); // waiting for the four
 
