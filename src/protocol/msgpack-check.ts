@@ -31,6 +31,11 @@ function lengthAt(buf: Buffer, pos: number, width: number, end: number): number 
   return buf[pos] * 0x1000000 + ((buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]);
 }
 
+/** Arrays and maps nested deeper than this are refused: decoding and encoding them recurse. */
+export const MAX_DEPTH = 512;
+/** Items left in each outer container while the walk is inside an inner one (one walk at a time). */
+const OUTER = new Float64Array(MAX_DEPTH);
+
 const refuseExt = (type: number): string => `extension type ${(type << 24) >> 24} is not accepted; send standard msgpack (timestamps as extension -1)`;
 
 /**
@@ -40,25 +45,40 @@ const refuseExt = (type: number): string => `extension type ${(type << 24) >> 24
  */
 export function nonStandardReason(buf: Buffer, start: number, end: number): string | undefined {
   let pos = start;
-  let need = 1;
-  while (need > 0 && pos < end) {
+  let need = 1; // items left in the innermost open container (or the one top item)
+  let depth = 0; // open containers; the items left in each outer one are in OUTER[0, depth)
+  while (pos < end) {
+    if (need === 0) {
+      if (depth === 0) break;
+      need = OUTER[--depth];
+      continue;
+    }
     const b = buf[pos++];
     need--;
     if (b <= 0x7f || b >= 0xe0) continue; // fixint
-    if (b <= 0x8f) {
-      need += 2 * (b & 0x0f);
-      continue;
-    }
-    if (b <= 0x9f) {
-      need += b & 0x0f;
-      continue;
-    }
-    if (b <= 0xbf) {
-      pos += b & 0x1f;
+    if (b >= 0xa0 && b <= 0xbf) {
+      pos += b & 0x1f; // fixstr
       continue;
     }
     if (FIXED[b] !== 0) {
       pos += FIXED[b];
+      continue;
+    }
+    let items: number; // a container's items
+    if (b <= 0x8f) items = 2 * (b & 0x0f);
+    else if (b <= 0x9f) items = b & 0x0f;
+    else if (b >= 0xdc && b <= 0xdf) {
+      const w = b === 0xdc || b === 0xde ? 2 : 4;
+      const n = lengthAt(buf, pos, w, end);
+      pos += w;
+      if (n < 0) return undefined;
+      items = b >= 0xde ? 2 * n : n;
+    } else items = -1;
+    if (items >= 0) {
+      if (items === 0) continue;
+      if (depth === MAX_DEPTH) return `containers are nested deeper than ${MAX_DEPTH} levels`;
+      OUTER[depth++] = need;
+      need = items;
       continue;
     }
     let n: number;
@@ -108,30 +128,8 @@ export function nonStandardReason(buf: Buffer, start: number, end: number): stri
         n = 1 << (b - 0xd4);
         break;
       }
-      case 0xdc:
-        n = lengthAt(buf, pos, 2, end);
-        pos += 2;
-        if (n < 0) return undefined;
-        need += n;
-        continue;
-      case 0xdd:
-        n = lengthAt(buf, pos, 4, end);
-        pos += 4;
-        if (n < 0) return undefined;
-        need += n;
-        continue;
-      case 0xde:
-        n = lengthAt(buf, pos, 2, end);
-        pos += 2;
-        if (n < 0) return undefined;
-        need += 2 * n;
-        continue;
-      default: // 0xdf
-        n = lengthAt(buf, pos, 4, end);
-        pos += 4;
-        if (n < 0) return undefined;
-        need += 2 * n;
-        continue;
+      default:
+        return undefined; // unreachable: every type byte is handled above
     }
     if (n < 0) return undefined;
     pos += n;

@@ -400,3 +400,32 @@ describe('encodeBody', () => {
     expect(decodeBody(f)).toBeNull();
   });
 });
+
+describe('nesting depth', () => {
+  /** `depth` arrays (or maps, keyed "k") one inside the next, with 7 innermost. */
+  const nested = (depth: number, kind: 'array' | 'map' = 'array'): unknown => {
+    let v: unknown = 7;
+    for (let i = 0; i < depth; i++) v = kind === 'array' ? [v] : { k: v };
+    return v;
+  };
+
+  it('512 levels of arrays or maps pass and round-trip; 513 are refused, before msgpackr recurses', () => {
+    for (const kind of ['array', 'map'] as const) {
+      const ok = nested(512, kind);
+      expect(decodeBody(frame(encodeBody(ok)))).toEqual(ok);
+      expect(badBody(() => decodeBody(frame(encodeBody(nested(513, kind)))) ).message).toMatch(/nested deeper than 512 levels/);
+    }
+    // Far deeper than msgpackr's own stack would take: refused the same clear way.
+    expect(nonStandardReason(Buffer.alloc(100_000, 0x91), 0, 100_000)).toMatch(/nested deeper than 512 levels/);
+  });
+
+  it('counts depth, not containers: siblings after a deep branch are still walked, many shallow containers pass', () => {
+    const deepThenMore = [nested(511), 1, { a: [2, 3] }, nested(511)];
+    expect(decodeBody(frame(encodeBody(deepThenMore)))).toEqual(deepThenMore);
+    const wide = Array.from({ length: 10_000 }, (_, i) => [i, { i }]);
+    expect(decodeBody(frame(encodeBody(wide)))).toEqual(wide);
+    // An extension after a deep branch is still found: the walk went on past it.
+    const tail = Buffer.concat([Buffer.from([0x92]), encodeBody(nested(300)), Buffer.from([0xd4, 0x05, 0x00])]);
+    expect(nonStandardReason(tail, 0, tail.length)).toMatch(/extension type 5/);
+  });
+});
