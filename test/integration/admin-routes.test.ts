@@ -504,6 +504,9 @@ describe('refusals: each its own 4xx with a documented code, never a 500', () =>
     for (const [body, why] of bad) {
       const res = await call(port, 'POST', '/functionservers', { raw: ['application/json', JSON.stringify(body)] });
       expect([res.status, res.body.code], why).toEqual([400, 'SB_ERR_BAD_REQUEST']);
+      // The refusal names the field it is about, the misspelt one too.
+      if (why === 'a misspelt field') expect(res.body.message).toContain('"pooltype" is not a field of this route');
+      if (why === 'port too big') expect(res.body.message).toContain('port');
     }
     await expectErr('POST', '/functionservers', 400, 'SB_ERR_BAD_REQUEST', { raw: ['application/json', '{"host":'] });
     await expectErr('POST', '/functionservers', 400, 'SB_ERR_BAD_REQUEST', { raw: ['application/json', ''] });

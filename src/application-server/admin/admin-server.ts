@@ -118,7 +118,7 @@ export class AdminServer {
     this.#app.setErrorHandler((err: Error & { validation?: unknown; statusCode?: number; code?: string }, _req, reply) => {
       if (err.validation || err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || (err.statusCode ?? 500) < 500) {
         const status = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 413 : err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 415 : 400;
-        return reply.code(status).send({ code: 'SB_ERR_BAD_REQUEST', message: err.message });
+        return reply.code(status).send({ code: 'SB_ERR_BAD_REQUEST', message: namingField(err) });
       }
       this.#logger.error({ err }, 'admin route failed');
       return reply.code(500).send({ code: 'SB_ERR_SERVER', message: 'the admin route failed; see the AS log' });
@@ -301,4 +301,11 @@ function badHttp(err: Error & { code?: string }, socket: Duplex): void {
 
 function digest(b: Buffer): Buffer {
   return createHash('sha256').update(b).digest();
+}
+
+/** A schema refusal's message, with the field named where the validator left it out (an extra property). */
+function namingField(err: Error & { validation?: unknown }): string {
+  const first = Array.isArray(err.validation) ? (err.validation[0] as { keyword?: string; params?: { additionalProperty?: string } } | undefined) : undefined;
+  const extra = first?.keyword === 'additionalProperties' ? first.params?.additionalProperty : undefined;
+  return extra === undefined ? err.message : `${err.message}: "${extra}" is not a field of this route`;
 }
