@@ -86,6 +86,31 @@ describe('the admin token', () => {
     expect(at - start).toBeLessThan(7500);
   }, 15_000);
 
+  it('a body that stalls gets 408 at the 10 s request timeout; one already answered 401 gets no second answer, only a close', async () => {
+    await h.cluster({}, [{ name: 'fs-s' }]);
+    const port = await admin({ token: TOKEN });
+    const stalled = async (token: string | undefined): Promise<{ answer: string; ms: number }> => {
+      const s: Socket = connect({ host: '127.0.0.1', port });
+      h.defer(() => s.destroy());
+      await new Promise<void>((r) => s.once('connect', () => r()));
+      let answer = '';
+      s.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+      const start = Date.now();
+      const closed = new Promise<number>((r) => s.once('close', () => r(Date.now())));
+      const auth = token === undefined ? '' : `Authorization: Bearer ${token}\r\n`;
+      s.write(`POST /functionservers HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"host":`);
+      const ms = (await closed) - start;
+      return { answer, ms };
+    };
+    const [withToken, without] = await Promise.all([stalled(TOKEN), stalled(undefined)]);
+    expect(withToken.answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(withToken.answer).toContain('the request did not arrive in time');
+    expect(withToken.ms).toBeGreaterThanOrEqual(9900);
+    expect(without.answer).toMatch(/^HTTP\/1\.1 401 /);
+    expect(without.answer.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(without.ms).toBeLessThan(5000); // closed after the 401, not left for the body
+  }, 20_000);
+
   it('the as command refuses a non-loopback --admin-host without --admin-token-file', async () => {
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       execFile(process.execPath, [DIST_CLI, 'as', '--port', '0', '--control-port', '0', '--admin-port', '0', '--admin-host', '0.0.0.0'], { timeout: 10_000 }, (err, _out, stderr) =>

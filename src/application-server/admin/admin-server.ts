@@ -82,7 +82,9 @@ export class AdminServer {
       bodyLimit: 64 * 1024,
       routerOptions: { maxParamLength: MAX_ID_LENGTH },
       requestTimeout: 10_000,
-      connectionTimeout: 10_000,
+      // Idle sockets: longer than the request timeout and its check, so a body that stalls gets
+      // its 408 from the request timeout rather than a silent close.
+      connectionTimeout: 12_000,
       // A misspelt field (`pooltype`) is refused, not silently dropped.
       ajv: { customOptions: { removeAdditional: false } },
       // Errors the router raises before any route runs get the same { code, message } as the rest.
@@ -111,6 +113,8 @@ export class AdminServer {
       const path = req.url.split('?')[0];
       if (!OPEN_PATHS.has(path) && !this.#authorized(req)) {
         reply.header('www-authenticate', 'Bearer');
+        // Refused before its body was read: close after the answer rather than wait for the body.
+        reply.header('connection', 'close');
         return reply.code(401).send({ code: 'SB_ERR_AUTH_REQUIRED', message: 'send the admin token as "Authorization: Bearer <token>"' });
       }
       return undefined;
