@@ -115,9 +115,15 @@ export interface CallOptions {
 }
 
 export interface ClientEvents {
-  /** A connection to `endpoint` is up (the first one, or after a loss). */
+  /**
+   * A new connection to `endpoint` is up: after a loss, a redirect, or an idle close. (The first
+   * one is up when `Client.connect` resolves, before a listener can be added.)
+   */
   connected: [{ endpoint: Endpoint }];
-  /** The connection to `endpoint` was lost; the client reconnects unless closed. */
+  /**
+   * A connection reported `connected` has closed: lost (the client reconnects unless closed), or
+   * left for another AS after NOT_ACTIVE (`reason` says which), once its calls were answered.
+   */
   disconnected: [{ endpoint: Endpoint; reason: string }];
   /** The client moved from one AS to another (a NOT_ACTIVE redirect, or a loss). */
   failover: [{ from: Endpoint; to: Endpoint; reason: string }];
@@ -137,6 +143,8 @@ interface Link {
   closeError?: SwitchboardError;
   /** No new calls: the client moved on and waits for this link's calls to be answered. */
   retiring: boolean;
+  /** Why it was left for another AS (it closes once its calls are answered). */
+  retiredFor?: string;
   /** When it came up, and whether it answered a call: a link closed young and silent did not prove the AS. */
   openedAt: number;
   answered: boolean;
@@ -217,7 +225,7 @@ export class Client extends EventEmitter<ClientEvents> {
     }
     const endpoints = opts.endpoints?.length ? [...opts.endpoints] : [{ host: opts.host ?? '127.0.0.1', port: opts.port ?? 7100 }];
     const client = new Client(opts, endpoints);
-    if (opts.mode === 'spread') client.#spread = await SpreadRouter.connect(endpoints, (e) => Client.#spreadMember({ ...opts, endpoints: [e], mode: 'via-as' }), opts).catch(async (err: unknown) => { await client.close(); throw err; });
+    if (opts.mode === 'spread') client.#spread = await SpreadRouter.connect(endpoints, (e) => Client.#spreadMember({ ...opts, endpoints: [e], mode: 'via-as' }, client), opts).catch(async (err: unknown) => { await client.close(); throw err; });
     let last: Error | undefined;
     for (let i = 0; i < endpoints.length; i++) {
       try {
@@ -260,8 +268,12 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   /** One AS of a spread client: a single-endpoint via-as client, seen through its private send. */
-  static async #spreadMember(opts: ClientOptions): Promise<SpreadMember> {
+  static async #spreadMember(opts: ClientOptions, outer: Client): Promise<SpreadMember> {
     const c = await Client.connect(opts);
+    // The spread client reports each AS's connections as its own (its first was up before this).
+    c.on('connected', (e) => outer.emit('connected', e));
+    c.on('disconnected', (e) => outer.emit('disconnected', e));
+    outer.emit('connected', { endpoint: c.endpoint as Endpoint });
     return { get connected() { return c.connected; }, get closed() { return c.closed; }, send: (spec, t) => c.#viaAs(spec, t), on: (ev, l) => c.on(ev, l), close: () => c.close() };
   }
 
@@ -554,6 +566,7 @@ export class Client extends EventEmitter<ClientEvents> {
   #moveAway(link: Link, target: Endpoint | undefined, reason: string): void {
     if (link.retiring || this.#closed) return;
     link.retiring = true;
+    link.retiredFor = reason;
     this.#retiring.add(link);
     if (this.#link === link) this.#link = undefined;
     let to = target && (this.#o.followRedirects !== false || this.#endpoints.some((e) => same(e, target))) ? target : undefined;
@@ -597,7 +610,8 @@ export class Client extends EventEmitter<ClientEvents> {
       this.#failQueued(refusal);
     }
     if (this.#closed) return;
-    if (!link.retiring) this.emit('disconnected', { endpoint: link.endpoint, reason: refusal?.code ?? reason });
+    // Every connection that was reported connected is reported gone, the ones left for another AS too.
+    this.emit('disconnected', { endpoint: link.endpoint, reason: link.retiredFor ?? refusal?.code ?? reason });
     if (current || this.#calls.queued > 0) {
       if (current) this.#next = (this.#endpoints.findIndex((e) => same(e, link.endpoint)) + 1) % this.#endpoints.length;
       // Closed for sending nothing: dial again when there is something to send (the next call

@@ -43,6 +43,9 @@ describe('client spread mode', () => {
     const { as, ports } = await twoAs(c);
     const client = await spreadClient(c, ports);
     await waitFor(() => client.spread?.list().every((a) => a.connected) === true, 'both ASs connected');
+    const events: string[] = [];
+    client.on('connected', (e) => events.push(`connected ${e.endpoint.port}`));
+    client.on('disconnected', (e) => events.push(`disconnected ${e.endpoint.port}`));
     const load = steadyLoad(8, (i) => client.call(2, { ms: 5, value: i }, { idempotent: true, timeoutMs: 3000 }));
     await waitFor(() => load.ok() >= 200, 'idempotent load to run');
     // Non-idempotent calls that take long enough to be pending on both ASs when one stops.
@@ -64,7 +67,7 @@ describe('client spread mode', () => {
     expect(client.spread?.list()[1].connected).toBe(false);
 
     // The same ports again: the FSs register, the client reconnects in the background and uses it.
-    const again = new ApplicationServer({ port: ports[1].port, controlPort: ports[1].controlPort, heartbeatMs: 200, reconnectCapMs: 200 });
+    const again = new ApplicationServer({ port: ports[1].port, controlPort: ports[1].controlPort, heartbeatMs: 200, reconnectCapMs: 200, clientDrainTimeoutMs: 0 });
     await again.start();
     c.defer(() => again.stop());
     await waitForAvailable(again, 2, 5000);
@@ -73,6 +76,10 @@ describe('client spread mode', () => {
     expect((client.spread?.list()[1].sent ?? 0) - sentBefore).toBeGreaterThan(50);
     expect(servedOn(again)).toBeGreaterThan(50);
     expect(servedOn(as[0])).toBeGreaterThan(0);
+    // The spread client reported losing AS b and having it again.
+    expect(events[0]).toBe(`disconnected ${ports[1].port}`);
+    expect(events).toContain(`connected ${ports[1].port}`);
+    expect(events.some((e) => e.endsWith(String(ports[0].port)))).toBe(false);
   });
 
   it('a call an AS answers SB_ERR_UNAVAILABLE (it has no FS ready) goes to another AS, idempotent or not', async () => {

@@ -43,7 +43,7 @@ describe('graceful drain', () => {
   });
 
   it('AS.stop() with calls in flight: they finish OK; new calls meanwhile get UNAVAILABLE (did not run); then the port closes', async () => {
-    const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB });
+    const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB, clientDrainTimeoutMs: 5000 });
     let openGate!: () => void;
     const gate = new Promise<void>((r) => (openGate = r));
     c.defer(() => openGate());

@@ -79,7 +79,8 @@ export function waitForLeft(as: ApplicationServer, id: string, timeoutMs = 3000)
 }
 
 export async function startAs(c: Cleanup, opts: ApplicationServerOptions = {}): Promise<{ as: ApplicationServer; port: number; controlPort: number }> {
-  const as = new ApplicationServer(opts);
+  // stop() drops its clients at once, as a lost AS would; a test of the drain sets clientDrainTimeoutMs.
+  const as = new ApplicationServer({ clientDrainTimeoutMs: 0, ...opts });
   const ports = await as.start();
   c.defer(() => as.stop());
   return { as, ...ports };
