@@ -1,16 +1,16 @@
+import { isIP } from 'node:net';
 import { Command, Option } from 'commander';
-import { AdminServer, ApplicationServer, STRATEGY_NAMES } from '../application-server/index.js';
-import { createLogger } from '../common/logger.js';
-import { ConfigError } from '../protocol/index.js';
+import { AdminServer, ApplicationServer, DEFAULT_LEAST_LOADED, STRATEGY_NAMES } from '../application-server/index.js';
+import { LOG_LEVELS, createLogger } from '../common/logger.js';
+import { ConfigError, DEFAULT_MAX_BODY_BYTES } from '../protocol/index.js';
 import { isLoopback, loadTlsFiles, readSecretFile } from '../security/index.js';
 import { asConfigSchema, asFileSchema, resolveSettings, unreadEnvironment, type AsConfig, type FlagMap } from './config.js';
 import { loadStrategy } from './strategy-module.js';
-import { parseRegistryUrl } from '../discovery/registry-url.js';
-import { collectEndpoints, parseEndpoint, parseFraction, parseIntIn, parseNumberIn, parsePort } from './parse.js';
+import { DEFAULT_REGISTRY_PREFIX, parseRegistryUrl } from '../discovery/registry-url.js';
+import { collectEndpoints, parseEndpoint, parseFraction, parseIntIn, parseNumberIn, parsePort, parseRegistry } from './parse.js';
 
 /** Flags whose name differs from their config key; the others keep theirs (camel-cased). */
 const RENAMED: FlagMap = {
-  // --host binds the client and control ports together (folded in by hostFlag below), so it maps to no key of its own.
   advertiseHost: 'clientAdvertiseHost',
   timeoutMs: 'defaultTimeoutMs',
   forgetUnavailableMs: 'forgetUnavailableAfterMs',
@@ -43,7 +43,7 @@ const RENAMED: FlagMap = {
   outlierSuccessRateStdevFactor: 'outlier.successRateStdevFactor',
   outlierMinTimeoutMs: 'outlier.minTimeoutMs',
 };
-const AS_FLAGS: FlagMap = {
+export const AS_FLAGS: FlagMap = {
   ...Object.fromEntries(Object.keys(asConfigSchema.shape).map((k) => [k, k])),
   ...RENAMED,
 };
@@ -69,6 +69,45 @@ function pairOptions(c: AsConfig, secret: ReturnType<typeof secretReader>) {
   if (!c.pair || c.pairMode === 'etcd') return undefined;
   const { secretFile, ...rest } = c.pair;
   return { ...rest, secret: secret(secretFile, 'pair secret') };
+}
+
+const LOOPBACK = '127.0.0.1';
+
+/** Whether two bind addresses share a TCP port: the same address, or a wildcard that covers the other. */
+function bindsOverlap(a: string, b: string): boolean {
+  const norm = (h: string): string => h.replace(/^\[|\]$/g, '').toLowerCase();
+  const [x, y] = [norm(a), norm(b)];
+  if (x === y) return true;
+  const any6 = (h: string): boolean => h === '::' || h === '::0' || h === '0:0:0:0:0:0:0:0';
+  // `::` takes IPv4 too (dual stack); 0.0.0.0 takes every IPv4 address and name, not IPv6 ones.
+  if (any6(x) || any6(y)) return true;
+  if (x === '0.0.0.0') return isIP(y) !== 6;
+  if (y === '0.0.0.0') return isIP(x) !== 6;
+  return false;
+}
+
+/**
+ * The TCP ports of one AS's own settings that would collide (two of client, control, admin and
+ * HTTP with the same non-zero number on overlapping addresses): refused before anything listens,
+ * where the bind would blame "another process". The pair port is UDP and may share a number.
+ */
+export function portClash(c: AsConfig): string | undefined {
+  const clientHost = c.clientHost ?? LOOPBACK;
+  const ports = [
+    { flag: '--port', port: c.port, host: clientHost },
+    { flag: '--control-port', port: c.controlPort, host: c.controlHost ?? LOOPBACK },
+    { flag: '--admin-port', port: c.adminPort, host: c.adminHost ?? LOOPBACK },
+    { flag: '--http-port', port: c.httpPort, host: c.httpHost ?? clientHost },
+  ];
+  for (let i = 0; i < ports.length; i++) {
+    for (let j = i + 1; j < ports.length; j++) {
+      const [a, b] = [ports[i], ports[j]];
+      if (a.port === undefined || a.port === 0 || a.port !== b.port || !bindsOverlap(a.host, b.host)) continue;
+      const where = a.host === b.host ? a.host : `${a.host} and ${b.host}`;
+      return `${a.flag} and ${b.flag} are both ${a.port} (on ${where}): each port of an AS needs its own number (0 picks a free one)`;
+    }
+  }
+  return undefined;
 }
 
 /** The ApplicationServer the settings describe, its admin surface, and the static FS list. */
@@ -121,16 +160,16 @@ async function startAs(c: AsConfig): Promise<void> {
 }
 
 /**
- * `--host` binds the client and control ports together: it stands for `--client-host` and
- * `--control-host` where those were not typed (so it beats a config file, as flags do). The admin
- * port stays on its own `--admin-host` (docs/security.md).
+ * `host` (`--host`, or `host:` in a file) binds the client and control ports together: within its
+ * own layer it fills in clientHost and controlHost where that layer does not set them, so a typed
+ * `--host` beats a file's clientHost as flags do, and `--client-host` typed beside it wins. It is
+ * then dropped: the settings name each port's host. The admin port stays on its own `--admin-host`
+ * (docs/security.md).
  */
-function hostFlag(cmd: Command): void {
-  const host = cmd.opts().host as string | undefined;
-  if (host === undefined || cmd.getOptionValueSource('host') !== 'cli') return;
-  for (const key of ['clientHost', 'controlHost']) {
-    if (cmd.getOptionValueSource(key) !== 'cli') cmd.setOptionValueWithSource(key, host, 'cli');
-  }
+function foldHost(layer: Record<string, unknown>): Record<string, unknown> {
+  const { host, ...rest } = layer;
+  if (host === undefined) return rest;
+  return { ...rest, clientHost: rest.clientHost ?? host, controlHost: rest.controlHost ?? host };
 }
 
 export function asCommand(): Command {
@@ -159,23 +198,23 @@ export function asCommand(): Command {
     .option('--tls-require-client-cert', 'clients must present a certificate signed by --tls-ca')
     .option('--auth-timeout-ms <ms>', 'a peer must prove itself within this', parseIntIn(10, 600_000), 5000)
     .option('--strategy <name|module>', `how to choose an FS: ${STRATEGY_NAMES.join(', ')}, or the path of a module exporting a strategy (docs/routing.md)`, 'least-loaded')
-    .option('--direct-lease-ms <ms>', 'director mode: how long a LOOKUP answer stands; clients renew at half (default 10000)', parseIntIn(100, 86_400_000))
-    .option('--direct-max-endpoints <n>', 'director mode: most FSs one LOOKUP answer names (default 8)', parseIntIn(1, 64))
-    .option('--load-weight <w>', 'least-loaded: weight of the reported load against requests in flight (default 4)', parseNumberIn(0, 1000))
+    .option('--direct-lease-ms <ms>', 'director mode: how long a LOOKUP answer stands; clients renew at half', parseIntIn(100, 86_400_000), 10_000)
+    .option('--direct-max-endpoints <n>', 'director mode: most FSs one LOOKUP answer names', parseIntIn(1, 64), 8)
+    .option('--load-weight <w>', 'least-loaded: weight of the reported load against requests in flight', parseNumberIn(0, 1000), DEFAULT_LEAST_LOADED.loadWeight)
     .option('--load-refresh-ms <ms>', "the FSs' LOAD period; older than 3 periods is stale", parseIntIn(10, 600_000), 1000)
     .option('--heartbeat-ms <ms>', 'heartbeat period; a peer silent for 3 periods is dead', parseIntIn(0, 600_000), 2000)
     .option('--timeout-ms <ms>', 'deadline for requests that carry none', parseIntIn(1, 3_600_000), 30_000)
-    .option('--max-attempts <n>', 'times an idempotent request may be sent in all (default 3)', parseIntIn(1, 10))
-    .option('--hedge-after-ratio <r>', 'send an idempotent request to a second FS after this share of its budget (0 turns it off; default 0.5)', parseFraction)
+    .option('--max-attempts <n>', 'times an idempotent request may be sent in all', parseIntIn(1, 10), 3)
+    .option('--hedge-after-ratio <r>', 'send an idempotent request to a second FS after this share of its budget (0 turns it off)', parseFraction, 0.5)
     .option('--pool-size <n>', 'connections kept to each FS', parseIntIn(1, 64), 1)
-    .option('--connect-timeout-ms <ms>', 'longest wait for a pool connection to open (default 3000)', parseIntIn(1, 600_000))
-    .option('--reconnect-base-ms <ms>', 'first wait before probing an unavailable FS again; doubles each time (default 100)', parseIntIn(1, 600_000))
+    .option('--connect-timeout-ms <ms>', 'longest wait for a pool connection to open', parseIntIn(1, 600_000), 3000)
+    .option('--reconnect-base-ms <ms>', 'first wait before probing an unavailable FS again; doubles each time', parseIntIn(1, 600_000), 100)
     .option('--reconnect-cap-ms <ms>', 'longest wait between probes of an unavailable FS', parseIntIn(10, 3_600_000), 5000)
-    .option('--eject-after-failures <n>', 'failed dials before an FS leaves the available list (default 3)', parseIntIn(1, 1000))
-    .option('--max-body-bytes <n>', 'largest request or response body (default 8 MiB)', parseIntIn(1, 2 ** 31))
+    .option('--eject-after-failures <n>', 'failed dials before an FS leaves the available list', parseIntIn(1, 1000), 3)
+    .option('--max-body-bytes <n>', 'largest request or response body (8 MiB)', parseIntIn(1, 2 ** 31), DEFAULT_MAX_BODY_BYTES)
     .option('--max-connections <n>', 'client connections accepted at once (lowered to fit the open-file limit)', parseIntIn(1, 1_000_000), 10_000)
     .option('--max-inflight-per-client <n>', 'requests in flight per client connection', parseIntIn(1, 1_000_000), 1024)
-    .option('--max-inflight-bytes-per-client <n>', "request bytes in flight per client; beyond, its reading pauses (default 16 MiB)", parseIntIn(1, 2 ** 40))
+    .option('--max-inflight-bytes-per-client <n>', 'request bytes in flight per client; beyond, its reading pauses (16 MiB)', parseIntIn(1, 2 ** 40), 16 * 1024 * 1024)
     .option('--max-inflight-per-fs <n>', 'requests in flight per FS', parseIntIn(1, 1_000_000), 10_000)
     .option('--max-client-buffered-bytes <n>', 'answer bytes held for one client that does not read; beyond, it is closed', parseIntIn(65_536, 2 ** 40), 64 * 1024 * 1024)
     .option('--client-idle-timeout-ms <ms>', 'close a client connection with nothing in flight and no request for this long (0 keeps it)', parseIntIn(0, 86_400_000), 300_000)
@@ -184,7 +223,7 @@ export function asCommand(): Command {
     .option('--forget-unavailable-ms <ms>', 'forget a registered FS unavailable this long (0 keeps it)', parseIntIn(0, 86_400_000 * 30), 600_000)
     .option('--allow-fs-host <host...>', 'IPs, CIDR blocks or names HELLOs may ask this AS to dial (default: any with a join secret, loopback without)')
     .option('--max-control-connections <n>', 'control connections held at once', parseIntIn(1, 100_000), 1024)
-    .option('--max-control-body-bytes <n>', 'largest control message (default 1 MiB)', parseIntIn(1, 2 ** 30))
+    .option('--max-control-body-bytes <n>', 'largest control message (1 MiB)', parseIntIn(1, 2 ** 30), 1024 * 1024)
     .option('--outlier-consecutive-failures <n>', 'errors in a row that eject an FS for a while (0 turns it off; default 5)', parseIntIn(0, 1000))
     .option('--outlier-interval-ms <ms>', 'success-rate window (default 10000)', parseIntIn(1, 3_600_000))
     .option('--outlier-base-ejection-ms <ms>', 'first ejection; longer on each repeat (default 30000)', parseIntIn(1, 86_400_000))
@@ -208,13 +247,14 @@ export function asCommand(): Command {
     .option('--on-active <command>', 'shell command run when this AS becomes active (e.g. to move a virtual IP)')
     .option('--on-standby <command>', 'shell command run when this AS becomes standby')
     .addOption(new Option('--pair-mode <mode>', 'how the pair picks its active: udp (--pair-port, --pair-peer) or etcd (an election on --registry; strict mutual exclusion)').choices(['udp', 'etcd']))
-    .option('--pair-ttl-seconds <s>', 'etcd election lease TTL: a dead active is replaced after about this long (default 2)', parseIntIn(1, 3600))
-    .option('--registry <etcd://host:port,...>', 'etcd endpoints: FSs are found there and this AS registers its client endpoint (docs/registry.md); with --pair-mode etcd the election is held there too')
-    .option('--registry-prefix <prefix>', 'key prefix in etcd (default /switchboard)')
-    .addOption(new Option('--log-level <level>', 'pino level (default info, or SWITCHBOARD_LOG_LEVEL)').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+    .option('--pair-ttl-seconds <s>', 'etcd election lease TTL: a dead active is replaced after about this long', parseIntIn(1, 3600), 2)
+    .option('--registry <etcd://host:port,...>', 'etcd endpoints (etcd://, http:// or bare host:port): FSs are found there and this AS registers its client endpoint (docs/registry.md); with --pair-mode etcd the election is held there too', parseRegistry)
+    .option('--registry-prefix <prefix>', 'key prefix in etcd', DEFAULT_REGISTRY_PREFIX)
+    .addOption(new Option('--log-level <level>', 'pino level (default info, or SWITCHBOARD_LOG_LEVEL)').choices(LOG_LEVELS))
     .action(async (_o, cmd: Command) => {
-      hostFlag(cmd);
-      const settings = resolveSettings(cmd, asConfigSchema, AS_FLAGS, asFileSchema);
+      const settings = resolveSettings(cmd, asConfigSchema, AS_FLAGS, { fileSchema: asFileSchema, fold: foldHost });
+      const clash = portClash(settings);
+      if (clash !== undefined) throw new ConfigError(clash);
       if (cmd.opts().printConfig) {
         process.stdout.write(`${JSON.stringify(settings, null, 2)}\n`);
         return;

@@ -1,15 +1,33 @@
 import { Command } from 'commander';
 import { Client } from '../client/index.js';
-import { ServiceFailedError, SwitchboardError, statusName } from '../protocol/index.js';
+import { ConfigError, ServiceFailedError, SwitchboardError, statusName } from '../protocol/index.js';
 import { loadTlsFiles, readSecretFile } from '../security/index.js';
-import { parseEndpoints, parseIntIn } from './parse.js';
+import { parseEndpoints, parseIntIn, parseRegistry, parseRoutingKey, parseServiceSpec } from './parse.js';
+
+interface CallOptions {
+  service: number | string;
+  as?: { host: string; port: number }[];
+  registry?: string;
+  registryPrefix?: string;
+  idempotent: boolean;
+  data: string;
+  poolType: number;
+  timeoutMs: number;
+  secretFile?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  direct: boolean;
+  spread: boolean;
+  routingKey?: string;
+}
 
 export function callCommand(): Command {
   return new Command('call')
     .description('call one service through an application server and print the JSON answer')
-    .requiredOption('--service <key|name>', 'service key, or a contract name such as greeter.greet (resolved by the AS)')
+    .requiredOption('--service <key|name>', 'service key (0 to 4294967295), or a contract name such as greeter.greet (resolved by the AS)', parseServiceSpec)
     .option('--as <host:port,...>', 'the client endpoints of the application servers (several: the client follows the active one; default 127.0.0.1:7100)', parseEndpoints)
-    .option('--registry <etcd://host:port,...>', 'find the application servers in etcd (docs/registry.md) instead of --as')
+    .option('--registry <etcd://host:port,...>', 'find the application servers in etcd (docs/registry.md) instead of --as', parseRegistry)
     .option('--registry-prefix <prefix>', 'key prefix in etcd (default /switchboard)')
     .option('--idempotent', 'the service is safe to run twice: re-send it if the connection is lost', false)
     .option('--data <json>', 'request body as JSON', '{}')
@@ -21,8 +39,8 @@ export function callCommand(): Command {
     .option('--tls-key <file>', 'PEM key of --tls-cert')
     .option('--direct', 'director mode: ask the AS where the service is (LOOKUP) and call that FS straight', false)
     .option('--spread', 'spread mode: connect to every --as endpoint and send to the least busy (several active ASs)', false)
-    .option('--routing-key <key>', 'routing key for consistent hashing (sent in the header extension)')
-    .action(async (o) => {
+    .option('--routing-key <key>', 'routing key for consistent hashing (sent in the header extension; 1 to 255 bytes)', parseRoutingKey)
+    .action(async (o: CallOptions, cmd: Command) => {
       let body: unknown;
       try {
         body = JSON.parse(o.data);
@@ -31,17 +49,25 @@ export function callCommand(): Command {
         process.exitCode = 2;
         return;
       }
+      // Local files first: one that cannot be read is a usage error, reported as commander reports
+      // a bad flag, not as an answer from a server.
+      let tls: ReturnType<typeof loadTlsFiles>;
+      let secret: Buffer | undefined;
+      try {
+        tls = loadTlsFiles({ certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCa });
+        secret = o.secretFile ? readSecretFile(o.secretFile, 'client secret').secret : undefined;
+      } catch (err) {
+        cmd.error(`error: ${(err as Error).message}`, { exitCode: 1, code: 'switchboard.localFile' });
+      }
       let client: Client | undefined;
       try {
-        const tls = loadTlsFiles({ certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCa });
-        const where = o.as || !o.registry ? { endpoints: o.as ?? [{ host: '127.0.0.1', port: 7100 }] } : { registry: String(o.registry), registryPrefix: o.registryPrefix as string | undefined };
-        client = await Client.connect({ ...where, secret: o.secretFile ? readSecretFile(o.secretFile, 'client secret').secret : undefined, tls, mode: o.direct ? 'direct' : o.spread ? 'spread' : 'via-as' });
-        const service = String(o.service);
+        const where = o.as || !o.registry ? { endpoints: o.as ?? [{ host: '127.0.0.1', port: 7100 }] } : { registry: o.registry, registryPrefix: o.registryPrefix };
+        client = await Client.connect({ ...where, secret, tls, mode: o.direct ? 'direct' : o.spread ? 'spread' : 'via-as' });
         let key: number;
-        let idempotent: boolean = o.idempotent;
-        if (/^\d+$/.test(service)) key = parseIntIn(0, 0xffffffff)(service);
+        let idempotent = o.idempotent;
+        if (typeof o.service === 'number') key = o.service;
         else {
-          const d = await client.resolve(service);
+          const d = await client.resolve(o.service);
           key = d.key;
           idempotent ||= d.idempotent;
         }
@@ -51,10 +77,15 @@ export function callCommand(): Command {
         if (o.direct && client.direct?.viaAs) process.stderr.write('note: no function server could be reached directly; the call went through the AS\n');
       } catch (err) {
         const e = err as SwitchboardError;
-        const name = e instanceof SwitchboardError ? statusName(e.status) : 'ERROR';
-        // A plugin's own code (UNKNOWN_CITY) says more than the status's generic one.
-        const code = e instanceof ServiceFailedError && e.serviceCode ? e.serviceCode : (e.code ?? 'no code');
-        process.stderr.write(`${name}: ${e.message} (${code})\n`);
+        if (e instanceof ConfigError) {
+          // Settings refused on this side before anything was asked of a server.
+          process.stderr.write(`error: ${e.message}\n`);
+        } else {
+          const name = e instanceof SwitchboardError ? statusName(e.status) : 'ERROR';
+          // A plugin's own code (UNKNOWN_CITY) says more than the status's generic one.
+          const code = e instanceof ServiceFailedError && e.serviceCode ? e.serviceCode : (e.code ?? 'no code');
+          process.stderr.write(`${name}: ${e.message} (${code})\n`);
+        }
         process.exitCode = 1;
       } finally {
         await client?.close();

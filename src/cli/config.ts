@@ -3,14 +3,24 @@ import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { LOG_LEVELS, logLevelFromEnv } from '../common/logger.js';
 import { ConfigError } from '../protocol/index.js';
+import { registryUrlProblem } from './parse.js';
 
 const port = z.number().int().min(0).max(65535);
 const endpoint = z.strictObject({ host: z.string().min(1).max(253), port: z.number().int().min(1).max(65535) });
 const ms = (max = 86_400_000) => z.number().int().min(0).max(max);
 const count = (max = 10_000_000) => z.number().int().min(1).max(max);
 const tls = z.strictObject({ certFile: z.string().optional(), keyFile: z.string().optional(), caFile: z.string().optional(), requireClientCert: z.boolean().optional() });
-const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+const logLevel = z.enum(LOG_LEVELS);
+/** etcd endpoints, comma-separated (`etcd://127.0.0.1:2379`); checked as `--registry` is. */
+const registryUrl = z
+  .string()
+  .min(1)
+  .superRefine((v, ctx) => {
+    const problem = registryUrlProblem(v);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  });
 
 const pairSchema = z.strictObject({
   port: port,
@@ -33,6 +43,8 @@ const pairSchema = z.strictObject({
  * CLI's own (admin, HTTP ingress, secret files, the static FS list). Unknown keys are refused.
  */
 export const asConfigSchema = z.strictObject({
+  /** Binds the client and control ports together, as `--host` does; clientHost and controlHost beside it win. */
+  host: z.string().optional(),
   clientHost: z.string().optional(),
   controlHost: z.string().optional(),
   adminHost: z.string().optional(),
@@ -99,7 +111,7 @@ export const asConfigSchema = z.strictObject({
   /** The etcd election's lease TTL in seconds (pairMode etcd; default 2). */
   pairTtlSeconds: z.number().int().min(1).max(3600).optional(),
   /** etcd endpoints, comma-separated (`etcd://127.0.0.1:2379`). */
-  registry: z.string().min(1).optional(),
+  registry: registryUrl.optional(),
   /** Key prefix in etcd (default /switchboard). */
   registryPrefix: z.string().min(1).optional(),
   /** The original PoolEndPointList: FSs the AS dials without waiting for their HELLO. */
@@ -123,6 +135,8 @@ export const fsConfigSchema = z.strictObject({
   poolType: z.number().int().min(0).max(65535).optional(),
   standby: z.boolean().optional(),
   weight: z.number().int().min(1).max(1000).optional(),
+  /** One AS's control endpoint; a file may give it, applicationServers, or both (all are used). */
+  applicationServer: endpoint.optional(),
   applicationServers: z.array(endpoint).max(100).optional(),
   refreshMs: count(600_000).optional(),
   heartbeatMs: ms(600_000).optional(),
@@ -139,8 +153,10 @@ export const fsConfigSchema = z.strictObject({
   pluginStopTimeoutMs: count(600_000).optional(),
   validateResponses: z.boolean().optional(),
   watch: z.boolean().optional(),
+  /** `--busy`: keep the event loop busy this fraction of the time (a busier machine, for demos). */
+  busy: z.number().min(0).lt(1).optional(),
   /** etcd endpoints, comma-separated (`etcd://127.0.0.1:2379`): the FS registers there (docs/registry.md). */
-  registry: z.string().min(1).optional(),
+  registry: registryUrl.optional(),
   /** Key prefix in etcd (default /switchboard). */
   registryPrefix: z.string().min(1).optional(),
   /** TTL of the FS's registry lease in seconds (default 10): a dead FS leaves the registry after about this long. */
@@ -153,11 +169,18 @@ export type FsConfig = z.infer<typeof fsConfigSchema>;
  * Reads and checks a YAML or JSON file (by its extension; YAML otherwise). A bad field is named by
  * its path. File names in it (secrets, certificates, plugin paths) are relative to the file's folder.
  */
-export function loadConfigFile<S extends z.ZodType>(path: string, schema: S): z.infer<S> {
-  return resolvePaths(readConfigFile(path, schema), dirname(resolve(path)));
+export function loadConfigFile<S extends z.ZodType>(path: string, schema: S, hints: Record<string, string> = {}): z.infer<S> {
+  return resolvePaths(readConfigFile(path, schema, hints), dirname(resolve(path)));
 }
 
-function readConfigFile<S extends z.ZodType>(path: string, schema: S): z.infer<S> {
+/** A zod issue as one line: the field's path and what is wrong; an unknown key a flag's name explains gets the right key. */
+function issueLine(issue: z.core.$ZodIssue, hints: Record<string, string>): string {
+  const where = issue.path.length ? issue.path.join('.') : '(top)';
+  const known = issue.code === 'unrecognized_keys' && issue.path.length === 0 ? issue.keys.filter((k) => Object.hasOwn(hints, k)).map((k) => hints[k]) : [];
+  return `${where}: ${issue.message}${known.length > 0 ? ` (${known.join('; ')})` : ''}`;
+}
+
+function readConfigFile<S extends z.ZodType>(path: string, schema: S, hints: Record<string, string>): z.infer<S> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -173,7 +196,7 @@ function readConfigFile<S extends z.ZodType>(path: string, schema: S): z.infer<S
   if (raw === null || raw === undefined) raw = {};
   const r = schema.safeParse(raw);
   if (!r.success) {
-    const lines = r.error.issues.slice(0, 10).map((i) => `${i.path.length ? i.path.join('.') : '(top)'}: ${i.message}`);
+    const lines = r.error.issues.slice(0, 10).map((i) => issueLine(i, hints));
     throw new ConfigError(`config file ${path} has a bad field: ${lines.join('; ')}`);
   }
   return r.data;
@@ -233,6 +256,9 @@ export function defaultFlags(cmd: Command): Record<string, unknown> {
 /** How a command's flags (commander's camel-case names) map onto config keys; a dot nests. */
 export type FlagMap = Record<string, string>;
 
+/** The only flags of `as` and `fs` without a config key: they say where the settings come from and what to do with them. */
+export const FLAGS_WITHOUT_KEY = ['config', 'printConfig'];
+
 /** Flag values as a config object, under the keys `map` gives (flags not in the map are left out). */
 export function flagsToConfig(flags: Record<string, unknown>, map: FlagMap): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -247,14 +273,42 @@ export function flagsToConfig(flags: Record<string, unknown>, map: FlagMap): Rec
 }
 
 /**
+ * For an unknown key in a config file that is a flag's own name (`timeoutMs` for `--timeout-ms`),
+ * the key that flag's setting has instead.
+ */
+export function configKeyHints(cmd: Command, map: FlagMap): Record<string, string> {
+  const hints: Record<string, string> = {};
+  for (const o of cmd.options) {
+    const name = o.attributeName();
+    const key = map[name];
+    if (key !== undefined && key !== name && o.long) hints[name] = `the key for ${o.long} is ${key}`;
+  }
+  return hints;
+}
+
+export interface SettingsOptions {
+  /** The schema a config file is checked against, when it may hold less than the whole (default: the schema). */
+  fileSchema?: z.ZodType;
+  /**
+   * Rewrites one layer (the defaults, the file, the flags typed) before the layers are merged: a key
+   * that stands for others (`host` for clientHost and controlHost) fills them in within its own layer,
+   * so that a flag still beats the file.
+   */
+  fold?: (layer: Record<string, unknown>) => Record<string, unknown>;
+}
+
+/**
  * A command's settings: its flags' defaults, then the `--config` file, then the flags typed on the
  * command line; the result is checked against the schema again (a file may hold half of a group
- * whose other half came from a flag).
+ * whose other half came from a flag). A log level that none of them sets comes from
+ * SWITCHBOARD_LOG_LEVEL (checked), else `info`, so the result holds every setting the command runs with.
  */
-export function resolveSettings<S extends z.ZodType>(cmd: Command, schema: S, map: FlagMap, fileSchema: z.ZodType = schema): z.infer<S> {
+export function resolveSettings<S extends z.ZodType>(cmd: Command, schema: S, map: FlagMap, opts: SettingsOptions = {}): z.infer<S> {
+  const fold = opts.fold ?? ((layer) => layer);
   const configFile = cmd.opts().config as string | undefined;
-  const file = configFile ? (loadConfigFile(configFile, fileSchema) as Record<string, unknown>) : {};
-  const merged = merge(flagsToConfig(defaultFlags(cmd), map), file, flagsToConfig(givenFlags(cmd), map));
+  const file = configFile ? (loadConfigFile(configFile, opts.fileSchema ?? schema, configKeyHints(cmd, map)) as Record<string, unknown>) : {};
+  const merged = merge(fold(flagsToConfig(defaultFlags(cmd), map)), fold(file), fold(flagsToConfig(givenFlags(cmd), map))) as Record<string, unknown>;
+  if (Object.hasOwn(schema instanceof z.ZodObject ? schema.shape : {}, 'logLevel')) merged.logLevel ??= logLevelFromEnv() ?? 'info';
   const r = schema.safeParse(merged);
   if (!r.success) {
     const lines = r.error.issues.slice(0, 10).map((i) => `${i.path.length ? i.path.join('.') : '(top)'}: ${i.message}`);

@@ -1,9 +1,10 @@
 import { Command } from 'commander';
 import { Client } from '../client/index.js';
 import type { FunctionServerInfo } from '../application-server/index.js';
+import { logLevelFromEnv } from '../common/logger.js';
 import { SwitchboardError, statusName } from '../protocol/index.js';
 import { RoleProcess } from './child-process.js';
-import { parseIntIn } from './parse.js';
+import { parseFraction, parseIntIn } from './parse.js';
 
 const CITIES = ['Beijing', 'Shanghai', 'Tokyo', 'London', 'Sydney', 'Nairobi', 'Cairo', 'Reykjavik'];
 
@@ -31,15 +32,21 @@ export function demoCommand(): Command {
     .description('start an AS and three FS processes (one made busier), send requests, print who served what')
     .option('--requests <n>', 'requests to send', parseIntIn(1, 1_000_000), 3000)
     .option('--concurrency <n>', 'requests in flight at once', parseIntIn(1, 10_000), 16)
-    .option('--busy <fraction>', 'how busy the third FS is kept', '0.6')
+    .option('--busy <fraction>', 'how busy the third FS is kept, 0 to 0.99', parseFraction, 0.6)
     .option('--verbose', "echo the children's warnings", false)
-    .action(async (o) => {
+    .action(async (o: { requests: number; concurrency: number; busy: number; verbose: boolean }) => {
+      // The children read it: a bad value would only show as children that never start.
+      logLevelFromEnv();
+      // More workers than requests would only wait: at most one request each is in flight.
+      const inFlight = Math.min(o.concurrency, o.requests);
       const procs: RoleProcess[] = [];
       const echo = { echo: o.verbose as boolean };
       const cleanup = async (): Promise<void> => {
         await Promise.all(procs.map((p) => p.stop('SIGTERM', 5000)));
       };
+      // Stopped from outside: stop the children too, so that none is left behind.
       process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+      process.once('SIGTERM', () => void cleanup().then(() => process.exit(143)));
       try {
         const as = new RoleProcess('as', ['as', '--port', '0', '--control-port', '0', '--admin-port', '0', '--load-refresh-ms', '200'], echo);
         procs.push(as);
@@ -76,12 +83,12 @@ export function demoCommand(): Command {
             }
           }
         };
-        await Promise.all(Array.from({ length: o.concurrency }, worker));
+        await Promise.all(Array.from({ length: inFlight }, worker));
         const seconds = (performance.now() - started) / 1000;
         await client.close();
         const list = await fetchJson<FunctionServerInfo[]>(`${base}/functionservers`);
         const total = list.reduce((n, f) => n + f.served, 0) || 1;
-        process.stdout.write(`\n${o.requests} requests, ${o.concurrency} in flight, ${seconds.toFixed(2)} s, ${Math.round(o.requests / seconds)} req/s, ok ${ok}\n\n`);
+        process.stdout.write(`\n${o.requests} requests, ${inFlight} in flight, ${seconds.toFixed(2)} s, ${Math.round(o.requests / seconds)} req/s, ok ${ok}\n\n`);
         process.stdout.write(`${'function server'.padEnd(16)}${pad('served', 8)}${pad('share', 8)}${pad('cpu', 7)}${pad('elu', 7)}${pad('load', 7)}  state\n`);
         for (const f of list.sort((a, b) => a.name.localeCompare(b.name))) {
           const l = f.load;

@@ -2,17 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
 import { loadTlsFiles, readSecretFile } from '../security/index.js';
-import { createLogger } from '../common/logger.js';
+import { LOG_LEVELS, createLogger } from '../common/logger.js';
 import { FunctionServer } from '../function-server/index.js';
 import { watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { isPathSpec, loadPluginModules, pluginPath } from '../plugins/index.js';
-import { ConfigError } from '../protocol/index.js';
+import { ConfigError, DEFAULT_MAX_BODY_BYTES } from '../protocol/index.js';
 import { fsConfigSchema, resolveSettings, unreadEnvironment, type FlagMap, type FsConfig } from './config.js';
-import { parseEndpoints, parseFraction, parseIntIn, parsePort } from './parse.js';
-import { parseRegistryUrl } from '../discovery/registry-url.js';
+import { parseEndpoints, parseFraction, parseIntIn, parsePort, parseRegistry } from './parse.js';
+import { DEFAULT_REGISTRY_PREFIX, parseRegistryUrl } from '../discovery/registry-url.js';
 
-const FS_FLAGS: FlagMap = {
+export const FS_FLAGS: FlagMap = {
   ...Object.fromEntries(Object.keys(fsConfigSchema.shape).map((k) => [k, k])),
   as: 'applicationServers',
   timeoutMs: 'defaultTimeoutMs',
@@ -20,6 +20,19 @@ const FS_FLAGS: FlagMap = {
   tlsKey: 'tls.keyFile',
   tlsCa: 'tls.caFile',
 };
+
+/** The etcd lease TTL of an FS's registration when none is given (DEFAULT_LEASE_TTL_SECONDS of the registry, which loads etcd3). */
+const DEFAULT_REGISTRY_TTL_SECONDS = 10;
+
+/**
+ * `applicationServer` (one AS, the API's other option name) joins `applicationServers` within its
+ * own layer, so that `--as` typed on the command line replaces the file's ASs as flags do.
+ */
+function foldApplicationServer(layer: Record<string, unknown>): Record<string, unknown> {
+  const { applicationServer, ...rest } = layer;
+  if (applicationServer === undefined) return rest;
+  return { ...rest, applicationServers: [applicationServer, ...((rest.applicationServers as unknown[] | undefined) ?? [])] };
+}
 
 /**
  * Keeps the event loop busy for `fraction` of every 20 ms: a stand-in for a machine that has
@@ -85,7 +98,7 @@ function defaultName(): string {
   return `fs-${host}-${process.pid}-${randomBytes(2).toString('hex')}`;
 }
 
-async function startFs(c: FsConfig, busy: number | undefined): Promise<void> {
+async function startFs(c: FsConfig): Promise<void> {
   const logger = createLogger('function-server', c.logLevel);
   const unread = unreadEnvironment();
   if (unread.length > 0) logger.warn({ variables: unread }, 'these SWITCHBOARD_* variables are not read (only SWITCHBOARD_LOG_LEVEL is); use flags or --config');
@@ -99,7 +112,7 @@ async function startFs(c: FsConfig, busy: number | undefined): Promise<void> {
     if (r.warning) logger.warn(r.warning);
     joinSecret = r.secret;
   }
-  const { plugins: _p, joinSecretFile: _j, tls, watch: watching, logLevel: _l, name, registry, registryPrefix, registryTtlSeconds, ...api } = c;
+  const { plugins: _p, joinSecretFile: _j, tls, watch: watching, logLevel: _l, busy, name, registry, registryPrefix, registryTtlSeconds, ...api } = c;
   if (!registry && !api.applicationServers?.length) logger.warn('no --as and no --registry: this FS waits to be added by address (switchboard as --function-server)');
   const fs = new FunctionServer({
     ...api,
@@ -127,11 +140,11 @@ export function fsCommand(): Command {
     .description('start a function server that hosts plugins and registers with an application server')
     .option('--config <file>', 'YAML or JSON settings under the API option names; flags given here override it')
     .option('--print-config', 'print the settings (defaults, then --config, then flags) as JSON and exit')
-    .option('--plugins <module...>', 'plugin modules: paths to built .js files, package names, or the bundled echo and weather')
+    .option('--plugins <module...>', 'plugin modules: paths to built .js files, package names (looked up from the working directory), or the bundled echo and weather')
     .option('--as <host:port,...>', 'the control endpoints of the application servers to register with (all of a pair, or several); not needed with --registry', parseEndpoints)
-    .option('--registry <etcd://host:port,...>', 'register in etcd instead of (or as well as) with --as: ASs watching it dial this FS (docs/registry.md)')
-    .option('--registry-prefix <prefix>', 'key prefix in etcd (default /switchboard)')
-    .option('--registry-ttl-seconds <s>', 'lease TTL of the registration: a dead FS leaves after about this long (default 10)', parseIntIn(1, 3600))
+    .option('--registry <etcd://host:port,...>', 'register in etcd (etcd://, http:// or bare host:port) instead of (or as well as) with --as: ASs watching it dial this FS (docs/registry.md)', parseRegistry)
+    .option('--registry-prefix <prefix>', 'key prefix in etcd', DEFAULT_REGISTRY_PREFIX)
+    .option('--registry-ttl-seconds <s>', 'lease TTL of the registration: a dead FS leaves after about this long', parseIntIn(1, 3600), DEFAULT_REGISTRY_TTL_SECONDS)
     .option('--host <address>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'data port the AS connects to (0 picks a free one)', parsePort, 7200)
     .option('--advertise-host <address>', 'host the AS dials, when it differs from --host')
@@ -140,30 +153,30 @@ export function fsCommand(): Command {
     .option('--tls-cert <file>', 'PEM certificate for the data port and the control link')
     .option('--tls-key <file>', 'PEM key of --tls-cert')
     .option('--tls-ca <file>', 'PEM CA that signs the ASs (mutual TLS)')
-    .option('--auth-timeout-ms <ms>', 'a peer must prove itself within this (default 5000)', parseIntIn(1, 600_000))
+    .option('--auth-timeout-ms <ms>', 'a peer must prove itself within this', parseIntIn(1, 600_000), 5000)
     .option('--max-connections <n>', 'pool connections held at once', parseIntIn(1, 100_000), 1024)
     .option('--pool-type <n>', 'pool type this FS belongs to (0 = default pool)', parseIntIn(0, 65535), 0)
     .option('--standby', 'serve a key only while no active FS for it is available', false)
-    .option('--weight <n>', 'worth against FSs of weight 1, 1 to 1000: the share under round-robin and consistent-hash, a divisor of the cost under least-loaded (default 1)', parseIntIn(1, 1000))
+    .option('--weight <n>', 'worth against FSs of weight 1, 1 to 1000: the share under round-robin and consistent-hash, a divisor of the cost under least-loaded', parseIntIn(1, 1000), 1)
     .option('--refresh-ms <ms>', 'LOAD report period', parseIntIn(10, 600_000), 1000)
     .option('--heartbeat-ms <ms>', 'heartbeat period', parseIntIn(0, 600_000), 2000)
     .option('--max-inflight <n>', 'requests in flight before OVERLOADED', parseIntIn(1, 1_000_000), 10_000)
-    .option('--timeout-ms <ms>', 'deadline for requests that carry none (default 30000)', parseIntIn(0, 3_600_000))
+    .option('--timeout-ms <ms>', 'deadline for requests that carry none', parseIntIn(0, 3_600_000), 30_000)
     .option('--drain-timeout-ms <ms>', 'longest wait for in-flight requests on SIGTERM', parseIntIn(0, 3_600_000), 30_000)
-    .option('--reconnect-base-ms <ms>', 'first wait before registering again after the control link drops (default 200)', parseIntIn(1, 600_000))
-    .option('--reconnect-cap-ms <ms>', 'longest wait between registration attempts (default 5000)', parseIntIn(1, 3_600_000))
-    .option('--max-body-bytes <n>', 'largest request or response body (default 8 MiB)', parseIntIn(1, 2 ** 31))
-    .option('--plugin-stop-timeout-ms <ms>', "longest wait for a plugin's onStop (default 5000)", parseIntIn(1, 600_000))
-    .option('--validate-responses', "check each answer against its service's contract too (for tests and staging)")
-    .option('--watch', 'reload plugin modules given by path when their file changes, without dropping requests')
-    .option('--busy <fraction>', 'simulate a busier machine: keep the event loop busy this fraction of the time', parseFraction)
-    .addOption(new Option('--log-level <level>', 'pino level (default info, or SWITCHBOARD_LOG_LEVEL)').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+    .option('--reconnect-base-ms <ms>', 'first wait before registering again after the control link drops', parseIntIn(1, 600_000), 200)
+    .option('--reconnect-cap-ms <ms>', 'longest wait between registration attempts', parseIntIn(1, 3_600_000), 10_000)
+    .option('--max-body-bytes <n>', 'largest request or response body (8 MiB)', parseIntIn(1, 2 ** 31), DEFAULT_MAX_BODY_BYTES)
+    .option('--plugin-stop-timeout-ms <ms>', "longest wait for a plugin's onStop", parseIntIn(1, 600_000), 5000)
+    .option('--validate-responses', "check each answer against its service's contract too (for tests and staging)", false)
+    .option('--watch', 'reload plugin modules given by path when their file changes, without dropping requests', false)
+    .option('--busy <fraction>', 'simulate a busier machine: keep the event loop busy this fraction of the time, 0 to 0.99', parseFraction, 0)
+    .addOption(new Option('--log-level <level>', 'pino level (default info, or SWITCHBOARD_LOG_LEVEL)').choices(LOG_LEVELS))
     .action(async (_o, cmd: Command) => {
-      const settings = resolveSettings(cmd, fsConfigSchema, FS_FLAGS);
+      const settings = resolveSettings(cmd, fsConfigSchema, FS_FLAGS, { fold: foldApplicationServer });
       if (cmd.opts().printConfig) {
         process.stdout.write(`${JSON.stringify(settings, null, 2)}\n`);
         return;
       }
-      await startFs(settings, cmd.opts().busy as number | undefined);
+      await startFs(settings);
     });
 }

@@ -10,8 +10,18 @@ export interface ScaffoldVars {
 
 const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
 
+/** The first service's name is the package name with this after it. */
+export const SCAFFOLD_SERVICE_SUFFIX = '.greet';
+
+/** The plugin class's name: each run of letters and digits of `name`, capitalized, then `Plugin` (my-plugin-v2: MyPluginV2Plugin). */
+export function pluginClassName(name: string): string {
+  const words = name.match(/[A-Za-z0-9]+/g) ?? [];
+  const cls = `${words.map((w) => w[0].toUpperCase() + w.slice(1)).join('')}Plugin`;
+  return /^[A-Za-z]/.test(cls) ? cls : `P${cls}`;
+}
+
 export function scaffoldFiles(v: ScaffoldVars): Record<string, string> {
-  const Cls = `${v.name.replace(/(^|[-_])(\w)/g, (_m, _s, c: string) => c.toUpperCase())}Plugin`;
+  const Cls = pluginClassName(v.name);
   return {
     'package.json': json({
       name: v.name,
@@ -52,7 +62,7 @@ export function scaffoldFiles(v: ScaffoldVars): Record<string, string> {
  */
 export const greet = defineService({
   key: ${v.key},
-  name: '${v.name}.greet',
+  name: '${v.name}${SCAFFOLD_SERVICE_SUFFIX}',
   idempotent: true,
   timeoutMs: 500,
   request: z.object({

@@ -50,3 +50,67 @@ export function parseNumberIn(min: number, max: number): (value: string) => numb
 export function collectEndpoints(value: string, previous: { host: string; port: number }[] | undefined): { host: string; port: number }[] {
   return [...(previous ?? []), ...parseEndpoints(value)];
 }
+
+/** A service name, as defineService takes it: dot-separated words of letters, digits, _ and -. */
+const SERVICE_NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+const MAX_SERVICE_NAME = 128;
+const MAX_SERVICE_KEY = 0xffffffff;
+
+/** `--service`: a key (digits only, 0 to 4294967295) or a contract name such as greeter.greet. */
+export function parseServiceSpec(value: string): number | string {
+  if (/^\d+$/.test(value)) {
+    const n = Number(value);
+    if (n > MAX_SERVICE_KEY) throw new InvalidArgumentError(`a service key is an integer from 0 to ${MAX_SERVICE_KEY}, got "${value}"`);
+    return n;
+  }
+  if (value.length > MAX_SERVICE_NAME || !SERVICE_NAME.test(value)) {
+    throw new InvalidArgumentError(
+      `expected a service key (an integer from 0 to ${MAX_SERVICE_KEY}) or a service name: dot-separated words of letters, digits, _ and -, such as greeter.greet, at most ${MAX_SERVICE_NAME} characters; got "${value}"`,
+    );
+  }
+  return value;
+}
+
+/** `--routing-key`: 1 to 255 bytes of UTF-8, what the header extension carries. */
+export function parseRoutingKey(value: string): string {
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes === 0 || bytes > 255) throw new InvalidArgumentError(`a routing key is 1 to 255 bytes (UTF-8), got ${bytes}`);
+  return value;
+}
+
+/** The schemes `--registry` takes for an etcd endpoint: etcd's own client URLs are http://. */
+const REGISTRY_SCHEMES = ['etcd', 'http'];
+
+/**
+ * What is wrong with a `--registry` value, or undefined: one or more comma-separated etcd endpoints,
+ * each `etcd://host:port`, `http://host:port` or `host:port` (etcd://h1:2379,h2:2379).
+ */
+export function registryUrlProblem(value: string): string | undefined {
+  const entries = value
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
+  if (entries.length === 0) return 'names no etcd endpoint; give etcd://host:2379[,host:2379]';
+  for (const entry of entries) {
+    // Name the endpoint when there are several; with one, the value as given is the endpoint.
+    const at = entries.length > 1 ? `${entry}: ` : '';
+    let rest = entry;
+    const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(.*)$/.exec(entry);
+    if (m) {
+      const scheme = m[1].toLowerCase();
+      if (scheme === 'https') return `${at}TLS to etcd is not supported yet; give etcd://host:port (plain gRPC, on a network only cluster members reach)`;
+      if (!REGISTRY_SCHEMES.includes(scheme)) return `${at}${m[1]}:// is not a scheme for etcd; give etcd://host:2379[,host:2379] (http://host:2379 works too)`;
+      rest = m[2].replace(/\/+$/, '');
+    }
+    const hp = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(rest);
+    if (!hp || Number(hp[2]) < 1 || Number(hp[2]) > 65535) return `${at}expected etcd://host:port[,host:port], such as etcd://127.0.0.1:2379`;
+  }
+  return undefined;
+}
+
+/** `--registry` as a commander parser: refuses what registryUrlProblem finds. */
+export function parseRegistry(value: string): string {
+  const problem = registryUrlProblem(value);
+  if (problem !== undefined) throw new InvalidArgumentError(problem);
+  return value;
+}

@@ -1,14 +1,36 @@
 import { pino, type Logger } from 'pino';
+import { ConfigError } from '../protocol/errors.js';
 
 export type { Logger };
 
-/** One pino logger per process role; level from the option, then SWITCHBOARD_LOG_LEVEL, then `info`. */
-export function createLogger(name: string, level?: string): Logger {
-  return pino({
-    name,
-    level: level ?? process.env.SWITCHBOARD_LOG_LEVEL ?? 'info',
-    base: { pid: process.pid, role: name },
-  });
+/** The levels `--log-level`, a config file's `logLevel` and SWITCHBOARD_LOG_LEVEL take. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export function isLogLevel(value: unknown): value is LogLevel {
+  return typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value);
+}
+
+/**
+ * The level SWITCHBOARD_LOG_LEVEL names, or undefined when it is unset or empty. A value that is
+ * not a level is refused with the list of levels (pino's own message names none).
+ */
+export function logLevelFromEnv(env: NodeJS.ProcessEnv = process.env): LogLevel | undefined {
+  const value = env.SWITCHBOARD_LOG_LEVEL;
+  if (value === undefined || value === '') return undefined;
+  if (!isLogLevel(value)) throw new ConfigError(`SWITCHBOARD_LOG_LEVEL=${value} is not a log level; use one of ${LOG_LEVELS.join(', ')}`);
+  return value;
+}
+
+/**
+ * One pino logger per process role; level from the option, then SWITCHBOARD_LOG_LEVEL, then `info`.
+ * Every line carries `pid` and `role` (the role's name); the logger binds no `name`, so that a line
+ * about a named thing can use `name` without writing the key twice.
+ */
+export function createLogger(role: string, level?: string): Logger {
+  const chosen = level ?? logLevelFromEnv() ?? 'info';
+  if (!isLogLevel(chosen)) throw new ConfigError(`log level ${chosen} is not a log level; use one of ${LOG_LEVELS.join(', ')}`);
+  return pino({ level: chosen, base: { pid: process.pid, role } });
 }
 
 /** A logger that writes nothing, for tests and embedded use. */

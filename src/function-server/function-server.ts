@@ -240,7 +240,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       this.#o.logger.info({ bind: this.#o.host, advertised: addr.host }, 'bound to every address with no advertise host: ASs are told to dial the first non-loopback address (set advertiseHost / --advertise-host to choose)');
     }
     const auth = this.#secret ? 'join secret' : this.#mutualTls ? 'mutual TLS' : 'none: pool connections from loopback only';
-    this.#o.logger.info({ name: this.name, ...addr, services: this.table.keys(), poolType: this.#o.poolType, standby: this.#o.standby, auth, tls: this.#o.tls?.cert !== undefined }, 'function server listening');
+    this.#o.logger.info({ fs: this.name, ...addr, services: this.table.keys(), poolType: this.#o.poolType, standby: this.#o.standby, auth, tls: this.#o.tls?.cert !== undefined }, 'function server listening');
     for (const as of this.#o.applicationServers) {
       const link = new ControlLink({
         host: as.host,
@@ -321,7 +321,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
     await next.start();
     const old = this.#handler.table;
     this.#handler.table = next;
-    this.#o.logger.info({ name: this.name, services: next.keys(), plugins: next.pluginNames() }, 'plugins reloaded');
+    this.#o.logger.info({ fs: this.name, services: next.keys(), plugins: next.pluginNames() }, 'plugins reloaded');
     for (const c of this.#conns) c.send(encodeEventRequest(EventKind.CHANGED, 0, {}, false));
     // The old plugins stop once what they were running has ended (at most drainTimeoutMs).
     const until = Date.now() + this.#o.drainTimeoutMs;
@@ -342,7 +342,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
   async #stop(): Promise<void> {
     this.#draining = true;
     this.emit('draining');
-    this.#o.logger.info({ name: this.name, inflight: this.#handler.inflight }, 'draining');
+    this.#o.logger.info({ fs: this.name, inflight: this.#handler.inflight }, 'draining');
     for (const c of this.#conns) c.send(encodeEventRequest(EventKind.DRAIN, 0, {}, false));
     // Registry mode: the key goes at drain start, so ASs drop it (once its requests are answered).
     clearInterval(this.#poolLoadTimer);
@@ -371,7 +371,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       const failures = await this.#table.stop(this.#o.pluginStopTimeoutMs);
       for (const f of failures) this.#o.logger.warn(f, 'plugin onStop failed');
     }
-    this.#o.logger.info({ name: this.name }, 'function server stopped');
+    this.#o.logger.info({ fs: this.name }, 'function server stopped');
     this.emit('closed');
   }
 

@@ -1,4 +1,5 @@
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
+import { resolve as resolveModule } from 'import-meta-resolve';
 import { pathToFileURL } from 'node:url';
 import { PluginLoadError } from './errors.js';
 import { isPluginClass, type PluginClass } from './plugin-explorer.js';
@@ -18,7 +19,29 @@ function specifierFor(spec: string, cwd: string, version?: number): string {
   if (bundled) return new URL(bundled, import.meta.url).href;
   // A query makes the module loader import the file afresh (a reload); the old one stays cached.
   if (isPathSpec(spec)) return `${pathToFileURL(resolve(cwd, spec)).href}${version ? `?reload=${version}` : ''}`;
-  return spec; // a package name
+  // A package name: from the user's project first; else as this module would import it, from
+  // switchboard's own folder (a package installed next to a global switchboard).
+  return resolvePackageFrom(spec, cwd) ?? spec;
+}
+
+/**
+ * The file URL a package name (`lab-plugins`, `@acme/plugins`, `@acme/plugins/extra`) stands for,
+ * resolved as `import` would from a module in `cwd` (node_modules of `cwd` and of each folder above
+ * it, the package's `exports` map). Resolving from switchboard's own module instead would miss a
+ * package installed in the user's project whenever switchboard is linked (`file:`, `npm link`) or
+ * installed globally. Undefined when no such folder holds it.
+ */
+export function resolvePackageFrom(spec: string, cwd = process.cwd()): string | undefined {
+  try {
+    return resolveModule(spec, pathToFileURL(join(resolve(cwd), 'noop.js')).href);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND') return undefined;
+    if (code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') {
+      throw new PluginLoadError(`package ${spec} exports no such path for import: ${(err as Error).message}; name a path its package.json "exports" lists`, { cause: err });
+    }
+    throw new PluginLoadError(`cannot resolve plugin package ${spec} from ${resolve(cwd)}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** Whether a plugin spec names a file (which can be watched and reloaded), not a bundled name or a package. */
@@ -42,9 +65,14 @@ export async function loadPluginModules(specs: readonly string[], cwd = process.
     try {
       mod = (await import(specifierFor(spec, cwd, version))) as Record<string, unknown>;
     } catch (err) {
+      if (err instanceof PluginLoadError) throw err;
+      const e = err as Error & { code?: string };
+      const missingPackage = !isPathSpec(spec) && (e.code === 'ERR_MODULE_NOT_FOUND' || e.code === 'MODULE_NOT_FOUND') && e.message.includes(`'${spec}'`);
       throw new PluginLoadError(
-        `cannot import plugin module "${spec}": ${(err as Error).message}; ` +
-          `give a path to a built .js module, a package name, or one of: ${bundledPluginNames().join(', ')}`,
+        missingPackage
+          ? `cannot import plugin module "${spec}": no package ${spec} in node_modules from ${resolve(cwd)} up, nor next to switchboard; ` +
+              `install it in your project (npm install ${spec}) and run from there, or give a path to a built .js module, or one of: ${bundledPluginNames().join(', ')}`
+          : `cannot import plugin module "${spec}": ${e.message}; ` + `give a path to a built .js module, a package name, or one of: ${bundledPluginNames().join(', ')}`,
         { cause: err },
       );
     }

@@ -30,7 +30,7 @@ describe('--config files, as separate processes', () => {
     writeFileSync(join(dir, 'fs.yaml'), 'name: fs-static\nplugins: [echo]\nport: 0\nheartbeatMs: 500\n');
     const fs = start('fs', ['fs', '--config', join(dir, 'fs.yaml')]);
     const fsUp = await fs.waitForLog('function server listening');
-    expect(fsUp.name).toBe('fs-static');
+    expect(fsUp.fs).toBe('fs-static');
 
     writeFileSync(join(dir, 'as.json'), JSON.stringify({ port: 0, controlPort: 0, heartbeatMs: 500, functionServers: [{ host: '127.0.0.1', port: fsUp.port }] }));
     const as = start('as', ['as', '--config', join(dir, 'as.json'), '--heartbeat-ms', '400'], { SWITCHBOARD_PORT: '9', SWITCHBOARD_LOG_LEVEL: 'info' });
