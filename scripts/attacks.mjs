@@ -148,12 +148,18 @@ await phase('HELLO flood: 10,000 without the secret', async () => {
 });
 
 await phase('HELLO flood: 500 with the secret', async () => {
+  // 100 proven control links, 5 HELLOs each: a link registers one FS, the registry at most 64.
   const bodies = Array.from({ length: 500 }, (_, i) => peers.hello(`insider-${i}`, 40_000 + i));
-  const { conn, answers } = await peers.insiderHellos(controlPort, secret, bodies);
+  const links = await Promise.all(Array.from({ length: 100 }, (_, l) => peers.insiderHellos(controlPort, secret, bodies.slice(l * 5, l * 5 + 5))));
+  const answers = links.flatMap((l) => l.answers);
   const full = answers.filter((a) => a.code === 'SB_ERR_REGISTRY_FULL').length;
+  const oneEach = answers.filter((a) => a.code === 'SB_ERR_BAD_REQUEST').length;
   const list = (await getJson(adminPort, '/functionservers')) ?? [];
-  conn.destroy();
-  return { outcome: `${answers.length - full} admitted, ${full} refused REGISTRY_FULL; registry holds ${list.length} (max 64), unreachable ones forgotten after 5 s`, held: list.length <= 64 && full > 0 };
+  for (const l of links) l.conn.destroy();
+  return {
+    outcome: `${answers.length - full - oneEach} admitted, ${full} refused REGISTRY_FULL, ${oneEach} refused as a second FS on one link; registry holds ${list.length} (max 64), unreachable ones forgotten after 5 s`,
+    held: list.length <= 64 && full > 0,
+  };
 });
 
 await phase('client that never reads, 1 MiB bodies', async () => {
