@@ -81,6 +81,8 @@ export const asConfigSchema = z.strictObject({
   maxInflightBytesPerClient: count(2 ** 40).optional(),
   maxClientBufferedBytes: count(2 ** 40).optional(),
   clientIdleTimeoutMs: ms().optional(),
+  clientDrainTimeoutMs: ms(3_600_000).optional(),
+  httpDrainTimeoutMs: ms(3_600_000).optional(),
   maxAttempts: count(10).optional(),
   hedgeAfterRatio: z.number().min(0).lt(1).optional(),
   loadRefreshMs: count(600_000).optional(),

@@ -11,7 +11,7 @@ const requests = (n: number): string => `${n} request${n === 1 ? '' : 's'}`;
 
 /** One line saying what happened, in the words of docs/cli.md. */
 const SAID: Record<Action, (f: FunctionServerInfo) => string> = {
-  remove: (f) => `${f.name} removed: its pool connections are closed and the AS no longer dials ${formatEndpoint(f)} (${requests(f.inflight)} were in flight)`,
+  remove: (f) => `${f.name} removed: it gets no new requests and the AS no longer dials ${formatEndpoint(f)}; its pool connections close once what it has in flight (${requests(f.inflight)}) is answered`,
   dispose: (f) => `${f.name}: pool connections disposed; the AS dials them again on its own schedule (state ${f.state})`,
   reconnect: (f) => `${f.name}: dialing now, without waiting out the backoff (state ${f.state}, ${conns(f)})`,
   drain: (f) => `${f.name} drained: ${requests(f.inflight)} in flight will finish; no new ones`,

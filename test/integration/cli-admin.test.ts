@@ -135,7 +135,7 @@ describe('switchboard fs-admin', { timeout: 60_000 }, () => {
 
     const removed = await cli(['fs-admin', 'remove', 'fs-c', '--admin', admin]);
     expect(removed.code, removed.stderr).toBe(0);
-    expect(removed.stdout).toMatch(/^fs-c removed: its pool connections are closed/);
+    expect(removed.stdout).toMatch(/^fs-c removed: it gets no new requests and the AS no longer dials 127\.0\.0\.1:\d+; its pool connections close once what it has in flight \(0 requests\) is answered/);
     expect(fsInfo('fs-c')).toBeUndefined();
   });
 
