@@ -140,23 +140,29 @@ async function startAs(c: AsConfig): Promise<void> {
   // Built before the AS starts: building it takes the event loop for a moment, which must not
   // fall inside the pair's negotiation.
   const admin = c.adminPort !== undefined ? new AdminServer(as, logger, { processMetrics: true, token: adminToken, tls }) : undefined;
-  await admin?.prepare();
-  await as.start();
-  // The original PoolEndPointList: FSs dialled without waiting for their HELLO.
-  for (const f of functionServers ?? []) as.addFunctionServer(f);
-  if (admin) {
-    const adminPort = await admin.listen(c.adminPort ?? 0, adminHost);
-    // One message whatever the token, so scripts can wait for it; the fields say how it is guarded.
-    logger.info({ adminPort, adminHost, token: adminToken !== undefined, access: adminToken ? 'token required (all but /healthz, /readyz)' : 'loopback only (no --admin-token-file)' }, 'admin surface listening');
-  }
+  // The signal handlers come first: a SIGTERM during start-up waits for it, then stops cleanly.
+  let ready: Promise<void> = Promise.resolve();
   const stop = async (signal: string): Promise<void> => {
     logger.info({ signal }, 'stopping');
+    await ready.catch(() => undefined);
     await admin?.close();
     await as.stop();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+  ready = (async () => {
+    await admin?.prepare();
+    await as.start();
+    // The original PoolEndPointList: FSs dialled without waiting for their HELLO.
+    for (const f of functionServers ?? []) as.addFunctionServer(f);
+    if (admin) {
+      const adminPort = await admin.listen(c.adminPort ?? 0, adminHost);
+      // One message whatever the token, so scripts can wait for it; the fields say how it is guarded.
+      logger.info({ adminPort, adminHost, token: adminToken !== undefined, access: adminToken ? 'token required (all but /healthz, /readyz)' : 'loopback only (no --admin-token-file)' }, 'admin surface listening');
+    }
+  })();
+  await ready;
 }
 
 /**

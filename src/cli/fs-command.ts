@@ -123,16 +123,20 @@ async function startFs(c: FsConfig): Promise<void> {
     registry: registry ? { endpoints: parseRegistryUrl(registry), prefix: registryPrefix, ttlSeconds: registryTtlSeconds } : undefined,
     logger,
   });
-  await fs.start();
-  if (busy) burn(busy);
-  if (watching) watchPlugins(fs, specs, logger);
+  // The signal handlers come first: a SIGTERM during start-up waits for it, then stops cleanly.
+  let ready: Promise<unknown> = Promise.resolve();
   const stop = async (signal: string): Promise<void> => {
     logger.info({ signal }, 'stopping');
+    await ready.catch(() => undefined);
     await fs.stop();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+  ready = fs.start();
+  await ready;
+  if (busy) burn(busy);
+  if (watching) watchPlugins(fs, specs, logger);
 }
 
 export function fsCommand(): Command {

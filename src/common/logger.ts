@@ -30,7 +30,16 @@ export function logLevelFromEnv(env: NodeJS.ProcessEnv = process.env): LogLevel 
 export function createLogger(role: string, level?: string): Logger {
   const chosen = level ?? logLevelFromEnv() ?? 'info';
   if (!isLogLevel(chosen)) throw new ConfigError(`log level ${chosen} is not a log level; use one of ${LOG_LEVELS.join(', ')}`);
-  return pino({ level: chosen, base: { pid: process.pid, role } });
+  return pino({ level: chosen, base: { pid: process.pid, role } }, stdoutDestination());
+}
+
+/**
+ * Synchronous writes to stdout: a write to a closed pipe (the reader gone) fails at once and pino
+ * stops logging. With pino's default asynchronous stream, that error could still be in flight at
+ * exit, and the flush at exit retried the write for ever: the process never ended.
+ */
+function stdoutDestination(): ReturnType<typeof pino.destination> {
+  return pino.destination({ dest: process.stdout.fd ?? 1, sync: true });
 }
 
 /** A logger that writes nothing, for tests and embedded use. */

@@ -338,3 +338,21 @@ describe('--plugins <package name>', () => {
     expect(missing.stderr).toContain(`no package no-such-lab-pkg in node_modules from ${project} up`);
   });
 });
+
+describe('a process whose stdout reader has gone', () => {
+  it('still stops on SIGTERM (exit 0): its log writes fail with EPIPE and logging stops, rather than retrying for ever at exit', async () => {
+    const child = spawn(process.execPath, [CLI, 'fs', '--as', '127.0.0.1:1', '--port', '0', '--plugins', 'echo'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      // The FS is up (its handlers are set). Then the reader goes, as when a parent dies.
+      let out = '';
+      await new Promise<void>((r) => child.stdout.on('data', (d: Buffer) => (out += d.toString()).includes('function server listening') && r()));
+      child.stdout.destroy();
+      child.kill('SIGTERM');
+      const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 8000))]);
+      expect(code).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});
