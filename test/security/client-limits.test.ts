@@ -129,6 +129,19 @@ describe('idle client connections', () => {
     expect(h.as.closedConnections().client.get('idle')).toBe(3);
   });
 
+  it('the idle time starts when a long call is answered, not when it was sent', async () => {
+    await h.cluster({ clientIdleTimeoutMs: 400 }, [{ name: 'fs-1' }]);
+    const client = await h.client();
+    let closedAt = 0;
+    client.on('disconnected', () => (closedAt = Date.now()));
+    expect(await client.call(ECHO_DELAYED, { ms: 700, value: 'long' }, { timeoutMs: 5000 })).toBe('long');
+    const answeredAt = Date.now();
+    await waitFor(() => closedAt > 0, 'the idle close');
+    // Counted from the send, the close would follow the answer at the next sweep (100 ms).
+    expect(closedAt - answeredAt).toBeGreaterThanOrEqual(300);
+    expect(h.as.closedConnections().client.get('idle')).toBe(1);
+  });
+
   it('an SDK client closed as idle does not dial again until it has a call to send; that call is served on a new connection', async () => {
     await h.cluster({ clientIdleTimeoutMs: 300 }, [{ name: 'fs-1' }]);
     const client = await h.client();

@@ -13,10 +13,19 @@ export class ClientSession extends BudgetedSession implements IngressSession {
     readonly conn: FrameConnection,
     maxInflight: number,
     maxInflightBytes: number,
-    /** When the client last sent a request the dispatcher took (epoch ms): idle connections are closed. */
+    /**
+     * When the client last sent a request the dispatcher took, or got the answer that left it
+     * nothing in flight (epoch ms): idle connections are closed. A long call's end starts the idle
+     * time; its start does not.
+     */
     public lastRequestAt: number,
   ) {
     super(maxInflight, maxInflightBytes);
+  }
+
+  override done(bytes: number): void {
+    super.done(bytes);
+    if (this.inflight === 0) this.lastRequestAt = Date.now();
   }
 
   protected stopReading(): void {
