@@ -530,7 +530,11 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     // First: clients stop finding this AS, and the watcher adds no FS while the pools close.
     await this.#registry?.stop();
     // First: an active hands over at once, so the standby does not wait out the down interval.
-    await this.#pair?.stop(true);
+    const pair = this.#pair;
+    const siblingUp = pair?.siblingOnline === true;
+    await pair?.stop(true);
+    // Its sibling takes over: new requests are sent there (NOT_ACTIVE naming it), not refused.
+    if (pair && siblingUp) this.dispatcher.notActive = () => pair.sibling?.clientEndpoint;
     // Before the pools close: requests in flight still get their answers (HTTP ones, or 503), while
     // new ones are refused UNAVAILABLE (did not run: a client may send them elsewhere).
     this.#ingress.stopAccepting();

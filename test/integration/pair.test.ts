@@ -218,6 +218,30 @@ describe('an AS pair on 127.0.0.1 (real UDP, shared secret)', () => {
     expect(takeover).toBeLessThan(300);
   });
 
+  it('a stopping active finishes what is in flight, and answers a new request NOT_ACTIVE (not UNAVAILABLE), so a client moves to the sibling', async () => {
+    const { a, b } = await startPair(c, { a: { as: { clientDrainTimeoutMs: 5000 } } });
+    const counts = new Counts();
+    await startPairFs(c, 'fs-both', [a, b], counts);
+    await Promise.all([waitAvailable(a, 'fs-both'), waitAvailable(b, 'fs-both')]);
+    await waitFor(() => a.pairStatus()?.sibling !== undefined, 'a to hear b');
+    const toA = await RawSocket.connect(a.ports.port);
+    c.defer(() => toA.destroy());
+    toA.write(encodeRequest(1, COUNT_ONCE, { tag: 'long', ms: 600 }, { budgetMs: 5000 }));
+    await waitFor(() => counts.of('long') === 1, 'the long call to run');
+    const stopping = a.stop();
+    await waitFor(() => a.dispatcher.stopping !== null, 'a to start draining');
+    toA.write(encodeRequest(2, COUNT_ONCE, { tag: 'late' }, { budgetMs: 5000 }));
+    const first = await toA.nextFrame();
+    expect([requestIdOf(first), statusOf(first)]).toEqual([2, Status.NOT_ACTIVE]);
+    // The active learns no client endpoint from its standby (only Connected carries one): the
+    // answer names none, and a client given both endpoints moves to the other.
+    expect(decodeBody(first)).toMatchObject({ code: 'SB_ERR_NOT_ACTIVE' });
+    const second = await toA.nextFrame();
+    expect([requestIdOf(second), statusOf(second)]).toEqual([1, Status.OK]);
+    expect(counts.of('late')).toBe(0);
+    await stopping;
+  });
+
   it('refuses to start a pair without a secret unless told insecure; refuses a short secret', () => {
     const peer = { host: HOST, port: 9 };
     expect(() => new ApplicationServer({ pair: { port: 0, peer } })).toThrow(ConfigError);
