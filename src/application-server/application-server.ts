@@ -42,6 +42,12 @@ export interface ApplicationServerOptions {
    * client connections close (default 5000). Meanwhile new ones are answered UNAVAILABLE.
    */
   clientDrainTimeoutMs?: number;
+  /**
+   * For this long after start, a request for a key no registered FS serves is answered UNAVAILABLE
+   * (retry, or another AS) rather than SERVICE_NOT_FOUND: a restarted AS has not yet heard from
+   * FSs that are on their way back (default 10000; 0 turns it off).
+   */
+  startupGraceMs?: number;
   /** FS registration port; 0 picks a free one. */
   controlPort?: number;
   /**
@@ -193,6 +199,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
   readonly #registryOptions: AsRegistryOptions | undefined;
   #registry: AsDiscovery | undefined;
   readonly #clientDrainTimeoutMs: number;
+  readonly #startupGraceMs: number;
   #ports: { port: number; controlPort: number; pairPort?: number; httpPort?: number } | undefined;
 
   constructor(opts: ApplicationServerOptions = {}) {
@@ -205,6 +212,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     const refresh = opts.loadRefreshMs ?? 1000;
     this.#clientDrainTimeoutMs = opts.clientDrainTimeoutMs ?? 5000;
+    this.#startupGraceMs = opts.startupGraceMs ?? 10_000;
     const authTimeoutMs = opts.authTimeoutMs ?? 5000;
     if (heartbeatMs < 0) throw new ConfigError('heartbeatMs must be 0 (off) or a positive number of ms');
     const hedge = opts.hedgeAfterRatio ?? 0.5;
@@ -489,6 +497,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
   }
 
   async start(): Promise<{ port: number; controlPort: number; pairPort?: number; httpPort?: number }> {
+    this.dispatcher.unknownKeysUnavailableUntil = Date.now() + this.#startupGraceMs;
     const port = await this.#ingress.listen();
     const controlPort = await this.#control.listen();
     const httpPort = await this.#http?.listen();

@@ -82,6 +82,7 @@ export const asConfigSchema = z.strictObject({
   maxClientBufferedBytes: count(2 ** 40).optional(),
   clientIdleTimeoutMs: ms().optional(),
   clientDrainTimeoutMs: ms(3_600_000).optional(),
+  startupGraceMs: ms(3_600_000).optional(),
   httpDrainTimeoutMs: ms(3_600_000).optional(),
   maxAttempts: count(10).optional(),
   hedgeAfterRatio: z.number().min(0).lt(1).optional(),

@@ -27,7 +27,7 @@ describe('the CLI, as separate processes', () => {
   });
 
   it('starts an AS and an FS and answers `switchboard call` with the JSON reply', async () => {
-    const as = new RoleProcess('as', ['as', '--port', '0', '--control-port', '0', '--heartbeat-ms', '500'], { cliPath: DIST_CLI });
+    const as = new RoleProcess('as', ['as', '--port', '0', '--control-port', '0', '--heartbeat-ms', '500', '--startup-grace-ms', '0'], { cliPath: DIST_CLI });
     started.push(as);
     const listening = await as.waitForLog('application server listening');
     const fs = new RoleProcess('fs', ['fs', '--as', `127.0.0.1:${listening.controlPort}`, '--port', '0', '--plugins', 'echo', 'weather', '--name', 'cli-fs'], {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApplicationServer, ChannelClosedError, Client, type FunctionServer } from '../../src/index.js';
+import { ApplicationServer, ChannelClosedError, Client, Status, type FunctionServer } from '../../src/index.js';
 import { HOST, settle, startAs, startFs, steadyLoad, useCleanup, waitFor, type Cleanup } from '../resilience/helpers.js';
 import { waitForAvailable } from '../fixtures/cluster.js';
 
@@ -80,6 +80,28 @@ describe('client spread mode', () => {
     expect(events[0]).toBe(`disconnected ${ports[1].port}`);
     expect(events).toContain(`connected ${ports[1].port}`);
     expect(events.some((e) => e.endsWith(String(ports[0].port)))).toBe(false);
+  });
+
+  it('an AS restarted with no FS back yet answers UNAVAILABLE during its start-up grace, not SERVICE_NOT_FOUND: spread calls go to the other AS', async () => {
+    const { as, ports } = await twoAs(c);
+    await as[1].stop();
+    // Back on its client port, but on a new control port: its FSs have not found it yet.
+    const restarted = new ApplicationServer({ port: ports[1].port, controlPort: 0, heartbeatMs: 200, clientDrainTimeoutMs: 0 });
+    await restarted.start();
+    c.defer(() => restarted.stop());
+    const client = await spreadClient(c, ports);
+    await waitFor(() => client.spread?.list().every((a) => a.connected) === true, 'both ASs connected');
+    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => client.call(1, i, { idempotent: false })));
+    expect(answers).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(restarted.dispatcher.localAnswers.get(Status.UNAVAILABLE) ?? 0).toBeGreaterThan(0);
+    expect(restarted.dispatcher.localAnswers.get(Status.SERVICE_NOT_FOUND) ?? 0).toBe(0);
+    // Once the grace is over, an unknown key is not found.
+    const after = new ApplicationServer({ port: 0, controlPort: 0, startupGraceMs: 0 });
+    await after.start();
+    c.defer(() => after.stop());
+    const lone = await Client.connect({ port: after.ports.port });
+    c.defer(() => lone.close());
+    await expect(lone.call(1, 'x')).rejects.toMatchObject({ code: 'SB_ERR_SERVICE_NOT_FOUND' });
   });
 
   it('a call an AS answers SB_ERR_UNAVAILABLE (it has no FS ready) goes to another AS, idempotent or not', async () => {

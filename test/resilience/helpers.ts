@@ -79,8 +79,9 @@ export function waitForLeft(as: ApplicationServer, id: string, timeoutMs = 3000)
 }
 
 export async function startAs(c: Cleanup, opts: ApplicationServerOptions = {}): Promise<{ as: ApplicationServer; port: number; controlPort: number }> {
-  // stop() drops its clients at once, as a lost AS would; a test of the drain sets clientDrainTimeoutMs.
-  const as = new ApplicationServer({ clientDrainTimeoutMs: 0, ...opts });
+  // stop() drops its clients at once, as a lost AS would, and unknown keys are SERVICE_NOT_FOUND from
+  // the start; tests of the drain or the start-up grace set their own.
+  const as = new ApplicationServer({ clientDrainTimeoutMs: 0, startupGraceMs: 0, ...opts });
   const ports = await as.start();
   c.defer(() => as.stop());
   return { as, ...ports };

@@ -14,18 +14,13 @@ export class ClientSession extends BudgetedSession implements IngressSession {
     maxInflight: number,
     maxInflightBytes: number,
     /**
-     * When the client last sent a request the dispatcher took, or got the answer that left it
+     * When the client last sent a request the dispatcher took, or got the FS's answer that left it
      * nothing in flight (epoch ms): idle connections are closed. A long call's end starts the idle
      * time; its start does not.
      */
     public lastRequestAt: number,
   ) {
     super(maxInflight, maxInflightBytes);
-  }
-
-  override done(bytes: number): void {
-    super.done(bytes);
-    if (this.inflight === 0) this.lastRequestAt = Date.now();
   }
 
   protected stopReading(): void {
@@ -53,7 +48,9 @@ export class ClientSession extends BudgetedSession implements IngressSession {
     this.conn.send(frame);
   }
 
+  /** An FS's answer, relayed: the last one of what was in flight starts the idle time (a refusal does not). */
   replyFrom(buf: Buffer, off: number, len: number): void {
     this.conn.forward(buf, off, len);
+    if (this.inflight === 0) this.lastRequestAt = Date.now();
   }
 }
