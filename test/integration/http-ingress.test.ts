@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApplicationServer, HTTP_STATUSES, Plugin, Service, Status, defineService, z, type ApplicationServerOptions, type BodyOf, type StatusName } from '../../src/index.js';
 import { EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
 import { WeatherPlugin } from '../../src/plugins/samples/weather-plugin.js';
@@ -447,6 +447,23 @@ describe('HTTP ingress: bad input', () => {
     const poisoned = await call('/v1/call/1', { raw: '{"__proto__": {"admin": true}}', headers: { 'content-type': 'application/json' }, agent });
     expect(poisoned.status).toBe(400);
     expect(poisoned.json).toMatchObject({ code: 'SB_ERR_BAD_JSON' });
+  });
+
+  it('a body nested more than 512 deep is refused 400 before JSON.parse sees it (a bracket bomb costs 512 steps); 512 deep is served', async () => {
+    await start();
+    const parse = vi.spyOn(JSON, 'parse');
+    h.defer(() => parse.mockRestore());
+    const bomb = `${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}`;
+    const refused = await call('/v1/call/1', { raw: bomb, headers: { 'content-type': 'application/json' } });
+    expect(refused.status).toBe(400);
+    expect(refused.json).toMatchObject({ code: 'SB_ERR_BAD_JSON', message: expect.stringContaining('more than 512 deep') });
+    expect(parse.mock.calls.some(([text]) => typeof text === 'string' && text.length >= bomb.length)).toBe(false);
+    const deep = `${'['.repeat(512)}"x"${']'.repeat(512)}`;
+    const served = await call('/v1/call/1', { raw: deep, headers: { 'content-type': 'application/json' } });
+    expect(served.status).toBe(200);
+    // Brackets inside strings are text, not depth.
+    const quoted = await call('/v1/call/1', { json: { s: '['.repeat(2000) } });
+    expect(quoted.status).toBe(200);
   });
 
   it('bad x-sb-* headers are 400 SB_ERR_BAD_HEADER naming the header', async () => {

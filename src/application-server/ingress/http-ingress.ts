@@ -7,6 +7,7 @@ import { ConfigError, HEADER_SIZE, OFFSET, encodeRequest, type ServiceDescriptor
 import type { TlsOptions } from '../../security/index.js';
 import type { Dispatcher } from '../routing/dispatcher.js';
 import { HttpSession, sendError, type SettleSink } from './http-session.js';
+import { MAX_DEPTH } from '../../protocol/msgpack-check.js';
 
 export interface HttpIngressOptions {
   host: string;
@@ -102,6 +103,8 @@ export class HttpIngress implements SettleSink {
     this.#app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
       const text = body as string;
       if (text.length === 0) return done(null, undefined);
+      // Before JSON.parse, which recurses: a bracket bomb would hold the event loop for a second.
+      if (nestedTooDeep(text)) return done(null, new BadJson(`it nests arrays and objects more than ${MAX_DEPTH} deep`));
       parseJson(req, text, (err, value) => done(null, err ? new BadJson(jsonError(text)) : value));
     });
     this.#app.addHook('onRequest', (req, reply, done) => {
@@ -254,8 +257,10 @@ export class HttpIngress implements SettleSink {
     try {
       frame = encodeRequest(0, key, body, { poolType, budgetMs, twoWay: !oneWay });
     } catch (err) {
-      // JSON always has a msgpack form; only nesting deep enough to exhaust the stack fails.
-      sendError(reply, 400, { code: 'SB_ERR_BAD_JSON', message: `the body cannot be encoded as msgpack (${(err as Error).message}); nest it less deeply`, status: 'BAD_REQUEST' });
+      // Depth is checked before parsing; what is left is an object too wide for a msgpack map 16.
+      const wide = /too large to serialize/i.test((err as Error).message);
+      const why = wide ? 'an object has more than 65535 keys, more than a body may hold in one map' : (err as Error).message;
+      sendError(reply, 400, { code: 'SB_ERR_BAD_JSON', message: `the body cannot be encoded as msgpack: ${why}`, status: 'BAD_REQUEST' });
       return;
     }
     if (frame.length - HEADER_SIZE > this.#o.maxBodyBytes) {
@@ -314,6 +319,26 @@ function intHeader(v: string | string[] | undefined, min: number, max: number, d
   if (typeof v !== 'string' || !/^\d{1,7}$/.test(v)) return -1;
   const n = Number(v);
   return n >= min && n <= max ? n : -1;
+}
+
+/**
+ * Whether `text` opens more than MAX_DEPTH arrays and objects inside one another (brackets inside
+ * strings do not count). It stops at the first level too deep, so a bomb costs MAX_DEPTH steps.
+ */
+export function nestedTooDeep(text: string): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash escapes the next character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_DEPTH) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
 }
 
 /** JSON.parse's own words for what is wrong (where), or the poisoning rule that refused it. */
