@@ -144,6 +144,7 @@ export const fsConfigSchema = z.strictObject({
   refreshMs: count(600_000).optional(),
   heartbeatMs: ms(600_000).optional(),
   maxInflight: count(1_000_000).optional(),
+  maxOneWayInflight: count(1_000_000).optional(),
   defaultTimeoutMs: ms(3_600_000).optional(),
   drainTimeoutMs: ms(3_600_000).optional(),
   reconnectBaseMs: count(600_000).optional(),

@@ -165,6 +165,7 @@ export function fsCommand(): Command {
     .option('--refresh-ms <ms>', 'LOAD report period', parseIntIn(10, 600_000), 1000)
     .option('--heartbeat-ms <ms>', 'heartbeat period', parseIntIn(0, 600_000), 2000)
     .option('--max-inflight <n>', 'requests in flight before OVERLOADED', parseIntIn(1, 1_000_000), 10_000)
+    .option('--max-one-way-inflight <n>', 'one-way requests running at once before new ones are dropped (default: half of --max-inflight)', parseIntIn(1, 1_000_000))
     .option('--timeout-ms <ms>', 'deadline for requests that carry none', parseIntIn(0, 3_600_000), 30_000)
     .option('--drain-timeout-ms <ms>', 'longest wait for in-flight requests on SIGTERM', parseIntIn(0, 3_600_000), 30_000)
     .option('--reconnect-base-ms <ms>', 'first wait before registering again after the control link drops', parseIntIn(1, 600_000), 200)

@@ -60,6 +60,8 @@ export interface FunctionServerOptions {
   refreshMs?: number;
   heartbeatMs?: number;
   maxInflight?: number;
+  /** One-way requests running at once before new ones are dropped (default half of maxInflight). */
+  maxOneWayInflight?: number;
   defaultTimeoutMs?: number;
   /** Longest a drain waits for in-flight requests before closing anyway. */
   drainTimeoutMs?: number;
@@ -161,6 +163,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       refreshMs: opts.refreshMs ?? 1000,
       heartbeatMs: opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
       maxInflight: opts.maxInflight ?? 10_000,
+      maxOneWayInflight: opts.maxOneWayInflight ?? Math.floor((opts.maxInflight ?? 10_000) / 2),
       defaultTimeoutMs: opts.defaultTimeoutMs ?? 30_000,
       drainTimeoutMs: opts.drainTimeoutMs ?? 30_000,
       reconnectBaseMs: opts.reconnectBaseMs ?? 200,
@@ -183,6 +186,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       table: new ServiceTable(opts.plugins, parent),
       logger: this.#o.logger,
       maxInflight: this.#o.maxInflight,
+      maxOneWayInflight: this.#o.maxOneWayInflight,
       defaultTimeoutMs: this.#o.defaultTimeoutMs,
       maxBodyBytes: this.#o.maxBodyBytes,
       validateResponses: this.#o.validateResponses,
@@ -193,6 +197,11 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
   /** Whether a pool connection must prove itself: a join secret, or mutual TLS, or neither (loopback only). */
   get #mutualTls(): boolean {
     return this.#o.tls?.cert !== undefined && this.#o.tls.ca !== undefined;
+  }
+
+  /** One-way requests dropped because maxOneWayInflight of them were running. */
+  get oneWayDropped(): number {
+    return this.#handler.oneWayDropped;
   }
 
   get inflight(): number {

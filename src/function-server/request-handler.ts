@@ -40,6 +40,12 @@ export interface RequestHandlerOptions {
   logger: Logger;
   /** Requests in flight on this FS beyond which new ones get OVERLOADED. */
   maxInflight: number;
+  /**
+   * One-way requests running at once beyond which new ones are dropped (default half of
+   * maxInflight): they send no answer, so nothing else bounds them, and without this a stream of
+   * slow one-way requests could take every slot from two-way callers.
+   */
+  maxOneWayInflight?: number;
   /** Deadline for a request that names none and whose service sets none; 0 means none. */
   defaultTimeoutMs: number;
   /** Largest answer body; the peer's own announced cap may be smaller. */
@@ -64,6 +70,10 @@ export class RequestHandler {
   table: ServiceTable;
   /** Handlers running now, overdue ones included: they hold memory and CPU until they really end. */
   #inflight = 0;
+  /** Of #inflight, one-way requests. */
+  #oneWayInflight = 0;
+  /** One-way requests dropped at maxOneWayInflight. */
+  oneWayDropped = 0;
   /** Handlers whose deadline was answered with TIMEOUT but which have not ended (they ignore their signal). */
   #overdue = 0;
   /** Requests whose handler holds their AbortSignal: the only ones a drain timeout must abort. */
@@ -105,6 +115,11 @@ export class RequestHandler {
     const entry = this.table.get(key);
     if (entry === undefined) {
       if (twoWay) conn.send(encodeErrorResponse(id, Status.SERVICE_NOT_FOUND, 'SB_ERR_SERVICE_NOT_FOUND', `this function server has no service ${key}`, key));
+      return;
+    }
+    if (!twoWay && this.#oneWayInflight >= (this.#opts.maxOneWayInflight ?? Math.floor(this.#opts.maxInflight / 2))) {
+      this.oneWayDropped++;
+      this.#log.warn('one-way-full', { serviceKey: key, oneWayInflight: this.#oneWayInflight }, 'one-way request dropped: as many one-way requests are running as maxOneWayInflight allows');
       return;
     }
     if (this.#inflight >= this.#opts.maxInflight) {
@@ -171,6 +186,7 @@ export class RequestHandler {
     const id = ctx.requestId;
     const key = ctx.serviceKey;
     this.#inflight++;
+    if (conn === undefined) this.#oneWayInflight++;
     table.running++;
     let answered = false;
     let overdue = false;
@@ -187,6 +203,7 @@ export class RequestHandler {
       table.running--;
       this.#active.delete(ctx);
       if (overdue) this.#overdue--;
+      if (conn === undefined) this.#oneWayInflight--;
       if (--this.#inflight === 0) this.#wakeIdle();
     };
     if (limit > 0) {

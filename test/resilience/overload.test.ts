@@ -51,6 +51,17 @@ describe('overload limits', () => {
     expect(as.dispatcher.localAnswers.get(Status.OVERLOADED) ?? 0).toBe(0); // the answer came from the FS, not the AS
   });
 
+  it('FS maxOneWayInflight: slow one-way requests take at most half the slots; the rest are dropped and two-way calls still run', async () => {
+    const { port, fs } = await oneFs({}, 10);
+    const client = await connectClient(c, port);
+    // Twenty slow one-way requests: five run (half of maxInflight 10), fifteen are dropped.
+    for (let i = 0; i < 20; i++) client.send(ECHO_DELAYED, { ms: 2000, value: i });
+    await waitFor(() => fs.inflight === 5 && fs.oneWayDropped === 15, 'five one-way requests running, fifteen dropped');
+    // Two-way callers keep the other half.
+    const calls = await Promise.all(Array.from({ length: 5 }, (_, i) => settle(client.call(ECHO_DELAYED, { ms: 50, value: i }, { timeoutMs: 5000 }))));
+    expect(calls.map((r) => (r.ok ? r.value : r.error.message))).toEqual([0, 1, 2, 3, 4]);
+  });
+
   it('maxInflightPerFs: refuses only when every compatible FS is full, not when the one it picked is', async () => {
     const steady = (elu: number): LoadSampler => ({ sample: (inflight) => ({ cpu: elu, elu, rssBytes: 5e7, heapUsedBytes: 2e7, memory: 0.05, inflight }) });
     const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB, maxInflightPerFs: 3, loadRefreshMs: 100 });
