@@ -317,6 +317,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
         hasRoom: () => this.#hasRoom(),
         resolveName: (name) => this.manager.resolveName(name),
         lookup: (client, key, poolType) => this.director.lookup(client, key, poolType, Date.now()),
+        released: (client) => this.director.release(client),
         logger,
         log,
       },

@@ -258,6 +258,18 @@ describe('LOOKUP on the wire', () => {
     expect(body.ticket.expiresAt).toBeGreaterThan(Date.now() + 10_000);
     expect(Client).toBeDefined();
   });
+
+  it("a closed connection's leases are given back at once: opening connections to ask LOOKUP cannot pile up leases", async () => {
+    await securedCluster(['fs-a']);
+    const leases = (): number => h.as.listFunctionServers()[0].direct.leases;
+    const raws = await Promise.all([1, 2, 3].map(() => h.raw()));
+    for (const [i, raw] of raws.entries()) raw.write(encodeEventRequest(EventKind.LOOKUP, 10 + i, { key: ECHO }, true));
+    await Promise.all(raws.map(async (raw) => expect(statusOf(await nextNonHeartbeat(raw))).toBe(Status.OK)));
+    expect(leases()).toBe(3);
+    raws[0].destroy();
+    raws[1].destroy();
+    await waitFor(() => leases() === 1, 'the two closed connections to give back their leases (well before the 10 s lease ends)');
+  });
 });
 
 describe('the direct router before its first LOOKUP answer', () => {

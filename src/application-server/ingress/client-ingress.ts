@@ -50,6 +50,8 @@ export interface ClientIngressOptions {
   resolveName: (name: string) => ServiceDescriptor | undefined;
   /** Director mode: which FSs serve a key, for this client (LOOKUP). */
   lookup: (client: string, key: number, poolType: number) => { status: number; body: unknown };
+  /** A client connection closed: the leases its LOOKUPs took are given back. */
+  released?: (client: string) => void;
   logger: Logger;
   log: RateLimitedLog;
 }
@@ -131,7 +133,10 @@ export class ClientIngress {
       ...handlers,
       onDrain: () => session?.resume(session),
       onClose: (reason, err, c) => {
-        if (session) this.#sessions.delete(session);
+        if (session) {
+          this.#sessions.delete(session);
+          this.#o.released?.(session.id);
+        }
         this.closed.set(reason, (this.closed.get(reason) ?? 0) + 1);
         if (reason === 'protocol' || reason === 'read-timeout' || reason === 'auth' || reason === 'output-limit' || reason === 'write-stall') {
           this.#o.log.warn(`client-close:${reason}`, { remote: c.remote, reason, err: err?.message }, 'client connection closed');

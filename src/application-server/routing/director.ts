@@ -26,6 +26,8 @@ export class Director {
   lookups = 0;
   readonly #manager: FsManager;
   readonly #o: DirectorOptions;
+  /** The FSs each open client connection holds leases on, to give them back when it closes. */
+  readonly #leasedBy = new Map<string, Set<FunctionServerEntry>>();
 
   constructor(manager: FsManager, opts: DirectorOptions) {
     this.#manager = manager;
@@ -42,6 +44,17 @@ export class Director {
     return fs.leases.size;
   }
 
+  /**
+   * A client connection closed: its leases no longer stand. Leases counted a closed connection
+   * until they ran out, so opening connections to ask LOOKUP could steer the others' choice.
+   */
+  release(client: string): void {
+    const held = this.#leasedBy.get(client);
+    if (held === undefined) return;
+    this.#leasedBy.delete(client);
+    for (const fs of held) fs.leases.delete(client);
+  }
+
   lookup(client: string, key: number, poolType: number, now: number): LookupOutcome {
     this.lookups++;
     const set = this.#manager.candidates(key, poolType);
@@ -54,8 +67,11 @@ export class Director {
     const priced = tier.map((fs) => ({ fs, cost: this.#cost(fs, now) })).sort((a, b) => a.cost - b.cost);
     const chosen = priced.slice(0, Math.min(this.#o.maxEndpoints, MAX_LOOKUP_ENDPOINTS));
     const until = now + this.#o.leaseMs;
+    let held = this.#leasedBy.get(client);
+    if (held === undefined) this.#leasedBy.set(client, (held = new Set()));
     const endpoints = chosen.map(({ fs, cost }) => {
       fs.leases.set(client, until);
+      held.add(fs);
       return { id: fs.id, host: fs.host, port: fs.port, weight: Math.max(1, Math.min(65535, Math.round(1000 / cost))) };
     });
     const body: LookupReply = { endpoints, leaseMs: this.#o.leaseMs };
