@@ -1,24 +1,30 @@
 import { describe, expect, it } from 'vitest';
 import { ECHO, ECHO_DELAYED, EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
-import type { FunctionServer, SwitchboardError } from '../../src/index.js';
+import type { ApplicationServerOptions, FunctionServer, SwitchboardError } from '../../src/index.js';
 import { GATED, WHO, connectClient, fsInfo, gatedPlugin, settle, startAs, startFs, steadyLoad, useCleanup, waitFor, waitForLeft, waitForState, whoPlugin } from './helpers.js';
 
 const HB = 200;
 const c = useCleanup();
 
+/** An AS and FS fs-a, and `n` calls held running on fs-a until openGate(). */
+async function heldCalls(n: number, asOpts: ApplicationServerOptions) {
+  const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB, ...asOpts });
+  let openGate!: () => void;
+  const gate = new Promise<void>((r) => (openGate = r));
+  c.defer(() => openGate());
+  const a = await startFs(c, 'fs-a', controlPort, { heartbeatMs: HB, plugins: [EchoPlugin, whoPlugin('fs-a'), gatedPlugin(gate)] });
+  await waitForState(as, 'fs-a', 'available');
+  const client = await connectClient(c, port);
+  const inflight = Array.from({ length: n }, (_, i) => settle(client.call(GATED, { value: i }, { timeoutMs: 5000 })));
+  await waitFor(() => a.inflight === n, `${n} calls running on fs-a`);
+  return { as, controlPort, a, client, inflight, openGate };
+}
+
 describe('graceful drain', () => {
   it('FS.stop() under load: the AS stops choosing it at once, its in-flight calls finish OK, then it closes', async () => {
-    const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB });
     // The in-flight calls are held until the test opens the gate: "at once" is then an order of
     // events (draining while all six are still held), not a time window.
-    let openGate!: () => void;
-    const gate = new Promise<void>((r) => (openGate = r));
-    c.defer(() => openGate());
-    const a = await startFs(c, 'fs-a', controlPort, { heartbeatMs: HB, plugins: [EchoPlugin, whoPlugin('fs-a'), gatedPlugin(gate)] });
-    await waitForState(as, 'fs-a', 'available');
-    const client = await connectClient(c, port);
-    const inflight = Array.from({ length: 6 }, (_, i) => settle(client.call(GATED, { value: i }, { timeoutMs: 5000 })));
-    await waitFor(() => a.inflight === 6, 'six calls running on fs-a');
+    const { as, controlPort, a, client, inflight, openGate } = await heldCalls(6, {});
     await startFs(c, 'fs-b', controlPort, { heartbeatMs: HB });
     await waitForState(as, 'fs-b', 'available');
 
@@ -43,15 +49,7 @@ describe('graceful drain', () => {
   });
 
   it('AS.stop() with calls in flight: they finish OK; new calls meanwhile get UNAVAILABLE (did not run); then the port closes', async () => {
-    const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB, clientDrainTimeoutMs: 5000 });
-    let openGate!: () => void;
-    const gate = new Promise<void>((r) => (openGate = r));
-    c.defer(() => openGate());
-    const a = await startFs(c, 'fs-a', controlPort, { heartbeatMs: HB, plugins: [EchoPlugin, whoPlugin('fs-a'), gatedPlugin(gate)] });
-    await waitForState(as, 'fs-a', 'available');
-    const client = await connectClient(c, port);
-    const inflight = Array.from({ length: 4 }, (_, i) => settle(client.call(GATED, { value: i }, { timeoutMs: 5000 })));
-    await waitFor(() => a.inflight === 4, 'four calls running on fs-a');
+    const { as, a, client, inflight, openGate } = await heldCalls(4, { clientDrainTimeoutMs: 5000 });
 
     let stopped = false;
     const stopping = as.stop().then(() => (stopped = true));
