@@ -159,7 +159,7 @@ async function startAs(c: AsConfig): Promise<void> {
     if (admin) {
       const adminPort = await admin.listen(c.adminPort ?? 0, adminHost);
       // One message whatever the token, so scripts can wait for it; the fields say how it is guarded.
-      logger.info({ adminPort, adminHost, token: adminToken !== undefined, access: adminToken ? 'token required (all but /healthz, /readyz)' : 'loopback only (no --admin-token-file)' }, 'admin surface listening');
+      logger.info({ adminPort, adminHost, token: adminToken !== undefined, access: adminToken ? 'token required (all but /healthz, /readyz and the dashboard files)' : 'loopback only (no --admin-token-file)' }, 'admin surface listening');
     }
   })();
   await ready;
@@ -197,7 +197,7 @@ export function asCommand(): Command {
     .option('--function-server <host:port...>', 'FSs to dial at start without waiting for their HELLO (a static pool list)', collectEndpoints)
     .option('--join-secret-file <file>', 'shared secret FSs and this AS prove to each other (without it: FSs from loopback only)')
     .option('--client-secret-file <file>', 'secret clients must prove before their first request (without it the client port is open)')
-    .option('--admin-token-file <file>', 'bearer token for the admin surface (all but /healthz and /readyz)')
+    .option('--admin-token-file <file>', 'bearer token for the admin surface (all but /healthz, /readyz and the dashboard files /, /dashboard.js, /dashboard.css)')
     .option('--tls-cert <file>', 'PEM certificate for the client, control, admin and HTTP ports and pool connections')
     .option('--tls-key <file>', 'PEM key of --tls-cert')
     .option('--tls-ca <file>', 'PEM CA that signs the FSs (mutual TLS on the control port and pool connections)')

@@ -22,7 +22,7 @@ const SAID: Record<Action, (f: FunctionServerInfo) => string> = {
 };
 
 const HELP: Record<Action, string> = {
-  remove: 'forget a function server: close its pool connections and stop dialing it',
+  remove: 'forget a function server: no new requests, no more dials; its pool connections close once what it has in flight is answered',
   dispose: "close a function server's pool connections; the AS redials them as it would after a failure",
   reconnect: 'dial a function server now, skipping the backoff wait',
   drain: 'stop sending new requests to a function server; those in flight finish',
