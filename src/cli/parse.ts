@@ -1,4 +1,7 @@
 import { InvalidArgumentError } from 'commander';
+import { registryUrlProblem } from '../discovery/registry-url.js';
+
+export { registryUrlProblem };
 
 /** Parses "host:port" (IPv4, a name, or [IPv6]:port); tells the user the expected form when it is wrong. */
 export function parseEndpoint(value: string): { host: string; port: number } {
@@ -76,36 +79,6 @@ export function parseRoutingKey(value: string): string {
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes === 0 || bytes > 255) throw new InvalidArgumentError(`a routing key is 1 to 255 bytes (UTF-8), got ${bytes}`);
   return value;
-}
-
-/** The schemes `--registry` takes for an etcd endpoint: etcd's own client URLs are http://. */
-const REGISTRY_SCHEMES = ['etcd', 'http'];
-
-/**
- * What is wrong with a `--registry` value, or undefined: one or more comma-separated etcd endpoints,
- * each `etcd://host:port`, `http://host:port` or `host:port` (etcd://h1:2379,h2:2379).
- */
-export function registryUrlProblem(value: string): string | undefined {
-  const entries = value
-    .split(',')
-    .map((v) => v.trim())
-    .filter((v) => v.length > 0);
-  if (entries.length === 0) return 'names no etcd endpoint; give etcd://host:2379[,host:2379]';
-  for (const entry of entries) {
-    // Name the endpoint when there are several; with one, the value as given is the endpoint.
-    const at = entries.length > 1 ? `${entry}: ` : '';
-    let rest = entry;
-    const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(.*)$/.exec(entry);
-    if (m) {
-      const scheme = m[1].toLowerCase();
-      if (scheme === 'https') return `${at}TLS to etcd is not supported yet; give etcd://host:port (plain gRPC, on a network only cluster members reach)`;
-      if (!REGISTRY_SCHEMES.includes(scheme)) return `${at}${m[1]}:// is not a scheme for etcd; give etcd://host:2379[,host:2379] (http://host:2379 works too)`;
-      rest = m[2].replace(/\/+$/, '');
-    }
-    const hp = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(rest);
-    if (!hp || Number(hp[2]) < 1 || Number(hp[2]) > 65535) return `${at}expected etcd://host:port[,host:port], such as etcd://127.0.0.1:2379`;
-  }
-  return undefined;
 }
 
 /** `--registry` as a commander parser: refuses what registryUrlProblem finds. */

@@ -4,13 +4,14 @@ import type { Campaign, Election, Etcd3, IKeyValue, Lease, Namespace, Watcher } 
 import { etcd3 } from '../../common/etcd3.js';
 import type { Logger } from '../../common/logger.js';
 import { ConfigError } from '../../protocol/index.js';
+import { normalizeEndpoint } from '../../discovery/registry-url.js';
 import { NotifyRunner } from './notify.js';
 import type { PairRole, SiblingView } from './pair-machine.js';
 import type { PairNodeEvents } from './pair-node.js';
 
 /** `pairMode: 'etcd'`: the active AS is the leader of an etcd election (docs/pair.md, section 8). */
 export interface EtcdPairOptions {
-  /** etcd client endpoints: `etcd://host:port`, `http://host:port`, `https://host:port` or `host:port`. */
+  /** etcd client endpoints: `etcd://host:port`, `http://host:port` or `host:port` (no TLS to etcd yet). */
   endpoints: string[];
   /** Key prefix (default `/switchboard`); the candidates' keys are `<prefix>/election/<name>/<lease id>`. */
   prefix?: string;
@@ -50,17 +51,10 @@ const RETRY_CAP_MS = 5000;
 /** Longest stop() waits for etcd to revoke the lease before it gives up (the lease then expires). */
 const RESIGN_WAIT_MS = 1500;
 
-/** `etcd://h:p` and `h:p` become `http://h:p`; `etcds://` becomes `https://`. */
+/** `etcd://h:p`, `http://h:p` and `h:p` become `http://h:p`, by the registry's one rule (no TLS to etcd yet). */
 export function etcdHosts(endpoints: readonly string[]): string[] {
   if (endpoints.length === 0) throw new ConfigError('an etcd election needs at least one etcd endpoint (--registry etcd://host:port)');
-  return endpoints.map((e) => {
-    const s = e.trim();
-    if (s.startsWith('etcd://')) return `http://${s.slice('etcd://'.length)}`;
-    if (s.startsWith('etcds://')) return `https://${s.slice('etcds://'.length)}`;
-    if (/^https?:\/\//.test(s)) return s;
-    if (/^[^/]+:\d+$/.test(s)) return `http://${s}`;
-    throw new ConfigError(`etcd endpoint "${e}" must be etcd://host:port, http(s)://host:port or host:port`);
-  });
+  return endpoints.map(normalizeEndpoint);
 }
 
 function parseValue(v: string | Buffer | undefined): CandidateValue | undefined {
