@@ -533,7 +533,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (status === Status.NOT_ACTIVE) {
       // The request did not run: send it to the active one, and move there.
       const e = errorFromStatus(status, tryDecodeBody(buf.subarray(off, off + len)) as { active?: unknown }) as NotActiveError;
-      const unfollowable = e.active !== undefined && this.#o.followRedirects === false && !this.#endpoints.some((x) => same(x, e.active as Endpoint));
+      const unfollowable = e.active !== undefined && !this.#mayGoTo(e.active);
       if (unfollowable && ++this.#unfollowable >= this.#endpoints.length) {
         // Every endpoint we may use is a standby naming an active we may not go to: tell the
         // caller where the active is rather than go round the list until the deadline.
@@ -569,12 +569,17 @@ export class Client extends EventEmitter<ClientEvents> {
     link.retiredFor = reason;
     this.#retiring.add(link);
     if (this.#link === link) this.#link = undefined;
-    let to = target && (this.#o.followRedirects !== false || this.#endpoints.some((e) => same(e, target))) ? target : undefined;
+    let to = target && this.#mayGoTo(target) ? target : undefined;
     if (to && !this.#endpoints.some((e) => same(e, to as Endpoint))) this.#endpoints.push(to);
     to ??= this.#endpoints[(this.#endpoints.findIndex((e) => same(e, link.endpoint)) + 1) % this.#endpoints.length];
     this.#next = this.#endpoints.findIndex((e) => same(e, to as Endpoint));
     this.#moveReason = reason;
     this.#dial(0);
+  }
+
+  /** Whether a standby's redirect to `target` may be followed: it is listed, or followRedirects allows any. */
+  #mayGoTo(target: Endpoint): boolean {
+    return this.#o.followRedirects !== false || this.#endpoints.some((e) => same(e, target));
   }
 
   /** A retiring connection whose calls are all answered is closed. */

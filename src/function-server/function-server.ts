@@ -33,7 +33,7 @@ import {
 import { ControlLink } from './control-link.js';
 import { AS_POOL, DirectGrant } from './direct-grant.js';
 import { PerformanceMonitor, type LoadSampler } from './performance-monitor.js';
-import { RequestHandler } from './request-handler.js';
+import { RequestHandler, defaultMaxOneWayInflight } from './request-handler.js';
 import type { FsAnnouncer } from '../discovery/fs-announcer.js';
 import type { RegistryOptions } from '../discovery/etcd-registry.js';
 
@@ -163,7 +163,7 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
       refreshMs: opts.refreshMs ?? 1000,
       heartbeatMs: opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
       maxInflight: opts.maxInflight ?? 10_000,
-      maxOneWayInflight: opts.maxOneWayInflight ?? Math.floor((opts.maxInflight ?? 10_000) / 2),
+      maxOneWayInflight: opts.maxOneWayInflight ?? defaultMaxOneWayInflight(opts.maxInflight ?? 10_000),
       defaultTimeoutMs: opts.defaultTimeoutMs ?? 30_000,
       drainTimeoutMs: opts.drainTimeoutMs ?? 30_000,
       reconnectBaseMs: opts.reconnectBaseMs ?? 200,

@@ -34,6 +34,11 @@ export interface AnswerSink {
   readonly peerMaxBodyBytes: number;
 }
 
+/** One-way requests may take half the handler slots: the other half stays for two-way callers. */
+export function defaultMaxOneWayInflight(maxInflight: number): number {
+  return Math.floor(maxInflight / 2);
+}
+
 export interface RequestHandlerOptions {
   /** The first table; replaced whole by a reload (see `table`). */
   table: ServiceTable;
@@ -70,8 +75,9 @@ export class RequestHandler {
   table: ServiceTable;
   /** Handlers running now, overdue ones included: they hold memory and CPU until they really end. */
   #inflight = 0;
-  /** Of #inflight, one-way requests. */
+  /** Of #inflight, one-way requests; at most #maxOneWay. */
   #oneWayInflight = 0;
+  readonly #maxOneWay: number;
   /** One-way requests dropped at maxOneWayInflight. */
   oneWayDropped = 0;
   /** Handlers whose deadline was answered with TIMEOUT but which have not ended (they ignore their signal). */
@@ -86,6 +92,7 @@ export class RequestHandler {
   constructor(opts: RequestHandlerOptions) {
     this.#opts = opts;
     this.table = opts.table;
+    this.#maxOneWay = opts.maxOneWayInflight ?? defaultMaxOneWayInflight(opts.maxInflight);
     this.#log = new RateLimitedLog(opts.logger, { burst: 10, windowMs: 10_000 });
   }
 
@@ -117,7 +124,7 @@ export class RequestHandler {
       if (twoWay) conn.send(encodeErrorResponse(id, Status.SERVICE_NOT_FOUND, 'SB_ERR_SERVICE_NOT_FOUND', `this function server has no service ${key}`, key));
       return;
     }
-    if (!twoWay && this.#oneWayInflight >= (this.#opts.maxOneWayInflight ?? Math.floor(this.#opts.maxInflight / 2))) {
+    if (!twoWay && this.#oneWayInflight >= this.#maxOneWay) {
       this.oneWayDropped++;
       this.#log.warn('one-way-full', { serviceKey: key, oneWayInflight: this.#oneWayInflight }, 'one-way request dropped: as many one-way requests are running as maxOneWayInflight allows');
       return;

@@ -6,17 +6,17 @@ import { GATED, WHO, connectClient, fsInfo, gatedPlugin, settle, startAs, startF
 const HB = 200;
 const c = useCleanup();
 
-/** An AS and FS fs-a, and `n` calls held running on fs-a until openGate(). */
-async function heldCalls(n: number, asOpts: ApplicationServerOptions) {
+/** An AS and an FS (`name`), and `n` calls held running on it until openGate(). */
+async function heldCalls(n: number, asOpts: ApplicationServerOptions, name = 'fs-a') {
   const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB, ...asOpts });
   let openGate!: () => void;
   const gate = new Promise<void>((r) => (openGate = r));
   c.defer(() => openGate());
-  const a = await startFs(c, 'fs-a', controlPort, { heartbeatMs: HB, plugins: [EchoPlugin, whoPlugin('fs-a'), gatedPlugin(gate)] });
-  await waitForState(as, 'fs-a', 'available');
+  const a = await startFs(c, name, controlPort, { heartbeatMs: HB, plugins: [EchoPlugin, whoPlugin(name), gatedPlugin(gate)] });
+  await waitForState(as, name, 'available');
   const client = await connectClient(c, port);
   const inflight = Array.from({ length: n }, (_, i) => settle(client.call(GATED, { value: i }, { timeoutMs: 5000 })));
-  await waitFor(() => a.inflight === n, `${n} calls running on fs-a`);
+  await waitFor(() => a.inflight === n, `${n} calls running on ${name}`);
   return { as, controlPort, a, client, inflight, openGate };
 }
 
@@ -98,15 +98,7 @@ describe('graceful drain', () => {
   });
 
   it('a successor registering under the same name does not cut short the in-flight calls of the FS still draining', async () => {
-    const { as, port, controlPort } = await startAs(c, { heartbeatMs: HB });
-    let openGate!: () => void;
-    const gate = new Promise<void>((r) => (openGate = r));
-    c.defer(() => openGate());
-    const old = await startFs(c, 'fs-r', controlPort, { heartbeatMs: HB, plugins: [EchoPlugin, whoPlugin('fs-r'), gatedPlugin(gate)] });
-    await waitForState(as, 'fs-r', 'available');
-    const client = await connectClient(c, port);
-    const inflight = Array.from({ length: 3 }, (_, i) => settle(client.call(GATED, { value: i }, { timeoutMs: 5000 })));
-    await waitFor(() => old.inflight === 3, 'three calls running on the old fs-r');
+    const { as, controlPort, a: old, inflight, openGate } = await heldCalls(3, {}, 'fs-r');
     const stopped = old.stop();
     await waitForState(as, 'fs-r', 'draining', 3000);
     // The new process starts (on a new port) while the old one is still finishing its work: its
