@@ -43,7 +43,7 @@ export interface ApplicationServerOptions {
    */
   clientDrainTimeoutMs?: number;
   /**
-   * For this long after start, a request for a key no registered FS serves is answered UNAVAILABLE
+   * For this long after start, a request (or LOOKUP) for a key no registered FS serves, or a RESOLVE of a name none gives, is answered UNAVAILABLE
    * (retry, or another AS) rather than SERVICE_NOT_FOUND: a restarted AS has not yet heard from
    * FSs that are on their way back (default 10000; 0 turns it off).
    */
@@ -291,6 +291,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
       leaseMs,
       maxEndpoints: opts.directMaxEndpoints ?? 8,
       joinSecret,
+      inStartupGrace: (now) => this.dispatcher.inStartupGrace(now),
     });
     this.manager.on('joined', (i) => this.emit('fs-joined', i));
     this.manager.on('left', (i, why) => this.emit('fs-left', i, why));

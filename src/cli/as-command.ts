@@ -223,7 +223,7 @@ export function asCommand(): Command {
     .option('--max-inflight-bytes-per-client <n>', 'request bytes in flight per client; beyond, its reading pauses (16 MiB)', parseIntIn(1, 2 ** 40), 16 * 1024 * 1024)
     .option('--max-inflight-per-fs <n>', 'requests in flight per FS', parseIntIn(1, 1_000_000), 10_000)
     .option('--max-client-buffered-bytes <n>', 'answer bytes held for one client that does not read; beyond, it is closed', parseIntIn(65_536, 2 ** 40), 64 * 1024 * 1024)
-    .option('--startup-grace-ms <ms>', 'after start, unknown service keys are answered UNAVAILABLE (retry) rather than SERVICE_NOT_FOUND for this long: FSs may not be back yet (0 turns it off)', parseIntIn(0, 3_600_000), 10_000)
+    .option('--startup-grace-ms <ms>', 'after start, unknown service keys (requests, LOOKUP, RESOLVE) are answered UNAVAILABLE (retry) rather than SERVICE_NOT_FOUND for this long: FSs may not be back yet (0 turns it off)', parseIntIn(0, 3_600_000), 10_000)
     .option('--client-drain-timeout-ms <ms>', 'on SIGTERM, how long client requests in flight may take to be answered (new ones get UNAVAILABLE)', parseIntIn(0, 3_600_000), 5000)
     .option('--http-drain-timeout-ms <ms>', 'on SIGTERM, how long HTTP ingress requests in flight may take before they get 503', parseIntIn(0, 3_600_000), 5000)
     .option('--client-idle-timeout-ms <ms>', 'close a client connection with nothing in flight and no request for this long (0 keeps it)', parseIntIn(0, 86_400_000), 300_000)

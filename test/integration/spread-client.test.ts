@@ -95,13 +95,20 @@ describe('client spread mode', () => {
     expect(answers).toEqual(Array.from({ length: 40 }, (_, i) => i));
     expect(restarted.dispatcher.localAnswers.get(Status.UNAVAILABLE) ?? 0).toBeGreaterThan(0);
     expect(restarted.dispatcher.localAnswers.get(Status.SERVICE_NOT_FOUND) ?? 0).toBe(0);
-    // Once the grace is over, an unknown key is not found.
+    // A director-mode client's LOOKUP and a RESOLVE of a name get the same answer in the grace.
+    const alone = await Client.connect({ port: ports[1].port });
+    c.defer(() => alone.close());
+    await expect(alone.lookup(1)).rejects.toMatchObject({ code: 'SB_ERR_UNAVAILABLE' });
+    await expect(alone.resolve('echo.echo')).rejects.toMatchObject({ code: 'SB_ERR_UNAVAILABLE' });
+    // Once the grace is over, an unknown key (or name) is not found.
     const after = new ApplicationServer({ port: 0, controlPort: 0, startupGraceMs: 0 });
     await after.start();
     c.defer(() => after.stop());
     const lone = await Client.connect({ port: after.ports.port });
     c.defer(() => lone.close());
     await expect(lone.call(1, 'x')).rejects.toMatchObject({ code: 'SB_ERR_SERVICE_NOT_FOUND' });
+    await expect(lone.lookup(1)).rejects.toMatchObject({ code: 'SB_ERR_SERVICE_NOT_FOUND' });
+    await expect(lone.resolve('echo.echo')).rejects.toMatchObject({ code: 'SB_ERR_SERVICE_NOT_FOUND' });
   });
 
   it('a call an AS answers SB_ERR_UNAVAILABLE (it has no FS ready) goes to another AS, idempotent or not', async () => {

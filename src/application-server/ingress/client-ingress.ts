@@ -171,6 +171,11 @@ export class ClientIngress {
     }
     const d = this.#o.resolveName(req.data.name);
     if (d === undefined) {
+      if (this.#dispatcher.inStartupGrace(Date.now())) {
+        const message = `this application server started moments ago and may not have heard from every function server yet (none has named a service ${req.data.name} so far); retry shortly, or at another AS`;
+        c.send(encodeEventResponse(EventKind.RESOLVE, id, { code: 'SB_ERR_UNAVAILABLE', message }, Status.UNAVAILABLE));
+        return;
+      }
       c.send(encodeEventResponse(EventKind.RESOLVE, id, { code: 'SB_ERR_SERVICE_NOT_FOUND', message: `no registered function server serves a service named ${req.data.name}` }, Status.SERVICE_NOT_FOUND));
       return;
     }

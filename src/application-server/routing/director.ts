@@ -11,6 +11,8 @@ export interface DirectorOptions extends LeastLoadedOptions {
   maxEndpoints: number;
   /** Tickets are signed with it; without it the FSs take connections from loopback without proof. */
   joinSecret: Buffer | undefined;
+  /** True in the AS's start-up grace (Dispatcher.inStartupGrace): an unknown key is UNAVAILABLE then. */
+  inStartupGrace: (now: number) => boolean;
 }
 
 export type LookupOutcome = { status: typeof Status.OK; body: LookupReply } | { status: number; body: { code: string; message: string } };
@@ -60,8 +62,10 @@ export class Director {
     const set = this.#manager.candidates(key, poolType);
     const tier = set.active.length > 0 ? set.active : set.standby;
     if (tier.length === 0) {
-      return set.known
-        ? { status: Status.UNAVAILABLE, body: { code: 'SB_ERR_UNAVAILABLE', message: `no function server for service ${key} (pool type ${poolType}) is available now; retry later` } }
+      if (set.known) return { status: Status.UNAVAILABLE, body: { code: 'SB_ERR_UNAVAILABLE', message: `no function server for service ${key} (pool type ${poolType}) is available now; retry later` } };
+      // Just started: as for requests, the FSs that serve it may not have come back yet.
+      return this.#o.inStartupGrace(now)
+        ? { status: Status.UNAVAILABLE, body: { code: 'SB_ERR_UNAVAILABLE', message: `this application server started moments ago and may not have heard from every function server yet (none serves service ${key} in pool type ${poolType} so far); retry shortly, or at another AS` } }
         : { status: Status.SERVICE_NOT_FOUND, body: { code: 'SB_ERR_SERVICE_NOT_FOUND', message: `no function server serves service ${key} in pool type ${poolType}; check the key and the pool type` } };
     }
     const priced = tier.map((fs) => ({ fs, cost: this.#cost(fs, now) })).sort((a, b) => a.cost - b.cost);

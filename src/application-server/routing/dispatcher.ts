@@ -92,6 +92,11 @@ export class Dispatcher implements TrafficSink {
   notActive: (() => { host: string; port: number } | undefined) | null = null;
   /** Until then (epoch ms; set at start), a key no FS serves is answered UNAVAILABLE, not SERVICE_NOT_FOUND. */
   unknownKeysUnavailableUntil = 0;
+
+  /** True in the start-up grace: a key or name no FS serves may yet come back with its FS. */
+  inStartupGrace(now: number): boolean {
+    return now < this.unknownKeysUnavailableUntil;
+  }
   /** Set while the AS stops: new requests are refused UNAVAILABLE with this message; those in flight finish. */
   stopping: string | null = null;
 
@@ -319,7 +324,7 @@ export class Dispatcher implements TrafficSink {
       if (onlyOthers) return [Status.UNAVAILABLE, '', ''];
       if (set.known) return [Status.UNAVAILABLE, 'SB_ERR_UNAVAILABLE', `no function server for service ${p.serviceKey} (pool type ${p.poolType}) is available now; retry later`];
       // Just started: the FSs that serve it may not have come back yet. Not found would be a lie.
-      if (now < this.unknownKeysUnavailableUntil) return [Status.UNAVAILABLE, 'SB_ERR_UNAVAILABLE', `this application server started moments ago and may not have heard from every function server yet (no FS serves service ${p.serviceKey} in pool type ${p.poolType} so far); retry shortly, or at another AS`];
+      if (this.inStartupGrace(now)) return [Status.UNAVAILABLE, 'SB_ERR_UNAVAILABLE', `this application server started moments ago and may not have heard from every function server yet (no FS serves service ${p.serviceKey} in pool type ${p.poolType} so far); retry shortly, or at another AS`];
       return [Status.SERVICE_NOT_FOUND, 'SB_ERR_SERVICE_NOT_FOUND', `no function server serves service ${p.serviceKey} in pool type ${p.poolType}; check the key, the pool type and that the plugin is loaded`];
     }
     const ctx = this.#ctx;
