@@ -92,11 +92,6 @@ export class Dispatcher implements TrafficSink {
   notActive: (() => { host: string; port: number } | undefined) | null = null;
   /** Until then (epoch ms; set at start), a key no FS serves is answered UNAVAILABLE, not SERVICE_NOT_FOUND. */
   unknownKeysUnavailableUntil = 0;
-
-  /** True in the start-up grace: a key or name no FS serves may yet come back with its FS. */
-  inStartupGrace(now: number): boolean {
-    return now < this.unknownKeysUnavailableUntil;
-  }
   /** Set while the AS stops: new requests are refused UNAVAILABLE with this message; those in flight finish. */
   stopping: string | null = null;
 
@@ -110,6 +105,11 @@ export class Dispatcher implements TrafficSink {
   constructor(opts: DispatcherOptions) {
     this.#o = opts;
     this.#ctx = { now: 0, random: opts.random ?? Math.random, serviceKey: 0, poolType: 0, routingKey: undefined, again: false };
+  }
+
+  /** True in the start-up grace: a key or name no FS serves may yet come back with its FS. */
+  inStartupGrace(now: number): boolean {
+    return now < this.unknownKeysUnavailableUntil;
   }
 
   attach(manager: FsManager): void {
