@@ -19,7 +19,8 @@
  *   options: --rounds N --duration-ms N --warmup-ms N --only raw,sb-as,... --inflight 1,16,128
  *            --bodies 100,4096,65536 --no-scheduler
  *            --profile-as (V8 CPU profile of the AS; perturbs its figures), --profile <child labels,...>
- *            (e.g. sb-client-as,sb-fs-via-as), --verbose, --log-level warn
+ *            (e.g. sb-client-as,sb-fs-via-as), --profile-interval-us N (sampling period, default 100),
+ *            --verbose, --log-level warn
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -64,6 +65,8 @@ function parseArgs(argv) {
   o.logLevel = val('log-level') ?? 'warn';
   o.profile = [...(argv.includes('--profile-as') ? ['sb-as'] : []), ...(val('profile')?.split(',') ?? [])];
   o.profileDir = join(RESULTS_DIR, 'profiles');
+  // V8 samples every 1000 µs by default: too coarse for a 2 s window of a process at half a core.
+  o.profileIntervalUs = num('profile-interval-us', 100);
   if (o.only) {
     const known = SCENARIOS.map((s) => s.key);
     const bad = o.only.filter((k) => !known.includes(k));
@@ -165,7 +168,7 @@ async function runScheduler(children, o) {
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (!existsSync(new URL('index.js', DIST))) throw new Error('dist/ is missing: run `npm run build` (npm run bench does it for you)');
-  const children = new Children({ verbose: o.verbose, profile: o.profile, profileDir: o.profileDir });
+  const children = new Children({ verbose: o.verbose, profile: o.profile, profileDir: o.profileDir, profileIntervalUs: o.profileIntervalUs });
   const started = Date.now();
   let interrupted = false;
   const onSignal = (sig) => {

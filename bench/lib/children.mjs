@@ -145,11 +145,13 @@ export class Children {
   #verbose;
   #profile;
   #profileDir;
+  #profileIntervalUs;
   /** Labels of the children started with --cpu-prof, and where their profiles go (label.cpuprofile). */
   profiled = [];
 
-  constructor({ verbose = false, profile = [], profileDir = undefined } = {}) {
+  constructor({ verbose = false, profile = [], profileDir = undefined, profileIntervalUs = 1000 } = {}) {
     this.#verbose = verbose;
+    this.#profileIntervalUs = profileIntervalUs;
     this.#profile = new Set(profile);
     this.#profileDir = profileDir;
     // Last resort: whatever is still running when the runner exits is killed by PID.
@@ -165,7 +167,7 @@ export class Children {
     const execArgv = [];
     if (this.#profile.has(label)) {
       // The profile is written when the child exits cleanly, which stop() lets it do.
-      execArgv.push('--cpu-prof', '--cpu-prof-dir', this.#profileDir, '--cpu-prof-name', `${label}.cpuprofile`);
+      execArgv.push('--cpu-prof', '--cpu-prof-interval', String(this.#profileIntervalUs), '--cpu-prof-dir', this.#profileDir, '--cpu-prof-name', `${label}.cpuprofile`);
       this.profiled.push(label);
     }
     const proc = fork(procScript(name), args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv });
