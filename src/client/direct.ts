@@ -2,6 +2,7 @@ import {
   AuthError,
   ChannelClosedError,
   DeadlineExceededError,
+  UnavailableError,
   EventKind,
   FLAG_REQUEST,
   FLAG_TWO_WAY,
@@ -63,7 +64,11 @@ interface Endpoint {
 interface Route {
   endpoints: Endpoint[];
   ticket: TicketGrant | undefined;
+  /** The listed FSs declare the service idempotent: lost calls are re-sent whatever the call said. */
+  idempotent: boolean;
   leaseEnds: number;
+  /** The lease's length as the AS gave it (renewAt moves on after a failed renewal; this does not). */
+  leaseMs: number;
   renewAt: number;
   renewing: boolean;
   lastUsed: number;
@@ -77,37 +82,29 @@ interface Pending {
   attempts: number;
 }
 
+/** A call queued on a connection that is not ready yet, with the answer it was routed by. */
+interface Waiting {
+  p: Pending;
+  route: Route;
+}
+
 /** One connection to one FS. */
 class FsLink {
   /** Calls sent on this connection, by request id (slots, not a Map: no hashing or rehashing per call). */
   readonly pending = new PendingTable<Pending>();
-  /** Calls waiting for the connection to open: counted in the choice like those in flight. */
-  waiting = 0;
+  /** Calls waiting for the connection to open (and its ticket to be taken): counted in the choice like those in flight. */
+  readonly waiting = new Set<Waiting>();
   ready = false;
   draining = false;
   /** The nonce of the FS's CHALLENGE: renewals of our ticket are proved over it. */
   listenerNonce: Buffer | undefined;
   /** Tickets shown on this connection (by their claims), so each is shown once. */
   readonly shown = new WeakSet<Uint8Array>();
-  readonly whenReady: Promise<void>;
-  #settle!: { resolve: () => void; reject: (e: Error) => void };
 
   constructor(
     readonly addr: string,
     readonly conn: FrameConnection,
-  ) {
-    this.whenReady = new Promise<void>((resolve, reject) => (this.#settle = { resolve, reject }));
-    this.whenReady.catch(() => undefined);
-  }
-
-  markReady(): void {
-    this.ready = true;
-    this.#settle.resolve();
-  }
-
-  fail(err: Error): void {
-    this.#settle.reject(err);
-  }
+  ) {}
 }
 
 /**
@@ -154,6 +151,11 @@ export class DirectRouter {
   /** FS connections open now. */
   get connections(): number {
     return this.#links.size;
+  }
+
+  /** LOOKUP answers held now, one per (key, pool type) in use. */
+  get leases(): number {
+    return this.#routes.size;
   }
 
   /** Calls waiting for an answer from the FS at `host:port`. */
@@ -203,7 +205,9 @@ export class DirectRouter {
     const route: Route = {
       endpoints: reply.endpoints.map((e) => ({ ...e, addr: `${e.host}:${e.port}` })),
       ticket: reply.ticket,
+      idempotent: reply.idempotent === true,
       leaseEnds: now + reply.leaseMs,
+      leaseMs: reply.leaseMs,
       renewAt: now + reply.leaseMs / 2,
       renewing: false,
       lastUsed: prev?.lastUsed ?? now,
@@ -227,21 +231,8 @@ export class DirectRouter {
     // One shared executor, not a closure per call: the per-call path allocates the promise and its record only.
     const promise = new Promise<unknown>(this.#executor);
     const p: Pending = { resolve: this.#resolve, reject: this.#reject, spec, deadlineAt, attempts };
-    if (link.ready) {
-      this.#write(link, p, route.ticket, now);
-      return promise;
-    }
-    link.waiting++;
-    link.whenReady.then(
-      () => {
-        link.waiting--;
-        this.#write(link, p, route.ticket, Date.now());
-      },
-      () => {
-        link.waiting--;
-        this.#retry(p, ep.addr, route);
-      },
-    );
+    if (link.ready) this.#write(link, p, route.ticket, now);
+    else link.waiting.add({ p, route });
     return promise;
   }
 
@@ -281,18 +272,28 @@ export class DirectRouter {
 
   #score(e: Endpoint): number {
     const link = this.#links.get(e.addr);
-    return ((link === undefined ? 0 : link.pending.size + link.waiting) + 1) / e.weight;
+    return ((link === undefined ? 0 : link.pending.size + link.waiting.size) + 1) / e.weight;
   }
 
   #link(ep: Endpoint, ticket: TicketGrant | undefined): FsLink {
     let link = this.#links.get(ep.addr);
     if (link !== undefined) return link;
     const socket = dial({ host: ep.host, port: ep.port, tls: this.#o.tls }, () => {
-      clearTimeout(timer);
-      if (ticket === undefined) link?.markReady();
-      // With a ticket, the FS speaks first (CHALLENGE); onEvent answers it.
+      connected = true;
+      if (ticket === undefined) ready();
+      // With a ticket, the FS speaks first (CHALLENGE); onEvent answers it, within the same time.
     });
-    const timer = setTimeout(() => socket.destroy(new Error(`connect to ${ep.addr} timed out`)), this.#o.connectTimeoutMs);
+    let connected = false;
+    const timer = setTimeout(() => {
+      const why = connected
+        ? `the function server at ${ep.addr} did not take our ticket within ${this.#o.connectTimeoutMs} ms (no CHALLENGE, or no answer to TICKET); is it an FS of this cluster?`
+        : `connect to ${ep.addr} timed out`;
+      conn.destroy('auth', new Error(why));
+    }, this.#o.connectTimeoutMs);
+    const ready = (): void => {
+      clearTimeout(timer);
+      this.#ready(link as FsLink);
+    };
     let nonce: Buffer | undefined;
     const conn = new FrameConnection(socket, {
       heartbeatMs: this.#o.heartbeatMs,
@@ -317,7 +318,7 @@ export class DirectRouter {
               conn.destroy('auth', new AuthError('SB_ERR_TICKET_INVALID', `the function server at ${ep.addr} did not accept our ticket or could not prove the join secret`));
               return;
             }
-            l.markReady();
+            ready();
           };
           return;
         }
@@ -339,6 +340,14 @@ export class DirectRouter {
     link = new FsLink(ep.addr, conn);
     this.#links.set(ep.addr, link);
     return link;
+  }
+
+  /** The connection is open (and took our ticket): the calls that waited for it go now. */
+  #ready(link: FsLink): void {
+    link.ready = true;
+    const now = Date.now();
+    for (const w of link.waiting) this.#write(link, w.p, w.route.ticket, now);
+    link.waiting.clear();
   }
 
   #showTicket(link: FsLink, ticket: TicketGrant): void {
@@ -373,7 +382,10 @@ export class DirectRouter {
   #lost(link: FsLink, err: Error | undefined): void {
     if (this.#links.get(link.addr) === link) this.#links.delete(link.addr);
     if (!this.#closed) this.#downUntil.set(link.addr, Date.now() + DOWN_MS);
-    link.fail(err ?? new ChannelClosedError(`the connection to ${link.addr} closed`));
+    // Calls that waited for it never reached the FS: they may go elsewhere, whatever they are.
+    const waited = [...link.waiting];
+    link.waiting.clear();
+    for (const w of waited) this.#retry(w.p, link.addr, w.route);
     const orphans = link.pending.takeAll();
     for (const p of orphans) this.#retry(p, link.addr, undefined, err);
   }
@@ -386,20 +398,29 @@ export class DirectRouter {
     }
     // A call that never reached the FS (its connection did not open) may go elsewhere whatever it is.
     const neverSent = route !== undefined;
-    if ((neverSent || p.spec.idempotent) && p.attempts < MAX_ATTEMPTS && now < p.deadlineAt) {
-      const r = route ?? this.#routes.get(routeKey(p.spec));
+    const r = route ?? this.#routes.get(routeKey(p.spec));
+    // Re-sent as the AS would: the call said idempotent, or the service declares it (LOOKUP said so).
+    if ((neverSent || p.spec.idempotent || r?.idempotent === true) && p.attempts < MAX_ATTEMPTS && now < p.deadlineAt) {
       if (r !== undefined) {
         if (!neverSent) this.resent++;
         this.#send(r, p.spec, p.deadlineAt, p.attempts + 1, from, now).then(p.resolve, p.reject);
         return;
       }
     }
-    const why = err instanceof AuthError ? err.message : `the connection to function server ${from} closed before it answered; the request may or may not have run`;
-    p.reject(err instanceof AuthError ? err : new ChannelClosedError(why));
+    if (err instanceof AuthError) p.reject(err);
+    else if (neverSent && now >= p.deadlineAt) p.reject(new DeadlineExceededError(`no function server for service ${p.spec.serviceKey} could be reached before the deadline (the call was not sent)`));
+    else if (neverSent) p.reject(new UnavailableError(`${p.attempts} function servers for service ${p.spec.serviceKey} could not be reached; the call was not sent, retry it`));
+    else p.reject(new ChannelClosedError(`the connection to function server ${from} closed before it answered; the request may or may not have run`));
   }
 
   #sweep(now: number): void {
     for (const link of this.#links.values()) {
+      // A call still waiting for its connection was never sent: it ends at its deadline, no grace.
+      for (const w of link.waiting) {
+        if (w.p.deadlineAt > now) continue;
+        link.waiting.delete(w);
+        w.p.reject(new DeadlineExceededError(`the connection to function server ${link.addr} was not ready before the deadline of a call for service ${w.p.spec.serviceKey}`));
+      }
       if (link.pending.size === 0) continue;
       // Their slots wait for the late answers, so an id is never reused under one.
       for (const p of link.pending.takeExpired(now - LOCAL_GRACE_MS)) {
@@ -407,8 +428,7 @@ export class DirectRouter {
       }
     }
     for (const [k, route] of this.#routes) {
-      const leaseMs = (route.leaseEnds - route.renewAt) * 2;
-      if (now - route.lastUsed > leaseMs * IDLE_LEASES) {
+      if (now - route.lastUsed > route.leaseMs * IDLE_LEASES) {
         this.#routes.delete(k);
         continue;
       }

@@ -173,6 +173,11 @@ export const lookupReplySchema = z.object({
   leaseMs: z.number().int().min(1).max(86_400_000),
   /** Absent when the FSs take connections without proof (no join secret: loopback only). */
   ticket: ticketGrantSchema.optional(),
+  /**
+   * Every listed FS declares the service idempotent: a direct client re-sends its calls after a
+   * lost FS as the AS would. Absent (an older AS) counts as false.
+   */
+  idempotent: z.boolean().optional(),
 });
 export type LookupReply = z.infer<typeof lookupReplySchema>;
 

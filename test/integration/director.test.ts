@@ -72,6 +72,9 @@ describe('director mode', () => {
     expect(h.as.director.lookups).toBe(2); // one per key, then leases cover the rest
     await waitFor(() => h.as.listFunctionServers().every((f) => f.direct.requests > 0), 'both FSs to report direct requests in LOAD');
     for (const f of h.as.listFunctionServers()) expect(f.direct.leases).toBe(1);
+    // LOOKUP tells whether the service declares itself idempotent (echo does, echo.delayed, key 2, does not).
+    expect((await c.lookup(ECHO)).idempotent).toBe(true);
+    expect((await c.lookup(2)).idempotent).toBe(false);
   });
 
   it("a director client's AS link, which carries only LOOKUP renewals, is not closed as idle", async () => {
@@ -307,6 +310,36 @@ describe('the direct router before its first LOOKUP answer', () => {
   });
 });
 
+describe('the direct router without its AS', () => {
+  it('holds a LOOKUP answer for its whole lease while renewals fail, and drops it only after two idle leases', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    h.defer(() => vi.useRealTimers());
+    let lookups = 0;
+    const router = new DirectRouter(
+      {
+        // The first LOOKUP is answered; then the AS is gone.
+        lookup: async () => {
+          if (lookups++ === 0) return { endpoints: [], leaseMs: 10_000 };
+          throw new Error('no application server could be reached');
+        },
+        viaAs: async () => 'answered through the AS',
+      },
+      { heartbeatMs: 0, connectTimeoutMs: 1000 },
+    );
+    h.defer(() => router.close());
+    const spec = { serviceKey: ECHO, poolType: 0, body: encodeBody('x'), extension: undefined, idempotent: false };
+    await router.call(spec, 1000);
+    expect(router.leases).toBe(1);
+    // Renewals from half the lease on, one a second, all failing: the answer stands to its end.
+    await vi.advanceTimersByTimeAsync(9_900);
+    expect(lookups).toBeGreaterThan(4);
+    expect(router.leases).toBe(1);
+    // Unused for two leases (20 s from its last call), it is dropped.
+    await vi.advanceTimersByTimeAsync(10_300);
+    expect(router.leases).toBe(0);
+  });
+});
+
 describe('the direct router on one FS connection', () => {
   it('gives up a call the FS never answers, and never reuses its id until the late answer comes', async () => {
     const ids: number[] = [];
@@ -337,5 +370,72 @@ describe('the direct router on one FS connection', () => {
     expect(await router.call(spec('second'), 2000)).toBe('answer to the second call');
     expect(ids).toHaveLength(2);
     expect(ids[1]).not.toBe(ids[0]);
+  });
+});
+
+describe('the direct router while an FS connection is not ready', () => {
+  const ticket = { body: new Uint8Array(8), mac: new Uint8Array(32), key: new Uint8Array(32), expiresAt: Date.now() + 60_000 };
+
+  it('an "FS" that takes the TCP connection but never sends CHALLENGE: a call ends at its deadline, and the link is given up after connectTimeoutMs, so later calls go through the AS', async () => {
+    // Accepts, reads, never speaks: a frozen FS whose kernel still completes the handshake looks the same.
+    const mute = await handMadeFs({});
+    h.defer(() => mute.close());
+    const router = new DirectRouter(
+      {
+        lookup: async () => ({ endpoints: [{ id: 'fs-mute', host: '127.0.0.1', port: mute.port, weight: 1000 }], leaseMs: 60_000, ticket }),
+        viaAs: async () => 'answered through the AS',
+      },
+      { heartbeatMs: 0, connectTimeoutMs: 1500 },
+    );
+    h.defer(() => router.close());
+    const spec = { serviceKey: ECHO, poolType: 0, body: encodeBody('x'), extension: undefined, idempotent: false };
+    const started = Date.now();
+    await expect(router.call(spec, 200)).rejects.toMatchObject({ code: 'SB_ERR_TIMEOUT', message: expect.stringContaining('was not ready before the deadline') });
+    // Ended by its own deadline (and the 100 ms sweep), not by the connect timeout.
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(mute.sockets).toHaveLength(1);
+    // This one waits on the same link; the handshake's time runs out, and it was never sent: to the AS.
+    expect(await router.call(spec, 10_000)).toBe('answered through the AS');
+    expect(router.viaAs).toBe(1);
+    expect(router.connections).toBe(0);
+  });
+
+  it('a call the LOOKUP answer calls idempotent is re-sent to the next FS when its FS is lost, even when the call did not say so; without that word it fails', async () => {
+    // fs-a closes the connection on the first request it reads; fs-b answers.
+    const lost = await handMadeFs({}, (f, s) => {
+      if (!isEvent(f)) s.destroy();
+    });
+    const answers = await handMadeFs({}, (f, s) => {
+      if (!isEvent(f)) s.write(encodeResponse(requestIdOf(f), Status.OK, 'from fs-b'));
+    });
+    h.defer(() => lost.close());
+    h.defer(() => answers.close());
+    const routerFor = (idempotent: boolean | undefined): DirectRouter => {
+      const r = new DirectRouter(
+        {
+          // fs-a's weight makes it the first choice of two.
+          lookup: async () => ({
+            endpoints: [
+              { id: 'fs-a', host: '127.0.0.1', port: lost.port, weight: 65535 },
+              { id: 'fs-b', host: '127.0.0.1', port: answers.port, weight: 1 },
+            ],
+            leaseMs: 60_000,
+            ...(idempotent === undefined ? {} : { idempotent }),
+          }),
+          viaAs: async () => 'answered through the AS',
+        },
+        { heartbeatMs: 0, connectTimeoutMs: 1000 },
+      );
+      h.defer(() => r.close());
+      return r;
+    };
+    const spec = { serviceKey: ECHO, poolType: 0, body: encodeBody('x'), extension: undefined, idempotent: false };
+    const declared = routerFor(true);
+    expect(await declared.call(spec, 5000)).toBe('from fs-b');
+    expect(declared.resent).toBe(1);
+    // An older AS says nothing: the call's own word decides, and it said no.
+    const silent = routerFor(undefined);
+    await expect(silent.call(spec, 5000)).rejects.toMatchObject({ code: 'SB_ERR_CHANNEL_CLOSED' });
+    expect(silent.resent).toBe(0);
   });
 });

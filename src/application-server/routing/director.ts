@@ -78,7 +78,8 @@ export class Director {
       held.add(fs);
       return { id: fs.id, host: fs.host, port: fs.port, weight: Math.max(1, Math.min(65535, Math.round(1000 / cost))) };
     });
-    const body: LookupReply = { endpoints, leaseMs: this.#o.leaseMs };
+    // The client re-sends after a lost FS as the AS would: by the service's own declaration.
+    const body: LookupReply = { endpoints, leaseMs: this.#o.leaseMs, idempotent: chosen.every(({ fs }) => fs.isIdempotent(key)) };
     if (this.#o.joinSecret !== undefined) {
       // Valid for a lease and a half: a client that renews at half a lease always holds a good one,
       // even when one renewal fails.
