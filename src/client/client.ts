@@ -180,6 +180,15 @@ export class Client extends EventEmitter<ClientEvents> {
   #refusals = 0;
   /** NOT_ACTIVE answers in a row naming an active that followRedirects: false keeps us from. */
   #unfollowable = 0;
+  /**
+   * Moves for NOT_ACTIVE since a call was last answered: past one round of the endpoints they wait
+   * their backoff, so a pair with no active (negotiating, or its etcd away) is not dialled in a loop.
+   */
+  #bounces = 0;
+  /** The last NOT_ACTIVE seen, for the message of a call that found no active before its deadline. */
+  #lastNotActive: string | undefined;
+  /** Events (RESOLVE, LOOKUP) waiting for a connection: sent when one comes up. */
+  readonly #waitingForLink = new Set<(link: Link | undefined) => void>();
   #fatal: SwitchboardError | undefined;
   /** The AS last connected to, and why the client is leaving it (for the failover event). */
   #lastEndpoint: Endpoint | undefined;
@@ -232,8 +241,15 @@ export class Client extends EventEmitter<ClientEvents> {
         await client.#open(endpoints[i]);
         // Without a secret, one heartbeat round trip: a port that asks for proof has sent its
         // CHALLENGE before the pong, so connect() rejects here rather than the first call.
-        if (!client.#secret) await client.#link?.conn.barrier(opts.connectTimeoutMs ?? 5000);
+        const answered = client.#secret ? true : await client.#link?.conn.barrier(opts.connectTimeoutMs ?? 5000);
         if (client.#fatal) throw client.#fatal;
+        if (answered !== true) {
+          // Accepted by the kernel but silent: a frozen process looks so. Try the next endpoint.
+          const link = client.#link;
+          client.#link = undefined;
+          link?.conn.destroy('heartbeat');
+          throw new ConnectError(`the application server at ${show(endpoints[i])} took the connection but did not answer a heartbeat within ${opts.connectTimeoutMs ?? 5000} ms; is it stopped or overloaded?`);
+        }
         client.#next = i;
         if (opts.mode === 'direct') {
           client.#direct = new DirectRouter(
@@ -369,10 +385,29 @@ export class Client extends EventEmitter<ClientEvents> {
   /** A two-way event to the current AS; resolves with the answer's body, or rejects with its error. */
   #event(kind: number, body: unknown, timeoutMs: number, what: string): Promise<unknown> {
     const link = this.#link;
-    if (!link || link.retiring || link.conn.closed) {
-      this.#reconnectSoon(); // after an idle close nothing else would dial
-      return Promise.reject(new ChannelClosedError('no connection to an application server is up; retry'));
-    }
+    if (link && !link.retiring && !link.conn.closed) return this.#eventOn(link, kind, body, timeoutMs, what);
+    if (this.#closed) return Promise.reject(this.#fatal ?? new ChannelClosedError('the client is closed'));
+    if (this.#o.reconnect === false && this.#gen > 0) return Promise.reject(new ChannelClosedError('the connection to the application server is lost and reconnection is off'));
+    // As a call does: wait for the connection (dialled now, after an idle close nothing else would), within the time given.
+    const startedAt = Date.now();
+    return new Promise<Link | undefined>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waitingForLink.delete(resolve);
+        resolve(undefined);
+      }, timeoutMs);
+      timer.unref();
+      this.#waitingForLink.add((l) => {
+        clearTimeout(timer);
+        resolve(l);
+      });
+      this.#reconnectSoon();
+    }).then((l) => {
+      if (l === undefined) throw new DeadlineExceededError(`no application server could be reached within ${timeoutMs} ms for ${what} (${this.#endpoints.map(show).join(', ')})`);
+      return this.#eventOn(l, kind, body, Math.max(1, timeoutMs - (Date.now() - startedAt)), what);
+    });
+  }
+
+  #eventOn(link: Link, kind: number, body: unknown, timeoutMs: number, what: string): Promise<unknown> {
     const id = (this.#resolveId = (this.#resolveId % 0x7fffffff) + 1);
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -439,6 +474,8 @@ export class Client extends EventEmitter<ClientEvents> {
     clearInterval(this.#sweeper);
     clearTimeout(this.#retry);
     this.#calls.rejectAll(this.#fatal ?? new ChannelClosedError('the client was closed before the answer came'));
+    for (const w of this.#waitingForLink) w(undefined);
+    this.#waitingForLink.clear();
     const links = [...this.#retiring, ...(this.#link ? [this.#link] : [])];
     this.#link = undefined;
     this.#retiring.clear();
@@ -504,6 +541,8 @@ export class Client extends EventEmitter<ClientEvents> {
     if (previous && !same(previous, link.endpoint)) this.emit('failover', { from: previous, to: link.endpoint, reason: this.#moveReason });
     this.#moveReason = 'connection lost';
     this.#flushQueue();
+    for (const w of this.#waitingForLink) w(link);
+    this.#waitingForLink.clear();
   }
 
   #flushQueue(): void {
@@ -540,6 +579,8 @@ export class Client extends EventEmitter<ClientEvents> {
         this.#calls.reject(id, e);
         this.#failQueued(e);
       } else this.#calls.requeue(id);
+      this.#lastNotActive = `${show(link.endpoint)} answered NOT_ACTIVE ${e.active === undefined ? 'and named no active (its pair has none now: negotiating, or its etcd is away)' : `naming ${show(e.active)}`}`;
+      this.#bounces++;
       this.#moveAway(link, e.active, 'the AS answered NOT_ACTIVE');
       this.#maybeRetired(link);
       return;
@@ -556,6 +597,8 @@ export class Client extends EventEmitter<ClientEvents> {
     else this.#calls.reject(id, errorFromStatus(status, body as { code?: string; message?: string }));
     this.#refusals = 0;
     this.#unfollowable = 0;
+    this.#bounces = 0;
+    this.#lastNotActive = undefined;
     this.#maybeRetired(link);
   }
 
@@ -574,7 +617,10 @@ export class Client extends EventEmitter<ClientEvents> {
     to ??= this.#endpoints[(this.#endpoints.findIndex((e) => same(e, link.endpoint)) + 1) % this.#endpoints.length];
     this.#next = this.#endpoints.findIndex((e) => same(e, to as Endpoint));
     this.#moveReason = reason;
-    this.#dial(0);
+    // The first round of moves goes at once (a standby names the active); after it, back off.
+    const extra = this.#bounces - this.#endpoints.length;
+    const r = this.#o.reconnect || {};
+    this.#dial(extra <= 0 ? 0 : backoffDelay(extra - 1, { baseMs: r.baseMs ?? 100, capMs: r.capMs ?? 5000 }));
   }
 
   /** Whether a standby's redirect to `target` may be followed: it is listed, or followRedirects allows any. */
@@ -672,7 +718,11 @@ export class Client extends EventEmitter<ClientEvents> {
         this.#now,
         (queued) =>
         queued
-          ? new DeadlineExceededError(`no application server could be reached before the deadline (${this.#endpoints.map(show).join(', ')})`)
+          ? new DeadlineExceededError(
+              this.#lastNotActive === undefined
+                ? `no application server could be reached before the deadline (${this.#endpoints.map(show).join(', ')})`
+                : `no active application server took the call before the deadline: ${this.#lastNotActive}`,
+            )
           : new DeadlineExceededError('no answer from the application server within the deadline and its grace; is it overloaded?'),
         LOCAL_GRACE_MS,
       );

@@ -12,6 +12,7 @@ import {
   type Endpoint,
   type SwitchboardError,
 } from '../../src/index.js';
+import { EventKind, FrameParser, encodeEventResponse, encodeResponse, eventKindOf, isEvent, isRequest, requestIdOf } from '../../src/protocol/index.js';
 import { EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
 import { waitFor, withTimeout } from '../fixtures/wait.js';
 import {
@@ -85,6 +86,71 @@ function recordDials(c: PairCleanup, port: number): number[] {
   });
   return dials;
 }
+
+/**
+ * A hand-made "AS" on port 0: answers heartbeats (unless `mute`), and every request with `answer`
+ * (none: no answer). Counts the connections it takes.
+ */
+async function fakeAs(c: PairCleanup, o: { mute?: boolean; answer?: (id: number) => Buffer } = {}): Promise<{ port: number; connections: () => number }> {
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    connections++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    const parser = new FrameParser({
+      onFrame: (f) => {
+        if (o.mute) return;
+        if (isEvent(f)) {
+          if (isRequest(f) && eventKindOf(f) === EventKind.HEARTBEAT) s.write(encodeEventResponse(EventKind.HEARTBEAT, requestIdOf(f), undefined));
+          return;
+        }
+        if (o.answer) s.write(o.answer(requestIdOf(f)));
+      },
+      onError: () => s.destroy(),
+    });
+    s.on('data', (d: Buffer) => parser.push(d));
+  });
+  await new Promise<void>((r) => server.listen(0, HOST, () => r()));
+  c.defer(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  );
+  return { port: (server.address() as { port: number }).port, connections: () => connections };
+}
+
+describe('a client whose AS is there but cannot serve', () => {
+  const c = usePairCleanup();
+
+  it('an AS that answers NOT_ACTIVE naming no active (its pair has none): moves back off after one round, and the call fails at its deadline saying so', async () => {
+    const notActive = (id: number): Buffer => encodeResponse(id, Status.NOT_ACTIVE, { code: 'SB_ERR_NOT_ACTIVE', message: 'this application server is not the active of its pair' });
+    const as = await fakeAs(c, { answer: notActive });
+    const client = await pairClient(c, { endpoints: [at(as.port)], reconnect: { baseMs: 100, capMs: 1000 } });
+    const r = await settle(client.call(1, 'x', { timeoutMs: 2000 }));
+    expect(r.ok).toBe(false);
+    expect((r as { error: SwitchboardError }).error).toMatchObject({ code: 'SB_ERR_TIMEOUT', message: expect.stringContaining('answered NOT_ACTIVE and named no active') });
+    // Backoff from 100 ms, doubling, over 2 s: a handful of connections, not one per round trip.
+    expect(as.connections()).toBeGreaterThan(2);
+    expect(as.connections()).toBeLessThan(15);
+  });
+
+  it('connect() passes over an endpoint that takes the connection but never answers a heartbeat (a frozen AS) for the next one', async () => {
+    const frozen = await fakeAs(c, { mute: true });
+    const alive = await fakeAs(c);
+    const started = performance.now();
+    const client = await pairClient(c, { endpoints: [at(frozen.port), at(alive.port)], connectTimeoutMs: 400 });
+    expect(client.endpoint).toEqual(at(alive.port));
+    expect(client.connected).toBe(true);
+    expect(frozen.connections()).toBe(1);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(390);
+    // Alone, the frozen one is refused with a ConnectError that says what it saw.
+    await expect(Client.connect({ endpoints: [at(frozen.port)], connectTimeoutMs: 300 })).rejects.toMatchObject({ code: 'SB_ERR_CONNECT', message: expect.stringContaining('did not answer a heartbeat') });
+  });
+});
 
 describe('a client given both ASs of a pair', () => {
   const c = usePairCleanup();

@@ -159,6 +159,18 @@ describe('idle client connections', () => {
     expect(seen).toEqual(['disconnected SB_ERR_IDLE', 'connected']);
   });
 
+  it('after an idle close, RESOLVE and LOOKUP wait for the new connection as a call does, and are answered', async () => {
+    await h.cluster({ clientIdleTimeoutMs: 300 }, [{ name: 'fs-1' }]);
+    const client = await h.client();
+    let closes = 0;
+    client.on('disconnected', () => closes++);
+    await waitFor(() => closes === 1 && !client.connected, 'the idle close');
+    expect(await client.resolve('echo.echo')).toMatchObject({ key: 1, name: 'echo.echo' });
+    await waitFor(() => closes === 2 && !client.connected, 'a second idle close');
+    expect((await client.lookup(1)).endpoints).toHaveLength(1);
+    expect(h.as.closedConnections().client.get('idle')).toBe(2);
+  });
+
   it('refused requests and questions do not hold a connection open; answered LOOKUPs do', async () => {
     await h.cluster({ clientIdleTimeoutMs: 300 }, [{ name: 'fs-1' }]);
     const start = Date.now();
