@@ -1,4 +1,6 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from '../../common/logger.js';
@@ -6,6 +8,7 @@ import type { RateLimitedLog } from '../../common/rate-limited-log.js';
 import { ConfigError, HEADER_SIZE, OFFSET, encodeRequest, type ServiceDescriptor } from '../../protocol/index.js';
 import type { TlsOptions } from '../../security/index.js';
 import type { Dispatcher } from '../routing/dispatcher.js';
+import { badCharset, refuseUnparsable } from './http-refusals.js';
 import { HttpSession, sendError, type SettleSink } from './http-session.js';
 import { MAX_DEPTH } from '../../protocol/msgpack-check.js';
 
@@ -33,7 +36,8 @@ export interface HttpIngressOptions {
 
 /** Budgets an HTTP caller may ask for in x-sb-timeout-ms: 1 ms to 1 hour. */
 const MAX_TIMEOUT_MS = 3_600_000;
-const CALL_PATH = /^\/v1\/call\/[^/]+$/;
+/** The call route, with an empty service too: `GET /v1/call/` is a wrong method, not a wrong path. */
+const CALL_PATH = /^\/v1\/call\/[^/]*$/;
 
 /** A body that did not parse: the handler answers 400, and the connection stays usable (the body was read). */
 class BadJson {
@@ -67,7 +71,9 @@ export class HttpIngress implements SettleSink {
     this.#secretDigest = opts.clientSecret ? digest(opts.clientSecret) : undefined;
     // Answers may take up to the budget (1 h at most), so no socket inactivity timeout; the
     // request itself must arrive in time, headers first.
-    const server = { requestTimeout: 60_000, headersTimeout: 10_000, connectionsCheckingInterval: 1000, keepAliveTimeout: 72_000 };
+    // requireHostHeader off: Node would refuse a missing Host with an empty 400; the onRequest hook
+    // refuses it with the ingress's JSON error instead.
+    const server = { requestTimeout: 60_000, headersTimeout: 10_000, connectionsCheckingInterval: 1000, keepAliveTimeout: 72_000, requireHostHeader: false };
     const tls = opts.tls;
     const mutual = tls?.requireClientCert === true && tls.ca !== undefined;
     this.#app = Fastify({
@@ -86,28 +92,47 @@ export class HttpIngress implements SettleSink {
         }
         sendError(reply, 400, { code: 'SB_ERR_BAD_REQUEST', message: 'the URL cannot be read; percent-encode the service name correctly', status: 'BAD_REQUEST' });
       },
+      // What Node's HTTP parser refuses (bad framing, headers too large, timeouts) gets the same body as the rest.
+      clientErrorHandler: refuseUnparsable,
       ...(tls?.cert
         ? { https: { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: mutual, rejectUnauthorized: mutual, minVersion: 'TLSv1.2' as const, ...server } }
         : { http: server }),
     }) as unknown as FastifyInstance;
     this.#app.server.maxConnections = opts.maxConnections;
+    // Header lines beyond the first 1000 are dropped, not refused: Node's default, set here so the documented limit is this code's.
+    this.#app.server.maxHeadersCount = 1000;
     this.#app.server.on('connection', (socket: Socket) => {
       this.#connections++;
       socket.once('close', () => this.#connections--);
     });
     this.#app.server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
+    // Node would send 100 Continue at once; the preParsing hook sends it once the request passed
+    // every check made before the body is read, so a refused caller never sends its body.
+    const expecting = new WeakSet<IncomingMessage>();
+    this.#app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      expecting.add(req);
+      this.#app.server.emit('request', req, res);
+    });
 
     // Only JSON; the parser never fails, so a bad body does not cost the caller its connection.
     this.#app.removeAllContentTypeParsers();
     const parseJson = this.#app.getDefaultJsonParser('error', 'error');
-    this.#app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-      const text = body as string;
-      if (text.length === 0) return done(null, undefined);
+    this.#app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+      const bytes = body as Buffer;
+      if (bytes.length === 0) return done(null, undefined);
+      // Read as a string, bad bytes would become U+FFFD and reach the handler as if sent.
+      if (!isUtf8(bytes)) return done(null, new BadJson('it is not valid UTF-8; send JSON text encoded as UTF-8'));
+      const text = bytes.toString('utf8');
       // Before JSON.parse, which recurses: a bracket bomb would hold the event loop for a second.
       if (nestedTooDeep(text)) return done(null, new BadJson(`it nests arrays and objects more than ${MAX_DEPTH} deep`));
       parseJson(req, text, (err, value) => done(null, err ? new BadJson(jsonError(text)) : value));
     });
     this.#app.addHook('onRequest', (req, reply, done) => {
+      const raw = req.raw;
+      if (raw.httpVersionMajor === 1 && raw.httpVersionMinor === 1 && req.headers.host === undefined) {
+        sendError(reply, 400, { code: 'SB_ERR_BAD_REQUEST', message: 'an HTTP/1.1 request must carry a Host header (RFC 9112, section 3.2); add one', status: 'BAD_REQUEST' }, true);
+        return;
+      }
       if (this.#closing) {
         sendError(reply, 503, { code: 'SB_ERR_STOPPING', message: 'the application server is stopping; send the request to another one', status: 'UNAVAILABLE' }, true);
         return;
@@ -122,9 +147,26 @@ export class HttpIngress implements SettleSink {
       }
       done();
     });
+    // Checks that need only the headers, made before the body is read.
+    this.#app.addHook('preParsing', (req, reply, payload, done) => {
+      const type = req.headers['content-type'];
+      const charset = type === undefined || req.is404 ? undefined : badCharset(type);
+      if (charset !== undefined) {
+        sendError(reply, 415, { code: 'SB_ERR_MEDIA_TYPE', message: `the body must be UTF-8 JSON; send "Content-Type: application/json" with no charset or charset=utf-8 (got charset ${charset})`, status: 'BAD_REQUEST' });
+        return;
+      }
+      if (expecting.has(req.raw)) {
+        if (Number(req.headers['content-length']) > opts.maxBodyBytes) {
+          this.#tooLarge(reply);
+          return;
+        }
+        reply.raw.writeContinue();
+      }
+      done(null, payload);
+    });
     this.#app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
       if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-        sendError(reply, 413, { code: 'SB_ERR_FRAME_TOO_LARGE', message: `the body is over ${opts.maxBodyBytes} bytes, the AS's maxBodyBytes; send a smaller one or raise maxBodyBytes`, status: 'BAD_REQUEST' }, true);
+        this.#tooLarge(reply);
       } else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
         sendError(reply, 415, { code: 'SB_ERR_MEDIA_TYPE', message: `send the body as JSON with "Content-Type: application/json" (got ${req.headers['content-type'] ?? 'none'})`, status: 'BAD_REQUEST' });
       } else if ((err.statusCode ?? 500) < 500) {
@@ -227,6 +269,9 @@ export class HttpIngress implements SettleSink {
         sendError(reply, 400, { code: 'SB_ERR_BAD_REQUEST', message: `service key ${service} is outside 0-4294967295; give a key in that range or a service name`, status: 'BAD_REQUEST' });
         return;
       }
+    } else if (service === '') {
+      sendError(reply, 404, { code: 'SB_ERR_SERVICE_NOT_FOUND', message: 'the URL names no service; give a service key or name after /v1/call/', status: 'SERVICE_NOT_FOUND' });
+      return;
     } else {
       const d = this.#o.resolveName(service);
       if (d === undefined) {
@@ -282,6 +327,11 @@ export class HttpIngress implements SettleSink {
     frame.writeUInt32BE(session.track(reply), OFFSET.requestId);
     this.#waiting++;
     this.#dispatcher.dispatch(session, frame, 0, frame.length);
+  }
+
+  /** 413 and close: the body was not read (or not all of it), and is not worth reading. */
+  #tooLarge(reply: FastifyReply): void {
+    sendError(reply, 413, { code: 'SB_ERR_FRAME_TOO_LARGE', message: `the body is over ${this.#o.maxBodyBytes} bytes, the AS's maxBodyBytes; send a smaller one or raise maxBodyBytes`, status: 'BAD_REQUEST' }, true);
   }
 
   #badHeader(reply: FastifyReply, name: string, want: string): void {

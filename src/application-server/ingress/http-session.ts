@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { FastifyReply } from 'fastify';
-import { HEADER_SIZE, OFFSET, Status, decodeBodyAt, statusName, type StatusName, type SwitchboardError } from '../../protocol/index.js';
+import { HEADER_SIZE, OFFSET, Status, decodeBodyAt, isKnownStatus, statusName, type StatusName, type SwitchboardError } from '../../protocol/index.js';
 import type { IngressSession } from '../routing/dispatcher.js';
 import { BudgetedSession } from './budgeted-session.js';
 
@@ -158,6 +158,7 @@ export class HttpSession extends BudgetedSession implements IngressSession {
     try {
       body = decodeBodyAt(buf, off, len);
     } catch {
+      if (!isKnownStatus(status)) return sendError(reply, 502, unknownStatusBody(status, undefined));
       sendError(reply, 502, {
         code: 'SB_ERR_BAD_BODY',
         message: 'the function server answered with a body that is not standard msgpack; see its log',
@@ -175,10 +176,11 @@ export class HttpSession extends BudgetedSession implements IngressSession {
 
 /** The frame's error body for HTTP: its code and message, the status's name, and the details it carried. */
 export function errorBody(status: number, body: unknown): Record<string, unknown> {
+  if (!isKnownStatus(status)) return unknownStatusBody(status, body);
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const name = statusName(status);
   const out: Record<string, unknown> = {
-    code: typeof b.code === 'string' ? b.code : (DEFAULT_CODES[name as StatusName] ?? 'SB_ERR_UNKNOWN_STATUS'),
+    code: typeof b.code === 'string' ? b.code : DEFAULT_CODES[name as StatusName],
     message: typeof b.message === 'string' ? b.message : name,
     status: name,
   };
@@ -191,6 +193,21 @@ export function errorBody(status: number, body: unknown): Record<string, unknown
     if (m) out.errorId = m[1];
   }
   return out;
+}
+
+/**
+ * A status this version does not know: SB_ERR_UNKNOWN_STATUS whatever the FS's code, as the SDK
+ * raises; `status` stays a documented name (SERVER_ERROR, as for a bad answer body), and the
+ * number and the FS's own words go in the message.
+ */
+function unknownStatusBody(status: number, body: unknown): Record<string, unknown> {
+  const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  const said = [b.code, b.message].filter((x) => typeof x === 'string').join(': ');
+  return {
+    code: 'SB_ERR_UNKNOWN_STATUS',
+    message: `the function server answered with status ${status}, which this application server does not know; upgrade the AS${said ? ` (the answer said "${said}")` : ''}`,
+    status: statusName(Status.SERVER_ERROR),
+  };
 }
 
 // msgpack bin 8/16/32, uint 64 and int 64: the types JSON.stringify cannot write as they should.
