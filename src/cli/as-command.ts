@@ -58,17 +58,49 @@ function secretReader(logger: ReturnType<typeof createLogger>) {
   };
 }
 
-/** `--pair-mode etcd`: the election on the `--registry` etcd, under `--registry-prefix`. */
+/** `--pair-mode etcd`: the election on the `--registry` etcd, under `--registry-prefix` (pairProblem has checked the settings). */
 function pairEtcdOptions(c: AsConfig) {
-  if (c.pairMode !== 'etcd') return undefined;
-  if (!c.registry) throw new ConfigError('--pair-mode etcd needs --registry etcd://host:port (the etcd to hold the election)');
+  if (c.pairMode !== 'etcd' || !c.registry) return undefined;
   return { endpoints: parseRegistryUrl(c.registry), prefix: c.registryPrefix, ttlSeconds: c.pairTtlSeconds, nodeId: c.pair?.nodeId, onActive: c.pair?.onActive, onStandby: c.pair?.onStandby };
 }
 
 function pairOptions(c: AsConfig, secret: ReturnType<typeof secretReader>) {
-  if (!c.pair || c.pairMode === 'etcd') return undefined;
-  const { secretFile, ...rest } = c.pair;
-  return { ...rest, secret: secret(secretFile, 'pair secret') };
+  if (c.pairMode === 'etcd' || c.pair?.port === undefined || c.pair.peer === undefined) return undefined;
+  const { secretFile, port, peer, ...rest } = c.pair;
+  return { ...rest, port, peer, secret: secret(secretFile, 'pair secret') };
+}
+
+/** The pair settings only the UDP pair reads; an etcd election takes nodeId, onActive and onStandby. */
+const UDP_ONLY_PAIR_KEYS = ['port', 'host', 'peer', 'secretFile', 'insecure', 'priority', 'advertMs', 'preempt', 'negotiationTimeoutMs', 'maxClockSkewMs'];
+
+/** A pair setting as the user may have given it: `--pair-port (pair.port)`. */
+function pairSetting(key: string): string {
+  const flag = Object.keys(RENAMED).find((f) => RENAMED[f] === `pair.${key}`) ?? key;
+  return `--${flag.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)} (pair.${key})`;
+}
+
+/**
+ * Pair settings that would start something other than what they ask for (a pair that runs alone,
+ * UDP settings an etcd election ignores), refused before anything starts, and by --print-config.
+ * Flags and config-file keys meet here merged, so the same rules hold for both.
+ */
+export function pairProblem(c: AsConfig): string | undefined {
+  const pair = (c.pair ?? {}) as Record<string, unknown>;
+  const given = Object.keys(pair).filter((k) => pair[k] !== undefined);
+  if (c.pairMode === 'etcd') {
+    if (!c.registry) return '--pair-mode etcd needs --registry etcd://host:port (config key registry): the etcd that holds the election';
+    const udp = UDP_ONLY_PAIR_KEYS.filter((k) => given.includes(k));
+    if (udp.length === 0) return undefined;
+    return `--pair-mode etcd does not use ${udp.map(pairSetting).join(', ')}: they set up the UDP pair, which the etcd election replaces; remove them, or drop --pair-mode etcd to run a UDP pair`;
+  }
+  const missing = ['port', 'peer'].filter((k) => pair[k] === undefined);
+  if (missing.length === 0) return undefined;
+  if (given.length === 0) {
+    if (c.pairMode !== 'udp') return undefined; // no pair asked for: this AS runs alone
+    return "--pair-mode udp needs --pair-port (pair.port) and --pair-peer (pair.peer), this node's UDP port and the sibling's host:port; without them this AS would run alone. Give both, or drop --pair-mode to run alone";
+  }
+  const etcdOnly = given.every((k) => !UDP_ONLY_PAIR_KEYS.includes(k)) ? ' (with --pair-mode etcd and --registry, these are used by the etcd election instead)' : '';
+  return `a UDP pair needs ${missing.map(pairSetting).join(' and ')} too: ${given.map(pairSetting).join(', ')} ${given.length === 1 ? 'was' : 'were'} given, but without ${missing.length === 1 ? 'it' : 'them'} this AS would run alone${etcdOnly}. Give ${missing.length === 1 ? 'it' : 'them'}, or remove the pair settings to run alone`;
 }
 
 const LOOPBACK = '127.0.0.1';
@@ -111,7 +143,7 @@ export function portClash(c: AsConfig): string | undefined {
 }
 
 /** The ApplicationServer the settings describe, its admin surface, and the static FS list. */
-async function startAs(c: AsConfig): Promise<void> {
+async function startAs(c: AsConfig, strategy: Awaited<ReturnType<typeof loadStrategy>>): Promise<void> {
   const logger = createLogger('application-server', c.logLevel);
   const unread = unreadEnvironment();
   if (unread.length > 0) logger.warn({ variables: unread }, 'these SWITCHBOARD_* variables are not read (only SWITCHBOARD_LOG_LEVEL is); use flags or --config');
@@ -123,7 +155,6 @@ async function startAs(c: AsConfig): Promise<void> {
     throw new ConfigError(`the admin port may bind ${adminHost} only with --admin-token-file; without a token it stays on loopback`);
   }
   const tls = loadTlsFiles(c.tls ?? {});
-  const strategy = await loadStrategy(c.strategy ?? 'least-loaded');
   const { joinSecretFile: _j, clientSecretFile, adminTokenFile: _a, adminHost: _h, adminPort: _p, functionServers, logLevel: _l, pair: _pair, tls: _tls, pairTtlSeconds: _ttl, registry: _r, registryPrefix: _rp, ...api } = c;
   const as = new ApplicationServer({
     ...api,
@@ -262,12 +293,14 @@ export function asCommand(): Command {
     .addOption(new Option('--log-level <level>', 'pino level (default info, or SWITCHBOARD_LOG_LEVEL)').choices(LOG_LEVELS))
     .action(async (_o, cmd: Command) => {
       const settings = resolveSettings(cmd, asConfigSchema, AS_FLAGS, { fileSchema: asFileSchema, fold: foldHost });
-      const clash = portClash(settings);
+      const clash = portClash(settings) ?? pairProblem(settings);
       if (clash !== undefined) throw new ConfigError(clash);
+      // Loaded (and its factory called) here, so --print-config refuses a module that start would refuse.
+      const strategy = await loadStrategy(settings.strategy ?? 'least-loaded');
       if (cmd.opts().printConfig) {
         process.stdout.write(`${JSON.stringify(settings, null, 2)}\n`);
         return;
       }
-      await startAs(settings);
+      await startAs(settings, strategy);
     });
 }

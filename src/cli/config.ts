@@ -22,10 +22,15 @@ const registryUrl = z
     if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
   });
 
+/**
+ * The pair group. `port` and `peer` are optional here: a UDP pair needs both, an etcd pair
+ * (`pairMode: etcd`) takes only `nodeId`, `onActive` and `onStandby`; as-command's pairProblem
+ * checks that, naming the flags.
+ */
 const pairSchema = z.strictObject({
-  port: port,
+  port: port.optional(),
   host: z.string().optional(),
-  peer: endpoint,
+  peer: endpoint.optional(),
   secretFile: z.string().optional(),
   insecure: z.boolean().optional(),
   priority: z.number().int().min(1).max(255).optional(),
@@ -125,8 +130,8 @@ export const asConfigSchema = z.strictObject({
   logLevel: logLevel.optional(),
 });
 export type AsConfig = z.infer<typeof asConfigSchema>;
-/** A file may hold half of the pair group (the other half from flags); the whole is checked after merging. */
-export const asFileSchema = asConfigSchema.extend({ pair: pairSchema.partial().optional() });
+/** A file may hold half of the pair group (the other half from flags); the whole is checked after merging (as-command's pairProblem). */
+export const asFileSchema = asConfigSchema;
 
 /** `switchboard fs --config FILE`: the API's option names (FunctionServerOptions), plus the CLI's own. */
 export const fsConfigSchema = z.strictObject({

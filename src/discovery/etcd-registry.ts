@@ -134,15 +134,20 @@ export class LeasedKey {
     if (this.#stopped) return;
     const lease = this.#client.lease(this.#ttl);
     this.#lease = lease;
+    /** Whether our key was put under this lease: only then can losing it be called a loss. */
+    let held = false;
     lease.on('lost', (err: Error) => {
       if (this.#lease !== lease || this.#stopped) return;
       this.registered = false;
-      this.#log.warn(`lease-lost:${this.#key}`, { key: this.#key, err: err.message }, 'registry lease lost; registering again');
+      // etcd3 reports a grant that failed (etcd down at start) as a lost lease, before the put fails.
+      if (held) this.#log.warn(`lease-lost:${this.#key}`, { key: this.#key, err: err.message }, 'registry lease lost; registering again');
+      else this.#log.warn(`put-failed:${this.#key}`, { key: this.#key, err: err.message }, 'cannot register in etcd; retrying');
       this.#again(lease);
     });
     try {
       await lease.put(this.#key).value(this.#value()).exec();
       if (this.#lease !== lease || this.#stopped) return;
+      held = true;
       this.#attempt = 0;
       this.registered = true;
       this.puts++;

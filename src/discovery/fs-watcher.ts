@@ -27,6 +27,10 @@ export interface FsWatcherOptions {
   log: RateLimitedLog;
 }
 
+/** Why a registry value is refused (docs/registry.md section 2); /metrics shows each from 0. */
+export const REFUSAL_REASONS = ['malformed', 'name-mismatch', 'host-not-allowed', 'name-taken', 'registry-full'] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
 interface Known {
   reg: FsRegistration;
   /** When its key vanished; 0 while it is present. */
@@ -163,7 +167,7 @@ export class FsWatcher {
     }
   }
 
-  #refuse(reason: string, key: string, detail: string): void {
+  #refuse(reason: RefusalReason, key: string, detail: string): void {
     this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
     this.#o.log.warn(`refused:${reason}`, { key, reason, detail }, 'registry entry refused');
   }

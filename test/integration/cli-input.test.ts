@@ -215,6 +215,35 @@ describe('as: ports that clash within its own settings', () => {
   });
 });
 
+describe('as: pair settings and strategy modules are checked before anything starts', () => {
+  it('a pair that would not be one is refused at a real start, exit 1, SB_ERR_CONFIG, before any port listens', async () => {
+    const q = await freePort();
+    const runs = await Promise.all([
+      cli(['as', '--port', String(q), '--control-port', '0', '--pair-mode', 'udp'], { timeoutMs: 8000 }),
+      cli(['as', '--port', String(q), '--control-port', '0', '--pair-mode', 'etcd', '--registry', 'etcd://127.0.0.1:2379', '--pair-port', '7110', '--pair-peer', '127.0.0.1:7111'], { timeoutMs: 8000 }),
+    ]);
+    expect(runs.map((r) => r.code)).toEqual([1, 1]);
+    expect(runs[0].stderr).toBe(
+      "switchboard: --pair-mode udp needs --pair-port (pair.port) and --pair-peer (pair.peer), this node's UDP port and the sibling's host:port; without them this AS would run alone. Give both, or drop --pair-mode to run alone (SB_ERR_CONFIG)\n",
+    );
+    expect(runs[1].stderr).toContain('switchboard: --pair-mode etcd does not use --pair-port (pair.port), --pair-peer (pair.peer): they set up the UDP pair');
+    for (const r of runs) expect(r.stdout).not.toContain('listening');
+  });
+
+  it('a strategy factory that throws: exit 1, SB_ERR_CONFIG, the module named and what to export', async () => {
+    const base = tmp();
+    const path = join(base, 'factory-throws.mjs');
+    writeFileSync(path, "export default function make() { throw new Error('factory exploded'); }\n");
+    for (const extra of [[], ['--print-config']]) {
+      const r = await cli(['as', '--port', '0', '--control-port', '0', '--strategy', path, ...extra], { timeoutMs: 8000 });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `switchboard: the strategy module ${path} exports a function that threw when called to make the strategy: factory exploded; export (as default or as "strategy") an object with pick(candidates, ctx) and, optionally, a name, or a function that returns one (SB_ERR_CONFIG)\n`,
+      );
+    }
+  });
+});
+
 describe('--registry: the scheme is checked before anything starts', () => {
   it('refuses a scheme that is not etcd://, exit 1, on as, fs, call and in a config file', async () => {
     const base = tmp();

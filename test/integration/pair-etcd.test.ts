@@ -86,6 +86,11 @@ describe.skipIf(NO_ETCD !== undefined)(`an AS pair on an etcd election${NO_ETCD 
     expect(sa?.epoch).toBeGreaterThan(0);
     expect(sb?.epoch).toBe(sa?.epoch);
     expect(sb?.sibling).toMatchObject({ nodeId: sa?.nodeId, role: 'active', epoch: sa?.epoch, clientEndpoint: { host: HOST, port: active.ports.port } });
+    // leaseValidForMs is the active's alone (docs/pair.md section 8): GET /pair's JSON leaves it out on the standby.
+    expect(sa?.etcd?.leaseValidForMs).toBeGreaterThan(0);
+    const standbyEtcd = Object.keys(JSON.parse(JSON.stringify(sb?.etcd)) as object);
+    expect(standbyEtcd).toEqual(expect.arrayContaining(['key', 'ttlSeconds', 'candidates']));
+    expect(standbyEtcd).not.toContain('leaseValidForMs');
     expect(active.notReadyReason()).toBe('no function server available');
     expect(standby.notReadyReason()).toBe('not the active of its pair');
     await waitFor(() => active.pairStatus()?.siblingOnline === true && standby.pairStatus()?.siblingOnline === true, 'both to see the other candidate', 3000);

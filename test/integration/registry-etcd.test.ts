@@ -2,13 +2,18 @@ import 'reflect-metadata';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
+import { pino } from 'pino';
 import { container as rootContainer } from 'tsyringe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationServer, Client, FunctionServer, type ApplicationServerOptions, type FunctionServerOptions } from '../../src/index.js';
 import { EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
+import { createMetrics } from '../../src/application-server/admin/metrics.js';
+import { RateLimitedLog } from '../../src/common/rate-limited-log.js';
+import { createEtcdClient, LeasedKey } from '../../src/discovery/etcd-registry.js';
 import { etcdUnavailable, startEtcd, type EtcdServer } from '../fixtures/etcd.js';
 import { waitForAvailable, waitForRegistry } from '../fixtures/cluster.js';
 import { FS_NAME, WHO_AM_I, WhoAmIPlugin } from '../fixtures/test-plugins.js';
+import { freePort } from '../fixtures/ports.js';
 import { waitFor } from '../fixtures/wait.js';
 
 /*
@@ -145,6 +150,12 @@ describe.skipIf(NO_ETCD !== undefined)(`the etcd registry${NO_ETCD ? ` (skipped:
     expect(asA.listFunctionServers()).toEqual([]);
     expect(asB.listFunctionServers().map((f) => f.id)).toEqual(['fs-in-b']);
     expect(asB.registry?.watcher.refusedTotal).toBe(0);
+    // /metrics: every reason, from 0, on an AS with a registry.
+    const metricsA = await createMetrics(asA).metrics();
+    for (const [reason, n] of [['malformed', 2], ['name-mismatch', 1], ['host-not-allowed', 0], ['name-taken', 0], ['registry-full', 0]] as const) {
+      expect(metricsA).toContain(`switchboard_registry_refused_total{reason="${reason}"} ${n}\n`);
+    }
+    expect(await createMetrics(asB).metrics()).toContain('switchboard_registry_refused_total{reason="malformed"} 0\n');
 
     // A re-read does not count the same bad value again.
     const resyncs = asA.registry?.watcher.resyncs ?? 0;
@@ -189,4 +200,24 @@ describe.skipIf(NO_ETCD !== undefined)(`the etcd registry${NO_ETCD ? ` (skipped:
     for (let i = 0; i < 10; i++) after.add(await c.call<string>(WHO_AM_I));
     expect(after).toEqual(new Set(['fs-known', 'fs-late']));
   }, 45_000);
+});
+
+describe('an etcd that is down from the start (nothing listens on its port)', () => {
+  it("first registrations that fail log 'cannot register in etcd; retrying' (registry.md section 4), not 'registry lease lost': there was no lease", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const client = createEtcdClient([`etcd://127.0.0.1:${await freePort()}`]);
+    const key = new LeasedKey(client, '/sb-down/fs/fs-early', () => '{}', 10, logger, new RateLimitedLog(logger));
+    try {
+      key.start();
+      await waitFor(() => lines.filter((l) => l.level === 40).length >= 2, 'two failed registrations', 10_000);
+      const warned = lines.filter((l) => l.level === 40);
+      expect(new Set(warned.map((l) => l.msg))).toEqual(new Set(['cannot register in etcd; retrying']));
+      expect(warned[0]).toMatchObject({ key: '/sb-down/fs/fs-early', err: expect.any(String) });
+      expect(key.registered).toBe(false);
+    } finally {
+      await key.stop(100);
+      client.close();
+    }
+  }, 20_000);
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { asCommand } from '../../src/cli/as-command.js';
 import { loadStrategy } from '../../src/cli/strategy-module.js';
 import { ConfigError } from '../../src/index.js';
 import { useHarness, waitForAvailable } from '../fixtures/cluster.js';
@@ -59,9 +60,52 @@ export default {
   it('refuses a name it does not know, a module that does not load, and one without pick(), saying what to give', async () => {
     await expect(loadStrategy('fastest')).rejects.toThrow(/neither least-loaded, round-robin, consistent-hash nor a module path/);
     await expect(loadStrategy(join(dir, 'missing.mjs'))).rejects.toThrow(ConfigError);
+    await expect(loadStrategy(join(dir, 'missing.mjs'))).rejects.toThrow(/; give the path of a built \.js file$/);
+    const broken = module('top-throws.mjs', "throw new Error('module top-level throws');\n");
+    await expect(loadStrategy(broken)).rejects.toThrow(`cannot load the strategy module ${broken}: module top-level throws; its code failed while loading; fix it so that node ${broken} runs`);
     const bad = module('no-pick.mjs', 'export default { name: "x" };\n');
     await expect(loadStrategy(bad)).rejects.toThrow(/must export .* pick\(candidates, ctx\)/);
     for (const name of ['least-loaded', 'round-robin', 'consistent-hash']) expect(await loadStrategy(name)).toBe(name);
+  });
+
+  it('a factory that throws is refused SB_ERR_CONFIG, naming the module and what to export', async () => {
+    const path = module('factory-throws.mjs', "export default function make() { throw new Error('factory exploded'); }\n");
+    const refused = loadStrategy(path);
+    await expect(refused).rejects.toBeInstanceOf(ConfigError);
+    await expect(refused).rejects.toMatchObject({
+      code: 'SB_ERR_CONFIG',
+      message: `the strategy module ${path} exports a function that threw when called to make the strategy: factory exploded; export (as default or as "strategy") an object with pick(candidates, ctx) and, optionally, a name, or a function that returns one`,
+    });
+  });
+
+  it('the name is optional: without one, the module file name names the strategy', async () => {
+    const path = module('no-name.mjs', 'export default { pick: (c) => c[0] };\n');
+    const strategy = await loadStrategy(path);
+    expect(typeof strategy === 'object' && strategy.name).toBe('no-name.mjs');
+    const blank = await loadStrategy(module('blank-name.mjs', "export default { name: '', pick: (c) => c[0] };\n"));
+    expect(typeof blank === 'object' && blank.name).toBe('blank-name.mjs');
+  });
+
+  it('--print-config loads the module as start does: a module start would refuse is refused there too', async () => {
+    const printConfig = async (strategy: string): Promise<string> => {
+      let out = '';
+      const write = process.stdout.write.bind(process.stdout);
+      process.stdout.write = ((chunk: string) => {
+        out += chunk;
+        return true;
+      }) as typeof process.stdout.write;
+      try {
+        await asCommand().exitOverride().configureOutput({ writeErr: () => undefined }).parseAsync(['--strategy', strategy, '--print-config'], { from: 'user' });
+      } finally {
+        process.stdout.write = write;
+      }
+      return out;
+    };
+    await expect(printConfig(module('pc-throws.mjs', "export function strategy() { throw new Error('no'); }\n"))).rejects.toThrow(/exports a function that threw when called to make the strategy: no;/);
+    await expect(printConfig(module('pc-no-pick.mjs', 'export default { name: "x" };\n'))).rejects.toThrow(/must export .* pick\(candidates, ctx\)/);
+    await expect(printConfig(join(dir, 'pc-missing.mjs'))).rejects.toThrow(/cannot load the strategy module/);
+    const good = module('pc-good.mjs', 'export default { pick: (c) => c[0] };\n');
+    expect(JSON.parse(await printConfig(good)).strategy).toBe(good);
   });
 
   it('the example in docs/routing.md loads and does what its comment says', async () => {

@@ -139,6 +139,48 @@ describe('as and fs settings: defaults < --config < flags', () => {
   });
 });
 
+describe('as: pair settings that would start something else are refused (SB_ERR_CONFIG), from flags or a file, by --print-config too', () => {
+  const REGISTRY = 'etcd://127.0.0.1:2379';
+
+  it('--pair-mode udp without --pair-port and --pair-peer: it would run alone', async () => {
+    const said = "--pair-mode udp needs --pair-port (pair.port) and --pair-peer (pair.peer), this node's UDP port and the sibling's host:port; without them this AS would run alone. Give both, or drop --pair-mode to run alone";
+    await expect(printed('as', ['--pair-mode', 'udp'])).rejects.toMatchObject({ code: 'SB_ERR_CONFIG', message: said });
+    await expect(printed('as', ['--config', file('udp.yaml', 'pairMode: udp\n')])).rejects.toMatchObject({ code: 'SB_ERR_CONFIG', message: said });
+    // With both, or with no pair asked for at all, it starts.
+    expect((await printed('as', ['--pair-mode', 'udp', '--pair-port', '7110', '--pair-peer', '127.0.0.1:7111'])).pair).toEqual({ port: 7110, peer: { host: '127.0.0.1', port: 7111 } });
+    expect((await printed('as', [])).pair).toBeUndefined();
+  });
+
+  it('half a UDP pair names what is missing and what was given', async () => {
+    await expect(printed('as', ['--pair-port', '7110', '--pair-secret-file', 'pair.secret'])).rejects.toThrow(
+      /^a UDP pair needs --pair-peer \(pair\.peer\) too: --pair-port \(pair\.port\), --pair-secret-file \(pair\.secretFile\) were given, but without it this AS would run alone\. Give it, or remove the pair settings to run alone$/,
+    );
+    // Settings an etcd election would use, without --pair-mode etcd: the hint says so.
+    await expect(printed('as', ['--node-id', '0123456789abcdef'])).rejects.toThrow(
+      'a UDP pair needs --pair-port (pair.port) and --pair-peer (pair.peer) too: --node-id (pair.nodeId) was given, but without them this AS would run alone (with --pair-mode etcd and --registry, these are used by the etcd election instead)',
+    );
+  });
+
+  it('--pair-mode etcd with UDP-only settings names each, by flag and by key', async () => {
+    const flags = ['--pair-mode', 'etcd', '--registry', REGISTRY, '--pair-port', '7110', '--pair-peer', '127.0.0.1:7111', '--pair-secret-file', 'pair.secret', '--priority', '150', '--preempt'];
+    await expect(printed('as', flags)).rejects.toMatchObject({
+      code: 'SB_ERR_CONFIG',
+      message:
+        '--pair-mode etcd does not use --pair-port (pair.port), --pair-peer (pair.peer), --pair-secret-file (pair.secretFile), --priority (pair.priority), --preempt (pair.preempt): they set up the UDP pair, which the etcd election replaces; remove them, or drop --pair-mode etcd to run a UDP pair',
+    });
+    const cfg = file('etcd.yaml', `pairMode: etcd\nregistry: ${REGISTRY}\npair: { insecure: true, host: 10.0.0.1, advertMs: 100, negotiationTimeoutMs: 900, maxClockSkewMs: 5000 }\n`);
+    await expect(printed('as', ['--config', cfg])).rejects.toThrow(
+      '--pair-mode etcd does not use --pair-host (pair.host), --pair-insecure (pair.insecure), --advert-ms (pair.advertMs), --negotiation-timeout-ms (pair.negotiationTimeoutMs), --max-clock-skew-ms (pair.maxClockSkewMs):',
+    );
+  });
+
+  it('--pair-mode etcd needs --registry, and takes --node-id, --on-active and --on-standby', async () => {
+    await expect(printed('as', ['--pair-mode', 'etcd'])).rejects.toMatchObject({ code: 'SB_ERR_CONFIG', message: '--pair-mode etcd needs --registry etcd://host:port (config key registry): the etcd that holds the election' });
+    const s = await printed('as', ['--pair-mode', 'etcd', '--registry', REGISTRY, '--node-id', '0123456789abcdef', '--on-active', 'true', '--on-standby', 'false']);
+    expect(s).toMatchObject({ pairMode: 'etcd', registry: REGISTRY, pair: { nodeId: '0123456789abcdef', onActive: 'true', onStandby: 'false' } });
+  });
+});
+
 describe('SWITCHBOARD_* variables', () => {
   it('names every one the program does not read, so none seems to take effect', () => {
     expect(unreadEnvironment({ SWITCHBOARD_LOG_LEVEL: 'debug', SWITCHBOARD_PORT: '1', PATH: '/bin', SWITCHBOARD_ADMIN_TOKEN: 'x' })).toEqual(['SWITCHBOARD_PORT', 'SWITCHBOARD_ADMIN_TOKEN']);

@@ -240,6 +240,7 @@ describe('pair datagram: every reason to drop one', () => {
     expect(dropReason(withData(b.subarray(32, 32 + n), n + 1))).toBe('short');
     expect(dropReason(withData(b.subarray(32, 32 + n), n - 1))).toBe('short');
     expect(dropReason(withData(b.subarray(32, 32 + n), n))).toBe('decoded');
+    expect(() => decodePairMessage(Buffer.concat([b, Buffer.from([0])]), SECRET)).toThrow(`datagram length ${b.length + 1} does not match its data length ${n} (a header of 32, the data and a tag of 32 make ${b.length})`);
   });
 
   it('short: a data length over 256, even when the datagram matches it', () => {
@@ -249,6 +250,8 @@ describe('pair datagram: every reason to drop one', () => {
     const over = pack({ x: 'a'.repeat(250) });
     expect(over).toHaveLength(257);
     expect(dropReason(withData(over))).toBe('short');
+    // The datagram's length matches (32 + 257 + 32): the message names the real fault, the data length.
+    expect(() => decodePairMessage(withData(over), SECRET)).toThrow(/^data length 257 is over 256, the most a pair datagram may carry$/);
   });
 
   it.each([

@@ -1,7 +1,8 @@
 import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AsState, Head, decodePairMessage, encodePairMessage, type DropReason, type PairMessage } from '../../src/application-server/pair/pair-datagram.js';
-import { DROP_REASONS, PairTransport, type PairTransportOptions } from '../../src/application-server/pair/pair-transport.js';
+import { DROP_REASONS, PAIR_RECV_BUFFER_BYTES, PairTransport, type PairTransportOptions } from '../../src/application-server/pair/pair-transport.js';
 
 /*
  * PairTransport over real UDP sockets on 127.0.0.1: what reaches the state machine, and what is
@@ -375,5 +376,31 @@ describe('PairTransport: the sequence it sends', () => {
     await capture.waitFor(1);
     expect(decodePairMessage(capture.received[0], SECRET)).toMatchObject({ id: 1, nodeId: ID_SIBLING, seq: at(0) });
     expect(() => decodePairMessage(capture.received[0], Buffer.alloc(32, 0x5b))).toThrow(/tag/);
+  });
+});
+
+/** Linux's cap on what a socket may ask for as its receive buffer (net.core.rmem_max), or undefined elsewhere. */
+function rmemMax(): number | undefined {
+  try {
+    return Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+describe('PairTransport: its receive buffer', () => {
+  // Linux gives min(asked, net.core.rmem_max) and reports twice that; without asking, a socket has
+  // net.core.rmem_default (about 200 KiB), which a flood at the pair port fills in a moment.
+  it.skipIf(rmemMax() === undefined)('asks the kernel for 4 MiB (or recvBufferBytes) and reads back what it gave', async () => {
+    const cap = rmemMax() as number;
+    expect(PAIR_RECV_BUFFER_BYTES).toBe(4 * 1024 * 1024);
+    const plain = await raw();
+    const { t } = await transport(ID_RECEIVER, plain.port);
+    expect(t.recvBufferAsked).toBe(PAIR_RECV_BUFFER_BYTES);
+    expect(t.recvBufferSize).toBe(2 * Math.min(PAIR_RECV_BUFFER_BYTES, cap));
+    expect(t.recvBufferSize).toBeGreaterThan(plain.socket.getRecvBufferSize());
+    const { t: small } = await transport(ID_RECEIVER, plain.port, { recvBufferBytes: 1024 * 1024 });
+    expect(small.recvBufferAsked).toBe(1024 * 1024);
+    expect(small.recvBufferSize).toBe(2 * Math.min(1024 * 1024, cap));
   });
 });

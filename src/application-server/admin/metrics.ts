@@ -2,6 +2,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { statusName } from '../../protocol/index.js';
 import type { ApplicationServer } from '../application-server.js';
 import { FS_STATES, type FunctionServerInfo } from '../registry/function-server-entry.js';
+import { REFUSAL_REASONS } from '../../discovery/fs-watcher.js';
 
 /**
  * Per-FS series are kept for this many FSs at most (by id order); the rest are summed under
@@ -238,6 +239,18 @@ export function createMetrics(as: ApplicationServer, opts: { processMetrics?: bo
       this.reset();
       const dropped = as.pairStatus()?.datagrams.dropped ?? {};
       for (const [reason, n] of Object.entries(dropped)) this.inc({ reason }, n);
+    },
+  });
+  new Counter({
+    name: 'switchboard_registry_refused_total',
+    help: 'etcd registry values refused, by reason (malformed, name-mismatch, host-not-allowed, name-taken, registry-full; docs/registry.md)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      // Every reason from 0 once a registry is in use, as the pair's drops are: a rate() has a start.
+      const refused = as.registry?.watcher.refused;
+      if (refused) for (const reason of REFUSAL_REASONS) this.inc({ reason }, refused.get(reason) ?? 0);
     },
   });
   new Counter({

@@ -93,7 +93,9 @@ export function decodePairMessage(b: Buffer, secret: Buffer): PairMessage {
   if (b[0] !== FRAME_HEAD) throw new PairDropError('frame-head', `frame head 0x${b[0].toString(16)} is not 0xff`);
   if (b[3] !== PAIR_VERSION) throw new PairDropError('version', `pair protocol version ${b[3]} is not ${PAIR_VERSION}`);
   const n = b.readUInt16BE(18);
-  if (n > MAX_PAIR_DATA_BYTES || b.length !== PAIR_HEADER_BYTES + n + PAIR_TAG_BYTES) throw new PairDropError('short', `datagram length ${b.length} does not match its data length ${n}`);
+  // Two faults under one reason: the message names the one found, so a log reader is not sent hunting a mismatch that is not there.
+  if (n > MAX_PAIR_DATA_BYTES) throw new PairDropError('short', `data length ${n} is over ${MAX_PAIR_DATA_BYTES}, the most a pair datagram may carry`);
+  if (b.length !== PAIR_HEADER_BYTES + n + PAIR_TAG_BYTES) throw new PairDropError('short', `datagram length ${b.length} does not match its data length ${n} (a header of ${PAIR_HEADER_BYTES}, the data and a tag of ${PAIR_TAG_BYTES} make ${PAIR_HEADER_BYTES + n + PAIR_TAG_BYTES})`);
   const end = PAIR_HEADER_BYTES + n;
   const tag = createHmac('sha256', secret).update(b.subarray(0, end)).digest();
   if (!timingSafeEqual(tag, b.subarray(end))) throw new PairDropError('tag', 'the tag does not match: another secret, or a forged or damaged datagram');

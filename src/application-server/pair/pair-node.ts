@@ -32,12 +32,15 @@ export interface PairOptions {
   negotiationTimeoutMs?: number;
   /** Datagrams whose clock is further than this from ours are dropped (default 60000). */
   maxClockSkewMs?: number;
+  /** The pair socket's receive buffer to ask the kernel for (default 4 MiB; docs/pair.md section 2). */
+  recvBufferBytes?: number;
   /** Shell commands run on each change to active / standby (keepalived's notify). */
   onActive?: string;
   onStandby?: string;
 }
 
-const INSECURE_KEY = Buffer.from('switchboard-pair-insecure-well-known-key');
+/** What `insecure` signs with: these 40 ASCII bytes, public in this source, so they prove nothing. */
+export const INSECURE_KEY = Buffer.from('switchboard-pair-insecure-well-known-key');
 
 export interface PairNodeEvents {
   role: [from: PairRole, to: PairRole, reason: string, epoch: number];
@@ -52,6 +55,8 @@ export class PairNode extends EventEmitter<PairNodeEvents> {
   readonly #notify: NotifyRunner;
   readonly #o: PairOptions;
   readonly #log: RateLimitedLog;
+  readonly #logger: Logger;
+  readonly #insecure: boolean;
 
   /**
    * `canServe`: whether this AS could serve clients now (an FS available). A node preempts only then:
@@ -69,8 +74,13 @@ export class PairNode extends EventEmitter<PairNodeEvents> {
     const secret = toSecret(o.secret, 'the pair secret');
     if (!secret && !o.insecure) throw new ConfigError('an AS pair needs a shared secret (--pair-secret-file); without one any host could make two actives. Give --pair-insecure to run without, knowingly');
     if (o.nodeId !== undefined && !/^[0-9a-f]{16}$/.test(o.nodeId)) throw new ConfigError(`pair node id "${o.nodeId}" must be 16 lowercase hex digits`);
+    if (o.recvBufferBytes !== undefined && !(Number.isInteger(o.recvBufferBytes) && o.recvBufferBytes >= 65_536 && o.recvBufferBytes <= 2 ** 30)) {
+      throw new ConfigError(`pair recvBufferBytes ${o.recvBufferBytes} must be a whole number of bytes from 65536 to 1073741824 (default 4194304)`);
+    }
     this.#o = o;
     this.#log = log;
+    this.#logger = logger;
+    this.#insecure = !secret;
     this.nodeId = o.nodeId ?? randomBytes(8).toString('hex');
     const advertMs = o.advertMs ?? 200;
     this.#notify = new NotifyRunner(logger);
@@ -81,6 +91,7 @@ export class PairNode extends EventEmitter<PairNodeEvents> {
       peer: o.peer,
       secret: secret ?? INSECURE_KEY,
       maxClockSkewMs: o.maxClockSkewMs ?? 60_000,
+      recvBufferBytes: o.recvBufferBytes,
       onMessage: (m) => this.#machine.receive(m),
       onDrop: (reason, from, message) => this.#log.warn(`pair-drop:${reason}`, { reason, from, message }, 'pair datagram dropped'),
     });
@@ -151,6 +162,21 @@ export class PairNode extends EventEmitter<PairNodeEvents> {
 
   async start(): Promise<number> {
     const port = await this.#transport.bind();
+    // Said at every start: a pair that anyone can steer must not pass unnoticed.
+    if (this.#insecure) {
+      this.#logger.warn(
+        { pairPort: port },
+        'the pair runs without a secret (--pair-insecure): its datagrams are signed with a key published in the source, so any host that can send to the pair port can make this AS active or standby; give both ASs --pair-secret-file (openssl rand -hex 32), or keep the pair port reachable only by the sibling',
+      );
+    }
+    const asked = this.#transport.recvBufferAsked;
+    const got = this.#transport.recvBufferSize;
+    if (got < asked) {
+      this.#logger.warn(
+        { pairPort: port, askedBytes: asked, gotBytes: got },
+        'the pair socket got a smaller receive buffer than asked (Linux caps it at net.core.rmem_max): a datagram flood at the pair port can then crowd out the sibling\'s adverts sooner; raise it (sysctl -w net.core.rmem_max=4194304) and keep the pair port reachable only by the sibling',
+      );
+    }
     this.#machine.start();
     return port;
   }

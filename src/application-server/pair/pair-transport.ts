@@ -16,7 +16,16 @@ export interface PairTransportOptions {
   onMessage: (m: PairMessage) => void;
   onDrop: (reason: DropReason, from: string, message: string) => void;
   now?: () => number;
+  /** The socket's receive buffer to ask the kernel for (default PAIR_RECV_BUFFER_BYTES). */
+  recvBufferBytes?: number;
 }
+
+/**
+ * What the pair socket asks for as its receive buffer: 4 MiB. Datagrams from strangers are dropped
+ * only once read, so a flood at the port fills the kernel's queue first; a deep queue lets the
+ * sibling's adverts through bursts that the default (about 200 KiB on Linux) would overflow.
+ */
+export const PAIR_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /** Every drop reason, for counters that start at zero. */
 export const DROP_REASONS: readonly DropReason[] = ['short', 'frame-head', 'version', 'tag', 'malformed', 'replay', 'clock', 'stranger', 'self'];
@@ -41,6 +50,8 @@ export class PairTransport {
   #seq = 0n;
   /** The sibling's address as datagrams show it (its host name resolved once, at bind). */
   #peerAddress: string;
+  /** The receive buffer asked for; `recvBufferSize` is what the kernel gave (Linux caps it at net.core.rmem_max). */
+  readonly recvBufferAsked: number;
   sent = 0;
   received = 0;
   readonly dropped = new Map<DropReason, number>(DROP_REASONS.map((r) => [r, 0]));
@@ -51,7 +62,8 @@ export class PairTransport {
     this.#now = opts.now ?? Date.now;
     this.#peerAddress = opts.peer.host;
     const family = isIP(opts.host) === 6 ? 'udp6' : 'udp4';
-    this.#socket = createSocket({ type: family });
+    this.recvBufferAsked = opts.recvBufferBytes ?? PAIR_RECV_BUFFER_BYTES;
+    this.#socket = createSocket({ type: family, recvBufferSize: this.recvBufferAsked });
     this.#socket.on('message', (b, rinfo) => this.#receive(b, `${rinfo.address}:${rinfo.port}`, rinfo.address, rinfo.port));
     this.#socket.on('error', (err) => this.#o.onDrop('malformed', 'socket', err.message));
   }
@@ -73,6 +85,14 @@ export class PairTransport {
         resolve(this.#socket.address().port);
       });
     });
+  }
+
+  /**
+   * The receive buffer the kernel gave, read back once bound. Linux reports twice what it accepted
+   * (half is for its own bookkeeping), so asking 4 MiB reads back 8 MiB when net.core.rmem_max allows it.
+   */
+  get recvBufferSize(): number {
+    return this.#socket.getRecvBufferSize();
   }
 
   send(m: Omit<PairMessage, 'seq'>): void {
