@@ -171,8 +171,10 @@ export class PairNode extends EventEmitter<PairNodeEvents> {
     }
     const asked = this.#transport.recvBufferAsked;
     const got = this.#transport.recvBufferSize;
+    // At info: most kernels cap it (net.core.rmem_max) below what is asked, and an operator without
+    // root cannot change that; the firewall rule is the remedy either way.
     if (got < asked) {
-      this.#logger.warn(
+      this.#logger.info(
         { pairPort: port, askedBytes: asked, gotBytes: got },
         'the pair socket got a smaller receive buffer than asked (Linux caps it at net.core.rmem_max): a datagram flood at the pair port can then crowd out the sibling\'s adverts sooner; raise it (sysctl -w net.core.rmem_max=4194304) and keep the pair port reachable only by the sibling',
       );
