@@ -141,6 +141,8 @@ interface Link {
   gen: number;
   /** Connection-level error the AS sent (request id 0) before closing. */
   closeError?: SwitchboardError;
+  /** Why the socket closed, once it has (a TLS alert, a reset...). */
+  closedBy?: string;
   /** No new calls: the client moved on and waits for this link's calls to be answered. */
   retiring: boolean;
   /** Why it was left for another AS (it closes once its calls are answered). */
@@ -241,14 +243,23 @@ export class Client extends EventEmitter<ClientEvents> {
         await client.#open(endpoints[i]);
         // Without a secret, one heartbeat round trip: a port that asks for proof has sent its
         // CHALLENGE before the pong, so connect() rejects here rather than the first call.
-        const answered = client.#secret ? true : await client.#link?.conn.barrier(opts.connectTimeoutMs ?? 5000);
+        const link = client.#link;
+        const answered = client.#secret ? true : await link?.conn.barrier(opts.connectTimeoutMs ?? 5000);
         if (client.#fatal) throw client.#fatal;
         if (answered !== true) {
-          // Accepted by the kernel but silent: a frozen process looks so. Try the next endpoint.
-          const link = client.#link;
-          client.#link = undefined;
+          // This loop tries the next endpoint itself: no background redial beside it.
+          clearTimeout(client.#retry);
+          client.#retry = undefined;
+          if (client.#link === link) client.#link = undefined;
+          const closed = link?.conn.closed === true;
           link?.conn.destroy('heartbeat');
-          throw new ConnectError(`the application server at ${show(endpoints[i])} took the connection but did not answer a heartbeat within ${opts.connectTimeoutMs ?? 5000} ms; is it stopped or overloaded?`);
+          // Refused at the door (OVERLOADED at maxConnections, ...): that is the answer.
+          if (link?.closeError) throw link.closeError;
+          throw new ConnectError(
+            closed
+              ? `the application server at ${show(endpoints[i])} closed the connection before answering a heartbeat (${link?.closedBy ?? 'no reason given'})`
+              : `the application server at ${show(endpoints[i])} took the connection but did not answer a heartbeat within ${opts.connectTimeoutMs ?? 5000} ms; is it stopped or overloaded?`,
+          );
         }
         client.#next = i;
         if (opts.mode === 'direct') {
@@ -264,7 +275,7 @@ export class Client extends EventEmitter<ClientEvents> {
       }
     }
     await client.close();
-    if (last instanceof AuthError || (endpoints.length === 1 && last instanceof ConnectError)) throw last;
+    if (last instanceof AuthError || (endpoints.length === 1 && (last instanceof ConnectError || last instanceof OverloadedError))) throw last;
     throw new ConnectError(`cannot connect to any application server (${endpoints.map(show).join(', ')}): ${last?.message}${last instanceof ConnectError ? '' : '; is one running?'}`, { cause: last });
   }
 
@@ -634,6 +645,7 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   #onLinkClosed(link: Link, reason: string, err: Error | undefined): void {
+    link.closedBy = err ? `${reason}: ${err.message}` : reason;
     this.#retiring.delete(link);
     const current = this.#link === link;
     if (current) this.#link = undefined;

@@ -5,6 +5,7 @@ import { CHILD_PLUGIN, HOST, SLOW_IDEMPOTENT, WHO, fsInfo, settle, spawnFs, star
 // Director mode under a real crash: FS child processes killed with SIGKILL while a direct client
 // has calls pending on them. The AS carries none of these calls; the client's router does the work.
 const HB = 200;
+const ECHO_DELAYED = 2;
 const c = useCleanup();
 
 async function directCluster(names: string[]) {
@@ -41,7 +42,8 @@ describe('director mode when an FS dies with calls pending on it', () => {
 
   it('fails the non-idempotent ones with CHANNEL_CLOSED at once, long before their deadline', async () => {
     const { procs, addr, router, client } = await directCluster(['fs-k']);
-    const calls = Array.from({ length: 5 }, (_, i) => settle(client.call(SLOW_IDEMPOTENT, { ms: 2000, value: i }, { timeoutMs: 5000, idempotent: false })));
+    // echo.delayed (key 2) does not declare itself idempotent; SLOW_IDEMPOTENT does, and LOOKUP says so (re-sent whatever the call says).
+    const calls = Array.from({ length: 5 }, (_, i) => settle(client.call(ECHO_DELAYED, { ms: 2000, value: i }, { timeoutMs: 5000 })));
     await waitFor(() => router.pendingOn(addr('fs-k')) === 5, 'five calls pending on fs-k');
     procs[0].signal('SIGKILL');
     const results = await Promise.all(calls);
