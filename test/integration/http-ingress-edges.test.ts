@@ -1,11 +1,12 @@
 import 'reflect-metadata';
-import { request as httpRequest, Agent as HttpAgent, type IncomingHttpHeaders } from 'node:http';
+import { Agent as HttpAgent } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OFFSET, Plugin, Service, defineService, encodeResponse, isEvent, requestIdOf, serviceKeyOf, z, type ApplicationServerOptions, type BodyOf } from '../../src/index.js';
 import { EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
 import { useHarness, waitFor, waitForAvailable } from '../fixtures/cluster.js';
 import { handMadeFs } from '../fixtures/hand-made-fs.js';
+import { httpCall, type HttpAnswer } from '../fixtures/http-call.js';
 
 // Edges of the HTTP ingress that docs/http-ingress.md describes: what Node's HTTP parser refuses,
 // Expect: 100-continue, charsets, statuses this version does not know, odd numbers.
@@ -55,34 +56,9 @@ async function start(asOpts: ApplicationServerOptions = {}): Promise<void> {
   httpPort = h.as.ports.httpPort as number;
 }
 
-interface Answer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  text: string;
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  reused: boolean;
-}
-
 /** One POST with these exact body bytes and headers. */
-function post(path: string, body: string | Buffer | undefined, headers: Record<string, string>, agent: HttpAgent | false = false): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: HOST, port: httpPort, path, method: 'POST', headers, agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: unknown;
-        try {
-          json = text.length > 0 ? JSON.parse(text) : undefined;
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json, reused: req.reusedSocket });
-      });
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+function post(path: string, body: string | Buffer | undefined, headers: Record<string, string>, agent: HttpAgent | false = false): Promise<HttpAnswer> {
+  return httpCall(httpPort, path, { raw: body, headers, agent });
 }
 
 /** Raw bytes on one connection: everything the server sends back, and whether it closed. */

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApplicationServer, HTTP_STATUSES, Plugin, Service, Status, defineService, z, type ApplicationServerOptions, type BodyOf, type StatusName } from '../../src/index.js';
@@ -11,6 +11,7 @@ import { WeatherPlugin } from '../../src/plugins/samples/weather-plugin.js';
 import { makeTestCerts, type TestCerts } from '../fixtures/certs.js';
 import { expectTrafficUnharmed, useHarness, waitFor, waitForRegistry, type FsSpec } from '../fixtures/cluster.js';
 import { startPair, usePairCleanup } from '../fixtures/pair-cluster.js';
+import { httpCall, type HttpAnswer, type HttpCallOptions } from '../fixtures/http-call.js';
 import { FaultyPlugin, POOL_ECHO, PoolEchoPlugin, THROWS_CUSTOM, THROWS_PLAIN, WhoAmIPlugin } from '../fixtures/test-plugins.js';
 
 const h = useHarness();
@@ -56,56 +57,13 @@ class HttpTestPlugin {
 
 // ── HTTP helpers ──
 
-interface Answer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  text: string;
-  // Parsed JSON body; undefined when there is none.
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  reused: boolean;
-  /** The client's port: tells connections apart. */
-  localPort: number;
-}
-
-interface CallOptions {
-  method?: string;
-  /** Sent as JSON with content-type application/json. */
-  json?: unknown;
-  /** Sent as is (set content-type yourself). */
-  raw?: string | Buffer;
-  headers?: Record<string, string>;
-  agent?: HttpAgent | false;
-  ca?: Buffer;
-}
+type Answer = HttpAnswer;
 
 let httpPort = 0;
 
 /** One HTTP request to the AS's HTTP ingress (plain or, with `ca`, HTTPS). */
-function call(path: string, o: CallOptions = {}, port = httpPort): Promise<Answer> {
-  const body = o.json !== undefined ? JSON.stringify(o.json) : o.raw;
-  const headers: Record<string, string> = { ...(o.json !== undefined ? { 'content-type': 'application/json' } : {}), ...o.headers };
-  if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
-  const make = o.ca ? httpsRequest : httpRequest;
-  return new Promise((resolve, reject) => {
-    const req = make({ host: HOST, port, path, method: o.method ?? 'POST', headers, agent: o.agent ?? false, ...(o.ca ? { ca: o.ca } : {}) }, (res) => {
-      const localPort = res.socket.localPort ?? 0;
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: unknown;
-        try {
-          json = text.length > 0 ? JSON.parse(text) : undefined;
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json, reused: req.reusedSocket, localPort });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+function call(path: string, o: HttpCallOptions = {}, port = httpPort): Promise<Answer> {
+  return httpCall(port, path, o);
 }
 
 /** An AS with the HTTP ingress and one FS with the echo, who-am-i, faulty and test plugins. */

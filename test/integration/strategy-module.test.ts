@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { asCommand } from '../../src/cli/as-command.js';
 import { loadStrategy } from '../../src/cli/strategy-module.js';
 import { ConfigError } from '../../src/index.js';
 import { useHarness, waitForAvailable } from '../fixtures/cluster.js';
+import { printConfig } from '../fixtures/print-config.js';
 import { WHO_AM_I } from '../fixtures/test-plugins.js';
 
 const h = useHarness();
@@ -87,25 +87,12 @@ export default {
   });
 
   it('--print-config loads the module as start does: a module start would refuse is refused there too', async () => {
-    const printConfig = async (strategy: string): Promise<string> => {
-      let out = '';
-      const write = process.stdout.write.bind(process.stdout);
-      process.stdout.write = ((chunk: string) => {
-        out += chunk;
-        return true;
-      }) as typeof process.stdout.write;
-      try {
-        await asCommand().exitOverride().configureOutput({ writeErr: () => undefined }).parseAsync(['--strategy', strategy, '--print-config'], { from: 'user' });
-      } finally {
-        process.stdout.write = write;
-      }
-      return out;
-    };
-    await expect(printConfig(module('pc-throws.mjs', "export function strategy() { throw new Error('no'); }\n"))).rejects.toThrow(/exports a function that threw when called to make the strategy: no;/);
-    await expect(printConfig(module('pc-no-pick.mjs', 'export default { name: "x" };\n'))).rejects.toThrow(/must export .* pick\(candidates, ctx\)/);
-    await expect(printConfig(join(dir, 'pc-missing.mjs'))).rejects.toThrow(/cannot load the strategy module/);
+    const printStrategy = (strategy: string): Promise<string> => printConfig('as', ['--strategy', strategy]);
+    await expect(printStrategy(module('pc-throws.mjs', "export function strategy() { throw new Error('no'); }\n"))).rejects.toThrow(/exports a function that threw when called to make the strategy: no;/);
+    await expect(printStrategy(module('pc-no-pick.mjs', 'export default { name: "x" };\n'))).rejects.toThrow(/must export .* pick\(candidates, ctx\)/);
+    await expect(printStrategy(join(dir, 'pc-missing.mjs'))).rejects.toThrow(/cannot load the strategy module/);
     const good = module('pc-good.mjs', 'export default { pick: (c) => c[0] };\n');
-    expect(JSON.parse(await printConfig(good)).strategy).toBe(good);
+    expect(JSON.parse(await printStrategy(good)).strategy).toBe(good);
   });
 
   it('the example in docs/routing.md loads and does what its comment says', async () => {

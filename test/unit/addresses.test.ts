@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { advertisedHost, formatEndpoint, isWildcardHost, pickAdvertiseHost, stripBrackets, type Interfaces } from '../../src/common/addresses.js';
 import { parseEndpoint, parseEndpoints } from '../../src/cli/parse.js';
+import { printed as printedBy } from '../fixtures/print-config.js';
 
 const lo = [
   { address: '127.0.0.1', family: 'IPv4', internal: true },
@@ -87,23 +88,7 @@ describe('endpoints', () => {
 });
 
 describe('switchboard as: --host and --advertise-host', () => {
-  async function printed(args: string[]): Promise<Record<string, unknown>> {
-    const { asCommand } = await import('../../src/cli/as-command.js');
-    const cmd = asCommand();
-    let out = '';
-    const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string) => {
-      out += chunk;
-      return true;
-    }) as typeof process.stdout.write;
-    try {
-      cmd.exitOverride().configureOutput({ writeErr: () => undefined });
-      await cmd.parseAsync([...args, '--print-config'], { from: 'user' });
-    } finally {
-      process.stdout.write = write;
-    }
-    return JSON.parse(out) as Record<string, unknown>;
-  }
+  const printed = (args: string[]): Promise<Record<string, unknown>> => printedBy('as', args);
 
   it('--host binds the client and control ports together; the admin port stays on loopback', async () => {
     const s = await printed(['--host', '0.0.0.0']);

@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { asCommand } from '../../src/cli/as-command.js';
 import { asConfigSchema, fsConfigSchema, loadConfigFile, merge, unreadEnvironment } from '../../src/cli/config.js';
 import { fsCommand } from '../../src/cli/fs-command.js';
+import { printed } from '../fixtures/print-config.js';
 
 let dir: string;
 beforeEach(() => {
@@ -21,23 +21,6 @@ function file(name: string, text: string): string {
   return p;
 }
 
-/** Runs `switchboard <as|fs> ... --print-config` in this process and returns the settings it printed. */
-async function printed(which: 'as' | 'fs', args: string[]): Promise<Record<string, unknown>> {
-  const cmd = which === 'as' ? asCommand() : fsCommand();
-  let out = '';
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string) => {
-    out += chunk;
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    cmd.exitOverride().configureOutput({ writeErr: () => undefined });
-    await cmd.parseAsync([...args, '--print-config'], { from: 'user' });
-  } finally {
-    process.stdout.write = write;
-  }
-  return JSON.parse(out) as Record<string, unknown>;
-}
 
 describe('loadConfigFile', () => {
   it('reads YAML and JSON under the API option names', () => {
