@@ -630,8 +630,13 @@ export class Client extends EventEmitter<ClientEvents> {
     this.#moveReason = reason;
     // The first round of moves goes at once (a standby names the active); after it, back off.
     const extra = this.#bounces - this.#endpoints.length;
+    this.#dial(extra <= 0 ? 0 : this.#backoff(extra - 1));
+  }
+
+  /** The `reconnect` backoff before dial number n + 1 of a run (capped, with jitter). */
+  #backoff(n: number): number {
     const r = this.#o.reconnect || {};
-    this.#dial(extra <= 0 ? 0 : backoffDelay(extra - 1, { baseMs: r.baseMs ?? 100, capMs: r.capMs ?? 5000 }));
+    return backoffDelay(n, { baseMs: r.baseMs ?? 100, capMs: r.capMs ?? 5000 });
   }
 
   /** Whether a standby's redirect to `target` may be followed: it is listed, or followRedirects allows any. */
@@ -694,8 +699,7 @@ export class Client extends EventEmitter<ClientEvents> {
       this.#failQueued(new ChannelClosedError('the connection to the application server is lost and reconnection is off'));
       return;
     }
-    const r = this.#o.reconnect || {};
-    this.#dial(this.#attempt === 0 ? 0 : backoffDelay(this.#attempt - 1, { baseMs: r.baseMs ?? 100, capMs: r.capMs ?? 5000 }));
+    this.#dial(this.#attempt === 0 ? 0 : this.#backoff(this.#attempt - 1));
   }
 
   #dial(delayMs: number): void {
