@@ -288,7 +288,7 @@ export class DirectRouter {
       const why = connected
         ? `the function server at ${ep.addr} did not take our ticket within ${this.#o.connectTimeoutMs} ms (no CHALLENGE, or no answer to TICKET); is it an FS of this cluster?`
         : `connect to ${ep.addr} timed out`;
-      conn.destroy('auth', new Error(why));
+      conn.destroy(connected ? 'auth' : 'error', new Error(why));
     }, this.#o.connectTimeoutMs);
     const ready = (): void => {
       clearTimeout(timer);
