@@ -38,6 +38,11 @@ export interface ApplicationServerOptions {
   /** At stop, how long HTTP requests in flight may take to be answered before they get 503 (default 5000). */
   httpDrainTimeoutMs?: number;
   /**
+   * An HTTP ingress connection with no request under way is closed after this long (default 72000),
+   * whatever it sends meanwhile: empty lines between requests do not keep it open.
+   */
+  httpKeepAliveTimeoutMs?: number;
+  /**
    * At stop, how long requests in flight on the client port may take to be answered before the
    * client connections close (default 5000). Meanwhile new ones are answered UNAVAILABLE.
    */
@@ -342,6 +347,8 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     if (opts.httpPort !== undefined) {
       if (!Number.isInteger(opts.httpPort) || opts.httpPort < 0 || opts.httpPort > 65535) throw new ConfigError(`httpPort ${opts.httpPort} must be a port from 0 (a free one) to 65535`);
       const httpHost = opts.httpHost ?? clientHost;
+      const keepAliveMs = opts.httpKeepAliveTimeoutMs ?? 72_000;
+      if (!Number.isInteger(keepAliveMs) || keepAliveMs < 1000 || keepAliveMs > 3_600_000) throw new ConfigError(`httpKeepAliveTimeoutMs ${keepAliveMs} must be from 1000 to 3600000 ms`);
       this.#http = new HttpIngress(
         {
           host: httpHost,
@@ -353,6 +360,7 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
           clientSecret,
           tls,
           drainTimeoutMs: opts.httpDrainTimeoutMs ?? 5000,
+          keepAliveTimeoutMs: keepAliveMs,
           hasRoom: () => this.#hasRoom(),
           resolveName: (name) => this.manager.resolveName(name),
           logger,

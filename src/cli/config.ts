@@ -89,6 +89,7 @@ export const asConfigSchema = z.strictObject({
   clientDrainTimeoutMs: ms(3_600_000).optional(),
   startupGraceMs: ms(3_600_000).optional(),
   httpDrainTimeoutMs: ms(3_600_000).optional(),
+  httpKeepAliveTimeoutMs: ms(3_600_000).optional(),
   maxAttempts: count(10).optional(),
   hedgeAfterRatio: z.number().min(0).lt(1).optional(),
   loadRefreshMs: count(600_000).optional(),

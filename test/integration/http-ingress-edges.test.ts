@@ -199,6 +199,63 @@ describe('HTTP ingress edges: routes', () => {
   });
 });
 
+describe('HTTP ingress edges: what Node would take or leave unanswered', () => {
+  const REFUSED: [string, string, number, string, RegExp][] = [
+    ['a request line with no version (HTTP/0.9 style)', 'POST /v1/call/1\r\n\r\n', 400, 'SB_ERR_BAD_REQUEST', /speaks HTTP\/1\.1 \(and 1\.0\), not HTTP\/0\.9/],
+    ['HTTP/2.0 on an HTTP/1.1 request line', 'POST /v1/call/1 HTTP/2.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}', 400, 'SB_ERR_BAD_REQUEST', /not HTTP\/2\.0/],
+    ['two Host headers', 'POST /v1/call/1 HTTP/1.1\r\nHost: x\r\nHost: y\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}', 400, 'SB_ERR_BAD_REQUEST', /the Host header is sent more than once/],
+    ['two Content-Type headers', 'POST /v1/call/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}', 400, 'SB_ERR_BAD_REQUEST', /the Content-Type header is sent more than once/],
+    ['a Content-Encoding', 'POST /v1/call/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}', 415, 'SB_ERR_MEDIA_TYPE', /without a content coding \(got Content-Encoding: gzip\)/],
+    ['CONNECT', 'CONNECT /v1/call/1 HTTP/1.1\r\nHost: x\r\n\r\n', 405, 'SB_ERR_METHOD', /CONNECT is not supported/],
+  ];
+  for (const [what, bytes, status, code, message] of REFUSED) {
+    it(`${what}: ${status} ${code} with the JSON error body, then close`, async () => {
+      await start();
+      const c = rawConn();
+      c.write(bytes);
+      const a = parseAnswer(await c.whenClosed());
+      expect(a.status).toBe(status);
+      expect(a.head).toContain('connection: close');
+      expect(a.body).toEqual({ code, status: 'BAD_REQUEST', message: expect.stringMatching(message) });
+    });
+  }
+
+  it('an Expect other than 100-continue is 417 SB_ERR_BAD_HEADER with the JSON body; the connection goes on', async () => {
+    await start();
+    const c = rawConn();
+    c.write('POST /v1/call/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: something\r\nContent-Length: 4\r\n\r\n"no"');
+    await waitFor(() => c.text().includes('}'), 'the 417');
+    const a = parseAnswer(c.text());
+    expect(a.status).toBe(417);
+    expect(a.body).toEqual({ code: 'SB_ERR_BAD_HEADER', status: 'BAD_REQUEST', message: expect.stringContaining('Expect: something is not supported') });
+    const before = c.text().length;
+    c.write('POST /v1/call/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n"yes"');
+    await waitFor(() => c.text().endsWith('"yes"'), 'the next answer on the same connection');
+    expect(c.text().slice(before)).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it('leading zeros do not change a key: 00000000001 is key 1', async () => {
+    await start();
+    const r = await post('/v1/call/00000000001', '"zeros"', { 'content-type': 'application/json' });
+    expect(r.status).toBe(200);
+    expect(r.json).toBe('zeros');
+  });
+
+  it('a connection that sends only empty lines after its answer is closed at httpKeepAliveTimeoutMs all the same', async () => {
+    await start({ httpKeepAliveTimeoutMs: 1500 });
+    const c = rawConn();
+    c.write('POST /v1/call/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4\r\n\r\n"hi"');
+    await waitFor(() => c.text().endsWith('"hi"'), 'the answer');
+    // Each byte restarts Node's own keep-alive timer; the ingress counts only requests.
+    const drip = setInterval(() => c.write('\r\n'), 200);
+    h.defer(() => clearInterval(drip));
+    const t0 = performance.now();
+    await c.whenClosed(6000);
+    clearInterval(drip);
+    expect(performance.now() - t0).toBeGreaterThan(1200);
+  });
+});
+
 describe('HTTP ingress edges: charset and UTF-8', () => {
   it('a charset other than utf-8 is 415 SB_ERR_MEDIA_TYPE; utf-8 in any case, quoted or not, is served', async () => {
     await start();

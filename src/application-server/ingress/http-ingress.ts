@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from '../../common/logger.js';
@@ -8,7 +9,7 @@ import type { RateLimitedLog } from '../../common/rate-limited-log.js';
 import { ConfigError, HEADER_SIZE, OFFSET, encodeRequest, type ServiceDescriptor } from '../../protocol/index.js';
 import type { TlsOptions } from '../../security/index.js';
 import type { Dispatcher } from '../routing/dispatcher.js';
-import { badCharset, refuseUnparsable } from './http-refusals.js';
+import { answerRaw, badCharset, refuseUnparsable, repeatedHeader } from './http-refusals.js';
 import { HttpSession, sendError, type SettleSink } from './http-session.js';
 import { MAX_DEPTH } from '../../protocol/msgpack-check.js';
 
@@ -27,6 +28,8 @@ export interface HttpIngressOptions {
   tls?: TlsOptions;
   /** At stop, how long requests in flight may take to be answered before they get 503. */
   drainTimeoutMs: number;
+  /** A connection with no request under way is closed after this long, whatever it sends (72000). */
+  keepAliveTimeoutMs: number;
   /** Asked on a connection's first request: false when the process is short of file descriptors. */
   hasRoom: () => boolean;
   resolveName: (name: string) => ServiceDescriptor | undefined;
@@ -59,6 +62,9 @@ export class HttpIngress implements SettleSink {
   readonly #secretDigest: Buffer | undefined;
   readonly #sessions = new Map<Socket, HttpSession>();
   #connections = 0;
+  /** Each connection's requests under way, and since when it has had none. */
+  readonly #idle = new Map<Socket, { open: number; since: number }>();
+  #idleSweep: NodeJS.Timeout | undefined;
   /** Answers owed over every session. */
   #waiting = 0;
   #onIdle: (() => void) | undefined;
@@ -73,7 +79,7 @@ export class HttpIngress implements SettleSink {
     // request itself must arrive in time, headers first.
     // requireHostHeader off: Node would refuse a missing Host with an empty 400; the onRequest hook
     // refuses it with the ingress's JSON error instead.
-    const server = { requestTimeout: 60_000, headersTimeout: 10_000, connectionsCheckingInterval: 1000, keepAliveTimeout: 72_000, requireHostHeader: false };
+    const server = { requestTimeout: 60_000, headersTimeout: 10_000, connectionsCheckingInterval: 1000, keepAliveTimeout: opts.keepAliveTimeoutMs, requireHostHeader: false };
     const tls = opts.tls;
     const mutual = tls?.requireClientCert === true && tls.ca !== undefined;
     this.#app = Fastify({
@@ -103,9 +109,31 @@ export class HttpIngress implements SettleSink {
     this.#app.server.maxHeadersCount = 1000;
     this.#app.server.on('connection', (socket: Socket) => {
       this.#connections++;
-      socket.once('close', () => this.#connections--);
+      this.#idle.set(socket, { open: 0, since: Date.now() });
+      socket.once('close', () => {
+        this.#connections--;
+        this.#idle.delete(socket);
+      });
+    });
+    this.#app.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const state = this.#idle.get(req.socket as Socket);
+      if (state === undefined) return;
+      state.open++;
+      res.once('close', () => {
+        state.open--;
+        state.since = Date.now();
+      });
     });
     this.#app.server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
+    // Node answers an Expect it does not know with a bare 417, and a CONNECT with nothing at all.
+    this.#app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      answerRaw(res, 417, { code: 'SB_ERR_BAD_HEADER', message: `Expect: ${req.headers.expect} is not supported; send no Expect, or Expect: 100-continue`, status: 'BAD_REQUEST' });
+    });
+    this.#app.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      const body = JSON.stringify({ code: 'SB_ERR_METHOD', message: 'CONNECT is not supported: this port is not a proxy; send POST /v1/call/:service', status: 'BAD_REQUEST' });
+      socket.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: POST\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      setTimeout(() => socket.destroy(), 1000).unref();
+    });
     // Node would send 100 Continue at once; the preParsing hook sends it once the request passed
     // every check made before the body is read, so a refused caller never sends its body.
     const expecting = new WeakSet<IncomingMessage>();
@@ -129,6 +157,22 @@ export class HttpIngress implements SettleSink {
     });
     this.#app.addHook('onRequest', (req, reply, done) => {
       const raw = req.raw;
+      // Node also takes HTTP/0.9-style lines (no version) and other major versions as if 1.1.
+      if (raw.httpVersionMajor !== 1 || raw.httpVersionMinor > 1) {
+        sendError(reply, 400, { code: 'SB_ERR_BAD_REQUEST', message: `this port speaks HTTP/1.1 (and 1.0), not HTTP/${raw.httpVersion}; send HTTP/1.1`, status: 'BAD_REQUEST' }, true);
+        return;
+      }
+      const twice = repeatedHeader(raw.rawHeaders);
+      if (twice !== undefined) {
+        // Node keeps one of two Host or Content-Type headers; a proxy in front may have read the other.
+        sendError(reply, 400, { code: 'SB_ERR_BAD_REQUEST', message: `the ${twice} header is sent more than once; send it once`, status: 'BAD_REQUEST' }, true);
+        return;
+      }
+      const coding = req.headers['content-encoding'];
+      if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
+        sendError(reply, 415, { code: 'SB_ERR_MEDIA_TYPE', message: `this port takes bodies without a content coding (got Content-Encoding: ${coding}); send the JSON as is`, status: 'BAD_REQUEST' }, true);
+        return;
+      }
       if (raw.httpVersionMajor === 1 && raw.httpVersionMinor === 1 && req.headers.host === undefined) {
         sendError(reply, 400, { code: 'SB_ERR_BAD_REQUEST', message: 'an HTTP/1.1 request must carry a Host header (RFC 9112, section 3.2); add one', status: 'BAD_REQUEST' }, true);
         return;
@@ -216,6 +260,10 @@ export class HttpIngress implements SettleSink {
       const hint = e.code === 'EADDRINUSE' ? 'another process holds that port: stop it or pick another port (0 picks a free one)' : 'check the address';
       throw new ConfigError(`cannot listen on ${host}:${port} for the HTTP ingress: ${e.code ?? e.message}; ${hint}`, { cause: err });
     }
+    // Node's keep-alive timer restarts on any byte, so a peer sending an empty line every few seconds
+    // between requests would hold its connection for ever: this one counts only requests.
+    this.#idleSweep = setInterval(() => this.#closeIdle(Date.now()), 1000);
+    this.#idleSweep.unref();
     const addr = this.#app.server.address();
     return typeof addr === 'object' && addr ? addr.port : port;
   }
@@ -229,8 +277,14 @@ export class HttpIngress implements SettleSink {
     return this.#closed;
   }
 
+  #closeIdle(now: number): void {
+    const limit = this.#o.keepAliveTimeoutMs;
+    for (const [socket, state] of this.#idle) if (state.open === 0 && now - state.since > limit) socket.destroy();
+  }
+
   async #close(): Promise<void> {
     this.#closing = true;
+    clearInterval(this.#idleSweep);
     const server = this.#app.server;
     // Stop accepting; Node also closes the keep-alive connections that are idle now.
     if (server.listening) server.close();
@@ -264,7 +318,9 @@ export class HttpIngress implements SettleSink {
     const service = req.params.service;
     let key: number;
     if (/^\d+$/.test(service)) {
-      key = service.length <= 10 ? Number(service) : Number.NaN;
+      // Leading zeros do not change a key's value (the length limit only keeps Number exact).
+      const digits = service.replace(/^0+(?=\d)/, '');
+      key = digits.length <= 10 ? Number(digits) : Number.NaN;
       if (!(key <= 0xffffffff)) {
         sendError(reply, 400, { code: 'SB_ERR_BAD_REQUEST', message: `service key ${service} is outside 0-4294967295; give a key in that range or a service name`, status: 'BAD_REQUEST' });
         return;

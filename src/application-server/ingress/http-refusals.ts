@@ -56,3 +56,22 @@ export function badCharset(contentType: string): string | undefined {
   }
   return undefined;
 }
+
+/** Host or Content-Type sent more than once (RFC 9112 §3.2 asks a 400 for two Hosts), or undefined. */
+export function repeatedHeader(rawHeaders: string[]): string | undefined {
+  let host = 0;
+  let type = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i].toLowerCase();
+    if (name === 'host' && ++host > 1) return 'Host';
+    if (name === 'content-type' && ++type > 1) return 'Content-Type';
+  }
+  return undefined;
+}
+
+/** An answer written on Node's own response object (no route ran): the ingress's JSON error body. */
+export function answerRaw(res: ServerResponse, http: number, body: Record<string, unknown>): void {
+  const text = JSON.stringify(body);
+  res.writeHead(http, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
