@@ -94,6 +94,14 @@ function parseAnswer(text: string): RawAnswer {
   return { status: Number(head.slice(9, 12)), head: head.toLowerCase(), body: body.length > 0 ? JSON.parse(body) : undefined };
 }
 
+/** Sends `bytes` on a new raw connection and parses the first (JSON) answer; the connection stays for more. */
+async function firstAnswer(bytes: string, what = 'the answer'): Promise<{ c: ReturnType<typeof rawConn>; a: RawAnswer }> {
+  const c = rawConn();
+  c.write(bytes);
+  await waitFor(() => c.text().includes('}'), what);
+  return { c, a: parseAnswer(c.text()) };
+}
+
 describe('HTTP ingress edges: a status this version does not know', () => {
   it('is 502 SB_ERR_UNKNOWN_STATUS with status SERVER_ERROR, whatever code and body the FS sent; the number and the FS message are in the message', async () => {
     await h.startAs({ httpPort: 0 });
@@ -186,10 +194,7 @@ describe('HTTP ingress edges: requests Node refuses before any route runs', () =
 describe('HTTP ingress edges: routes', () => {
   it('GET /v1/call/ (no service) is 405 with Allow: POST, as for any service; POST /v1/call/ is 404 SB_ERR_SERVICE_NOT_FOUND', async () => {
     await start();
-    const c = rawConn();
-    c.write('GET /v1/call/ HTTP/1.1\r\nHost: x\r\n\r\n');
-    await waitFor(() => c.text().includes('}'), 'the answer');
-    const get = parseAnswer(c.text());
+    const { a: get } = await firstAnswer('GET /v1/call/ HTTP/1.1\r\nHost: x\r\n\r\n');
     expect(get.status).toBe(405);
     expect(get.head).toContain('allow: post');
     expect(get.body).toMatchObject({ code: 'SB_ERR_METHOD', status: 'BAD_REQUEST' });
@@ -222,10 +227,7 @@ describe('HTTP ingress edges: what Node would take or leave unanswered', () => {
 
   it('an Expect other than 100-continue is 417 SB_ERR_BAD_HEADER with the JSON body; the connection goes on', async () => {
     await start();
-    const c = rawConn();
-    c.write('POST /v1/call/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: something\r\nContent-Length: 4\r\n\r\n"no"');
-    await waitFor(() => c.text().includes('}'), 'the 417');
-    const a = parseAnswer(c.text());
+    const { c, a } = await firstAnswer('POST /v1/call/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: something\r\nContent-Length: 4\r\n\r\n"no"', 'the 417');
     expect(a.status).toBe(417);
     expect(a.body).toEqual({ code: 'SB_ERR_BAD_HEADER', status: 'BAD_REQUEST', message: expect.stringContaining('Expect: something is not supported') });
     const before = c.text().length;
