@@ -133,6 +133,11 @@ const REQUEST_FLAGS = FLAG_REQUEST | FLAG_TWO_WAY | Serialization.MSGPACK;
 const SWEEP_MS = 50;
 /** Grace on top of the deadline: the AS answers TIMEOUT itself, this only guards against a silent AS. */
 const LOCAL_GRACE_MS = 1000;
+/**
+ * The longest wait between moves while every AS answers NOT_ACTIVE: a pair takes over in about
+ * 0.7 s, so a client polls a few times a second, not once per round trip, and not after a 5 s backoff.
+ */
+const NOT_ACTIVE_POLL_MS = 250;
 
 /** One connection to one AS. Calls carry the generation they were sent on. */
 interface Link {
@@ -628,9 +633,10 @@ export class Client extends EventEmitter<ClientEvents> {
     to ??= this.#endpoints[(this.#endpoints.findIndex((e) => same(e, link.endpoint)) + 1) % this.#endpoints.length];
     this.#next = this.#endpoints.findIndex((e) => same(e, to as Endpoint));
     this.#moveReason = reason;
-    // The first round of moves goes at once (a standby names the active); after it, back off.
+    // The first round of moves goes at once (a standby names the active); after it, back off, but
+    // never past NOT_ACTIVE_POLL_MS: these ASs answer, and a new active is due within a takeover.
     const extra = this.#bounces - this.#endpoints.length;
-    this.#dial(extra <= 0 ? 0 : this.#backoff(extra - 1));
+    this.#dial(extra <= 0 ? 0 : Math.min(this.#backoff(extra - 1), NOT_ACTIVE_POLL_MS));
   }
 
   /** The `reconnect` backoff before dial number n + 1 of a run (capped, with jitter). */

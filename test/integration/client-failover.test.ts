@@ -133,9 +133,24 @@ describe('a client whose AS is there but cannot serve', () => {
     const r = await settle(client.call(1, 'x', { timeoutMs: 2000 }));
     expect(r.ok).toBe(false);
     expect((r as { error: SwitchboardError }).error).toMatchObject({ code: 'SB_ERR_TIMEOUT', message: expect.stringContaining('answered NOT_ACTIVE and named no active') });
-    // Backoff from 100 ms, doubling, over 2 s: a handful of connections, not one per round trip.
+    // Backoff from 100 ms, at most 250 ms between moves, over 2 s: a dozen connections, not one per round trip.
     expect(as.connections()).toBeGreaterThan(2);
-    expect(as.connections()).toBeLessThan(15);
+    expect(as.connections()).toBeLessThan(25);
+  });
+
+  it('while every AS answers NOT_ACTIVE the client polls a few times a second, so it reaches a new active within a poll, not after a long backoff', async () => {
+    let activeSince = 0;
+    const answer = (id: number): Buffer =>
+      activeSince > 0 ? encodeResponse(id, Status.OK, 'served') : encodeResponse(id, Status.NOT_ACTIVE, { code: 'SB_ERR_NOT_ACTIVE', message: 'this application server is not the active of its pair' });
+    const as = await fakeAs(c, { answer });
+    // The SDK's default backoff (100 ms doubling to 5 s) would by now wait a second or more between moves.
+    const client = await pairClient(c, { endpoints: [at(as.port)], reconnect: { baseMs: 100, capMs: 5000 } });
+    const flip = setTimeout(() => (activeSince = performance.now()), 2500);
+    c.defer(() => clearTimeout(flip));
+    expect(await client.call(1, 'x', { timeoutMs: 8000 })).toBe('served');
+    expect(performance.now() - activeSince).toBeLessThan(700);
+    // About four connections a second while it waited.
+    expect(as.connections()).toBeLessThan(20);
   });
 
   it('connect() passes over an endpoint that takes the connection but never answers a heartbeat (a frozen AS) for the next one', async () => {

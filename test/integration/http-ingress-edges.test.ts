@@ -323,7 +323,7 @@ describe('HTTP ingress edges: Expect: 100-continue', () => {
     expect(c.text().slice('HTTP/1.1 100 Continue\r\n\r\n'.length)).toMatch(/^HTTP\/1\.1 200 /);
   });
 
-  it('a refusal made before the body is read (a wrong secret, a charset) comes with no 100 Continue', async () => {
+  it('a refusal made before the body is read (a wrong secret, a charset, a Content-Type other than JSON or none) comes with no 100 Continue', async () => {
     await start({ clientSecret: SECRET });
     const auth = rawConn();
     auth.write(head(4, 'Authorization: Bearer wrong\r\n'));
@@ -335,6 +335,13 @@ describe('HTTP ingress edges: Expect: 100-continue', () => {
     const refused2 = await latin.whenClosed();
     expect(refused2).not.toContain('100 Continue');
     expect(parseAnswer(refused2)).toMatchObject({ status: 415, body: { code: 'SB_ERR_MEDIA_TYPE' } });
+    for (const type of ['Content-Type: text/plain\r\n', '']) {
+      const wrong = rawConn();
+      wrong.write(head(4, `Authorization: Bearer ${SECRET}\r\n`).replace('Content-Type: application/json\r\n', type));
+      const refused3 = await wrong.whenClosed();
+      expect(refused3).not.toContain('100 Continue');
+      expect(parseAnswer(refused3)).toMatchObject({ status: 415, body: { code: 'SB_ERR_MEDIA_TYPE' } });
+    }
   });
 });
 

@@ -200,6 +200,11 @@ export class HttpIngress implements SettleSink {
         return;
       }
       if (expecting.has(req.raw)) {
+        // The body would be refused for its type: say so before inviting it (the parser would 415 after it).
+        if (!req.is404 && type?.split(';')[0].trim().toLowerCase() !== 'application/json') {
+          sendError(reply, 415, { code: 'SB_ERR_MEDIA_TYPE', message: `send the body as JSON with "Content-Type: application/json" (got ${type ?? 'none'})`, status: 'BAD_REQUEST' }, true);
+          return;
+        }
         if (Number(req.headers['content-length']) > opts.maxBodyBytes) {
           this.#tooLarge(reply);
           return;
