@@ -63,7 +63,7 @@ export class HttpIngress implements SettleSink {
   readonly #sessions = new Map<Socket, HttpSession>();
   #connections = 0;
   /** Each connection's requests under way, and since when it has had none. */
-  readonly #idle = new Map<Socket, { open: number; since: number }>();
+  readonly #idle = new Map<Socket, { open: number; since: number; closeWhenAnswered?: boolean }>();
   #idleSweep: NodeJS.Timeout | undefined;
   /** Answers owed over every session. */
   #waiting = 0;
@@ -99,7 +99,7 @@ export class HttpIngress implements SettleSink {
         sendError(reply, 400, { code: 'SB_ERR_BAD_REQUEST', message: 'the URL cannot be read; percent-encode the service name correctly', status: 'BAD_REQUEST' });
       },
       // What Node's HTTP parser refuses (bad framing, headers too large, timeouts) gets the same body as the rest.
-      clientErrorHandler: refuseUnparsable,
+      clientErrorHandler: (err: Error & { code?: string }, socket: Duplex) => refuseUnparsable(err, socket, (s) => this.#closeWhenAnswered(s as Socket)),
       ...(tls?.cert
         ? { https: { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: mutual, rejectUnauthorized: mutual, minVersion: 'TLSv1.2' as const, ...server } }
         : { http: server }),
@@ -122,6 +122,7 @@ export class HttpIngress implements SettleSink {
       res.once('close', () => {
         state.open--;
         state.since = Date.now();
+        if (state.open === 0 && state.closeWhenAnswered === true) (req.socket as Socket).destroy();
       });
     });
     this.#app.server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
@@ -280,6 +281,17 @@ export class HttpIngress implements SettleSink {
   close(): Promise<void> {
     this.#closed ??= this.#close();
     return this.#closed;
+  }
+
+  /** Bytes after a whole request did not parse: read no more, write what is owed, then close. */
+  #closeWhenAnswered(socket: Socket): void {
+    const state = this.#idle.get(socket);
+    if (state === undefined || state.open === 0) {
+      socket.destroy();
+      return;
+    }
+    state.closeWhenAnswered = true;
+    socket.pause();
   }
 
   #closeIdle(now: number): void {

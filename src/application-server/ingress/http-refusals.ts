@@ -6,16 +6,17 @@ import type { Duplex } from 'node:stream';
  * (the server's 'clientError'): the ingress's `{ code, message, status }` body, then a close, since
  * the parser cannot find where the next request starts. Every case is in docs/http-ingress.md §3.
  */
-export function refuseUnparsable(err: Error & { code?: string }, socket: Duplex): void {
+export function refuseUnparsable(err: Error & { code?: string }, socket: Duplex, closeWhenAnswered: (socket: Duplex) => void = (s) => s.destroy()): void {
   if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) {
     socket.destroy();
     return;
   }
   // Node's own rule, made stricter: an answer under way, or owed to an earlier request that has
-  // fully arrived (pipelining), would be paired with this error by the caller. Close without one.
+  // fully arrived (pipelining), would be paired with this error by the caller. No answer for the
+  // bytes that did not parse: the answers owed are written, then the connection closes.
   const pending = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
   if (pending && (pending.headersSent || pending.req.complete)) {
-    socket.destroy();
+    closeWhenAnswered(socket);
     return;
   }
   const [http, message] = refusal(err);
