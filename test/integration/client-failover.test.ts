@@ -72,6 +72,16 @@ async function lonelyFs(c: PairCleanup): Promise<FunctionServer> {
   return fs;
 }
 
+/** A pair (a active, b standby) with one FS, fs-1, available on both; with standbyKnowsActive, b can name a in NOT_ACTIVE. */
+async function pairWithFs(c: PairCleanup, o: { standbyKnowsActive?: boolean } = {}): Promise<{ a: ApplicationServer; b: ApplicationServer; counts: Counts }> {
+  const { a, b } = await startPair(c);
+  const counts = new Counts();
+  await startPairFs(c, 'fs-1', [a, b], counts);
+  await Promise.all([waitAvailable(a, 'fs-1'), waitAvailable(b, 'fs-1')]);
+  if (o.standbyKnowsActive) await waitFor(() => b.pairStatus()?.sibling?.clientEndpoint !== undefined, 'the standby to know where the active serves');
+  return { a, b, counts };
+}
+
 /** Records when this process dials `port` (every net.connect goes through Socket.prototype.connect). */
 function recordDials(c: PairCleanup, port: number): number[] {
   const dials: number[] = [];
@@ -171,11 +181,7 @@ describe('a client given both ASs of a pair', () => {
   const c = usePairCleanup();
 
   it('listing the standby first: connects there, is answered NOT_ACTIVE, moves to the active (failover) and the call runs once', async () => {
-    const { a, b } = await startPair(c);
-    const counts = new Counts();
-    await startPairFs(c, 'fs-1', [a, b], counts);
-    await Promise.all([waitAvailable(a, 'fs-1'), waitAvailable(b, 'fs-1')]);
-    await waitFor(() => b.pairStatus()?.sibling?.clientEndpoint !== undefined, 'the standby to know where the active serves');
+    const { a, b, counts } = await pairWithFs(c, { standbyKnowsActive: true });
     const client = await pairClient(c, { endpoints: [at(b.ports.port), at(a.ports.port)] });
     expect(client.endpoint).toEqual(at(b.ports.port));
     const events = recordEvents(client);
@@ -200,11 +206,7 @@ describe('a client given both ASs of a pair', () => {
   });
 
   it('with followRedirects: false and only the standby listed, a call fails at once with NotActiveError naming the active, and did not run', async () => {
-    const { a, b } = await startPair(c);
-    const counts = new Counts();
-    await startPairFs(c, 'fs-1', [a, b], counts);
-    await Promise.all([waitAvailable(a, 'fs-1'), waitAvailable(b, 'fs-1')]);
-    await waitFor(() => b.pairStatus()?.sibling?.clientEndpoint !== undefined, 'the standby to know where the active serves');
+    const { a, b, counts } = await pairWithFs(c, { standbyKnowsActive: true });
     const client = await pairClient(c, { endpoints: [at(b.ports.port)], followRedirects: false });
     const r = await settle(client.call(COUNT_ONCE, { tag: 'pinned' }, { timeoutMs: 5000 }));
     expect(r.ok).toBe(false);
@@ -218,10 +220,7 @@ describe('a client given both ASs of a pair', () => {
   });
 
   it('when the active stops, reconnects to the new active by itself: idempotent calls in flight are sent again and succeed, the others fail with CHANNEL_CLOSED', async () => {
-    const { a, b } = await startPair(c);
-    const counts = new Counts();
-    await startPairFs(c, 'fs-1', [a, b], counts);
-    await Promise.all([waitAvailable(a, 'fs-1'), waitAvailable(b, 'fs-1')]);
+    const { a, b, counts } = await pairWithFs(c);
     const client = await pairClient(c, { endpoints: [at(a.ports.port), at(b.ports.port)] });
     const events = recordEvents(client);
 

@@ -17,7 +17,8 @@ import {
   ticketProof,
   newNonce,
 } from '../../src/index.js';
-import { DirectRouter } from '../../src/client/direct.js';
+import type { CallSpec } from '../../src/client/call-table.js';
+import { DirectRouter, type DirectHost } from '../../src/client/direct.js';
 import { useHarness, waitFor, type RawSocket } from '../fixtures/cluster.js';
 import { handMadeFs } from '../fixtures/hand-made-fs.js';
 import { WHO_AM_I } from '../fixtures/test-plugins.js';
@@ -32,6 +33,18 @@ async function securedCluster(names: string[], asOpts: Parameters<typeof h.clust
     { joinSecret: SECRET, loadRefreshMs: 100, ...asOpts },
     names.map((name) => ({ name, joinSecret: SECRET, refreshMs: 100 })),
   );
+}
+
+/** A direct router whose AS is a stand-in: LOOKUP answered by `lookup`, calls that fall back answered 'answered through the AS'. Closed at teardown. */
+function routerWith(lookup: DirectHost['lookup'], connectTimeoutMs = 1000): DirectRouter {
+  const router = new DirectRouter({ lookup, viaAs: async () => 'answered through the AS' }, { heartbeatMs: 0, connectTimeoutMs });
+  h.defer(() => router.close());
+  return router;
+}
+
+/** A call of the echo service with this body, not marked idempotent. */
+function echoSpec(body: unknown): CallSpec {
+  return { serviceKey: ECHO, poolType: 0, body: encodeBody(body), extension: undefined, idempotent: false };
 }
 
 const relayed = (): number => h.as.dispatcher.relayedAnswers.reduce((a, n) => a + n, 0);
@@ -228,15 +241,8 @@ describe('tickets: an FS takes a direct client only with what the AS signed', ()
     }, (s) => s.write(encodeEventRequest(EventKind.CHALLENGE, 0, { v: 1, realm: 'join', nonce: newNonce(), mechanisms: ['hmac-sha256'] }, false)));
     h.defer(() => impostor.close());
     const ticket = signTicket(Buffer.from(SECRET), { client: 'c', keys: [ECHO], poolType: 0, exp: Date.now() + 60_000 });
-    const router = new DirectRouter(
-      {
-        lookup: async () => ({ endpoints: [{ id: 'fs-a', host: '127.0.0.1', port: impostor.port, weight: 1000 }], leaseMs: 10_000, ticket }),
-        viaAs: async () => 'answered through the AS',
-      },
-      { heartbeatMs: 0, connectTimeoutMs: 1000 },
-    );
-    h.defer(() => router.close());
-    const spec = { serviceKey: ECHO, poolType: 0, body: encodeBody('secret payload'), extension: undefined, idempotent: false };
+    const router = routerWith(async () => ({ endpoints: [{ id: 'fs-a', host: '127.0.0.1', port: impostor.port, weight: 1000 }], leaseMs: 10_000, ticket }));
+    const spec = echoSpec('secret payload');
     expect(await router.call(spec, 2000)).toBe('answered through the AS');
     expect(router.viaAs).toBe(1);
     expect(received).toEqual([]);
@@ -281,18 +287,11 @@ describe('the direct router before its first LOOKUP answer', () => {
     h.defer(() => vi.useRealTimers());
     let answer: (reply: { endpoints: never[]; leaseMs: number }) => void = () => undefined;
     const lookups: number[] = [];
-    const router = new DirectRouter(
-      {
-        lookup: (key) => {
-          lookups.push(key);
-          return new Promise((r) => (answer = r));
-        },
-        viaAs: async () => 'answered through the AS',
-      },
-      { heartbeatMs: 0, connectTimeoutMs: 1000 },
-    );
-    h.defer(() => router.close());
-    const spec = { serviceKey: ECHO, poolType: 0, body: encodeBody('x'), extension: undefined, idempotent: false };
+    const router = routerWith((key) => {
+      lookups.push(key);
+      return new Promise((r) => (answer = r));
+    });
+    const spec = echoSpec('x');
     let outcome: unknown;
     router.call(spec, 300).then(
       (v) => (outcome = v),
@@ -315,19 +314,12 @@ describe('the direct router without its AS', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     h.defer(() => vi.useRealTimers());
     let lookups = 0;
-    const router = new DirectRouter(
-      {
-        // The first LOOKUP is answered; then the AS is gone.
-        lookup: async () => {
-          if (lookups++ === 0) return { endpoints: [], leaseMs: 10_000 };
-          throw new Error('no application server could be reached');
-        },
-        viaAs: async () => 'answered through the AS',
-      },
-      { heartbeatMs: 0, connectTimeoutMs: 1000 },
-    );
-    h.defer(() => router.close());
-    const spec = { serviceKey: ECHO, poolType: 0, body: encodeBody('x'), extension: undefined, idempotent: false };
+    // The first LOOKUP is answered; then the AS is gone.
+    const router = routerWith(async () => {
+      if (lookups++ === 0) return { endpoints: [], leaseMs: 10_000 };
+      throw new Error('no application server could be reached');
+    });
+    const spec = echoSpec('x');
     await router.call(spec, 1000);
     expect(router.leases).toBe(1);
     // Renewals from half the lease on, one a second, all failing: the answer stands to its end.
@@ -356,15 +348,8 @@ describe('the direct router on one FS connection', () => {
       s.write(Buffer.concat([encodeResponse(first, Status.OK, 'late answer to the first call'), encodeResponse(id, Status.OK, 'answer to the second call')]));
     });
     h.defer(() => fs.close());
-    const router = new DirectRouter(
-      {
-        lookup: async () => ({ endpoints: [{ id: 'fs-a', host: '127.0.0.1', port: fs.port, weight: 1000 }], leaseMs: 60_000 }),
-        viaAs: async () => 'answered through the AS',
-      },
-      { heartbeatMs: 0, connectTimeoutMs: 1000 },
-    );
-    h.defer(() => router.close());
-    const spec = (body: string) => ({ serviceKey: ECHO, poolType: 0, body: encodeBody(body), extension: undefined, idempotent: false });
+    const router = routerWith(async () => ({ endpoints: [{ id: 'fs-a', host: '127.0.0.1', port: fs.port, weight: 1000 }], leaseMs: 60_000 }));
+    const spec = echoSpec;
     // Given up a grace period past its 50 ms deadline, by the router's own sweep.
     await expect(router.call(spec('first'), 50)).rejects.toMatchObject({ code: 'SB_ERR_TIMEOUT' });
     expect(await router.call(spec('second'), 2000)).toBe('answer to the second call');
@@ -380,15 +365,8 @@ describe('the direct router while an FS connection is not ready', () => {
     // Accepts, reads, never speaks: a frozen FS whose kernel still completes the handshake looks the same.
     const mute = await handMadeFs({});
     h.defer(() => mute.close());
-    const router = new DirectRouter(
-      {
-        lookup: async () => ({ endpoints: [{ id: 'fs-mute', host: '127.0.0.1', port: mute.port, weight: 1000 }], leaseMs: 60_000, ticket }),
-        viaAs: async () => 'answered through the AS',
-      },
-      { heartbeatMs: 0, connectTimeoutMs: 1500 },
-    );
-    h.defer(() => router.close());
-    const spec = { serviceKey: ECHO, poolType: 0, body: encodeBody('x'), extension: undefined, idempotent: false };
+    const router = routerWith(async () => ({ endpoints: [{ id: 'fs-mute', host: '127.0.0.1', port: mute.port, weight: 1000 }], leaseMs: 60_000, ticket }), 1500);
+    const spec = echoSpec('x');
     const started = Date.now();
     await expect(router.call(spec, 200)).rejects.toMatchObject({ code: 'SB_ERR_TIMEOUT', message: expect.stringContaining('was not ready before the deadline') });
     // Ended by its own deadline (and the 100 ms sweep), not by the connect timeout.
@@ -410,26 +388,17 @@ describe('the direct router while an FS connection is not ready', () => {
     });
     h.defer(() => lost.close());
     h.defer(() => answers.close());
-    const routerFor = (idempotent: boolean | undefined): DirectRouter => {
-      const r = new DirectRouter(
-        {
-          // fs-a's weight makes it the first choice of two.
-          lookup: async () => ({
-            endpoints: [
-              { id: 'fs-a', host: '127.0.0.1', port: lost.port, weight: 65535 },
-              { id: 'fs-b', host: '127.0.0.1', port: answers.port, weight: 1 },
-            ],
-            leaseMs: 60_000,
-            ...(idempotent === undefined ? {} : { idempotent }),
-          }),
-          viaAs: async () => 'answered through the AS',
-        },
-        { heartbeatMs: 0, connectTimeoutMs: 1000 },
-      );
-      h.defer(() => r.close());
-      return r;
-    };
-    const spec = { serviceKey: ECHO, poolType: 0, body: encodeBody('x'), extension: undefined, idempotent: false };
+    // fs-a's weight makes it the first choice of two.
+    const routerFor = (idempotent: boolean | undefined): DirectRouter =>
+      routerWith(async () => ({
+        endpoints: [
+          { id: 'fs-a', host: '127.0.0.1', port: lost.port, weight: 65535 },
+          { id: 'fs-b', host: '127.0.0.1', port: answers.port, weight: 1 },
+        ],
+        leaseMs: 60_000,
+        ...(idempotent === undefined ? {} : { idempotent }),
+      }));
+    const spec = echoSpec('x');
     const declared = routerFor(true);
     expect(await declared.call(spec, 5000)).toBe('from fs-b');
     expect(declared.resent).toBe(1);

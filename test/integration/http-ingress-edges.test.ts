@@ -94,6 +94,13 @@ function parseAnswer(text: string): RawAnswer {
   return { status: Number(head.slice(9, 12)), head: head.toLowerCase(), body: body.length > 0 ? JSON.parse(body) : undefined };
 }
 
+/** Sends `bytes` on a new raw connection and parses the one answer written before the server closed it. */
+async function answerThenClose(bytes: string): Promise<RawAnswer> {
+  const c = rawConn();
+  c.write(bytes);
+  return parseAnswer(await c.whenClosed());
+}
+
 /** Sends `bytes` on a new raw connection and parses the first (JSON) answer; the connection stays for more. */
 async function firstAnswer(bytes: string, what = 'the answer'): Promise<{ c: ReturnType<typeof rawConn>; a: RawAnswer }> {
   const c = rawConn();
@@ -146,9 +153,7 @@ describe('HTTP ingress edges: requests Node refuses before any route runs', () =
   for (const [what, bytes, status, message] of CASES) {
     it(`${what}: ${status} with the ingress's JSON error body, then close`, async () => {
       await start();
-      const c = rawConn();
-      c.write(bytes);
-      const a = parseAnswer(await c.whenClosed());
+      const a = await answerThenClose(bytes);
       expect(a.status).toBe(status);
       expect(a.head).toContain('connection: close');
       expect(a.head).toContain('content-type: application/json; charset=utf-8');
@@ -223,9 +228,7 @@ describe('HTTP ingress edges: what Node would take or leave unanswered', () => {
   for (const [what, bytes, status, code, message] of REFUSED) {
     it(`${what}: ${status} ${code} with the JSON error body, then close`, async () => {
       await start();
-      const c = rawConn();
-      c.write(bytes);
-      const a = parseAnswer(await c.whenClosed());
+      const a = await answerThenClose(bytes);
       expect(a.status).toBe(status);
       expect(a.head).toContain('connection: close');
       expect(a.body).toEqual({ code, status: 'BAD_REQUEST', message: expect.stringMatching(message) });

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RateLimitedLog } from '../../src/common/rate-limited-log.js';
 import { PairNode, type PairOptions } from '../../src/application-server/pair/pair-node.js';
+import { rmemMax } from '../fixtures/kernel.js';
 
 /*
  * What a PairNode says at start (docs/pair.md sections 1, 2 and 7): the warnings an operator must
@@ -27,14 +27,6 @@ async function started(o: Partial<PairOptions>): Promise<{ node: PairNode; lines
 }
 
 const warnings = (lines: Record<string, unknown>[]): string[] => lines.filter((l) => l.level === 40).map((l) => String(l.msg));
-
-function rmemMax(): number | undefined {
-  try {
-    return Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
-  } catch {
-    return undefined;
-  }
-}
 
 describe('PairNode at start', () => {
   it('--pair-insecure: warns at start what it means and what to do; with a secret, no such warning', async () => {

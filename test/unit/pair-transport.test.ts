@@ -1,8 +1,8 @@
 import { createSocket, type Socket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AsState, Head, decodePairMessage, encodePairMessage, type DropReason, type PairMessage } from '../../src/application-server/pair/pair-datagram.js';
 import { DROP_REASONS, PAIR_RECV_BUFFER_BYTES, PairTransport, type PairTransportOptions } from '../../src/application-server/pair/pair-transport.js';
+import { rmemMax } from '../fixtures/kernel.js';
 
 /*
  * PairTransport over real UDP sockets on 127.0.0.1: what reaches the state machine, and what is
@@ -378,15 +378,6 @@ describe('PairTransport: the sequence it sends', () => {
     expect(() => decodePairMessage(capture.received[0], Buffer.alloc(32, 0x5b))).toThrow(/tag/);
   });
 });
-
-/** Linux's cap on what a socket may ask for as its receive buffer (net.core.rmem_max), or undefined elsewhere. */
-function rmemMax(): number | undefined {
-  try {
-    return Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
-  } catch {
-    return undefined;
-  }
-}
 
 describe('PairTransport: its receive buffer', () => {
   // Linux gives min(asked, net.core.rmem_max) and reports twice that; without asking, a socket has
