@@ -181,6 +181,8 @@ export class Client extends EventEmitter<ClientEvents> {
   #next = 0;
   #attempt = 0;
   #dialing = false;
+  /** connect() is trying its endpoints itself: a link lost meanwhile starts no background redial. */
+  #connecting = false;
   #retry: NodeJS.Timeout | undefined;
   #closed = false;
   /** Endpoints that refused us (OVERLOADED) in a row: a full round fails what waits. */
@@ -243,6 +245,7 @@ export class Client extends EventEmitter<ClientEvents> {
     const client = new Client(opts, endpoints);
     if (opts.mode === 'spread') client.#spread = await SpreadRouter.connect(endpoints, (e) => Client.#spreadMember({ ...opts, endpoints: [e], mode: 'via-as' }, client), opts).catch(async (err: unknown) => { await client.close(); throw err; });
     let last: Error | undefined;
+    client.#connecting = true;
     for (let i = 0; i < endpoints.length; i++) {
       try {
         await client.#open(endpoints[i]);
@@ -252,9 +255,6 @@ export class Client extends EventEmitter<ClientEvents> {
         const answered = client.#secret ? true : await link?.conn.barrier(opts.connectTimeoutMs ?? 5000);
         if (client.#fatal) throw client.#fatal;
         if (answered !== true) {
-          // This loop tries the next endpoint itself: no background redial beside it.
-          clearTimeout(client.#retry);
-          client.#retry = undefined;
           if (client.#link === link) client.#link = undefined;
           const closed = link?.conn.closed === true;
           link?.conn.destroy('heartbeat');
@@ -267,6 +267,7 @@ export class Client extends EventEmitter<ClientEvents> {
           );
         }
         client.#next = i;
+        client.#connecting = false;
         if (opts.mode === 'direct') {
           client.#direct = new DirectRouter(
             { lookup: (key, poolType) => client.lookup(key, poolType), viaAs: (spec, timeoutMs) => client.#viaAs(spec, timeoutMs) },
@@ -700,7 +701,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** Dials in the background unless a connection is up or a dial is under way. */
   #reconnectSoon(): void {
-    if (this.#closed || this.#dialing || this.#retry !== undefined || this.connected) return;
+    if (this.#closed || this.#connecting || this.#dialing || this.#retry !== undefined || this.connected) return;
     if (this.#o.reconnect === false && this.#gen > 0) {
       this.#failQueued(new ChannelClosedError('the connection to the application server is lost and reconnection is off'));
       return;
