@@ -378,6 +378,9 @@ export class ApplicationServer extends EventEmitter<ApplicationServerEvents> {
     if (opts.pairMode !== undefined && opts.pairMode !== 'udp' && opts.pairMode !== 'etcd') throw new ConfigError(`pairMode ${String(opts.pairMode)} must be udp or etcd`);
     if (opts.pairMode === 'etcd' && !opts.pairEtcd) throw new ConfigError("pairMode 'etcd' needs pairEtcd options (the etcd endpoints)");
     if (opts.pairMode === 'etcd' && opts.pair) throw new ConfigError("pairMode 'etcd' takes pairEtcd options, not the UDP pair's pair options");
+    // A pair asked for but not described would run alone, silently: the CLI refuses the same (pairProblem).
+    if (opts.pairMode === 'udp' && !opts.pair) throw new ConfigError("pairMode 'udp' needs pair options (port and peer: this node's UDP port and the sibling's host and port); without them this AS would run alone. Give pair, or leave pairMode out to run alone");
+    if (opts.pairEtcd && opts.pairMode !== 'etcd') throw new ConfigError("pairEtcd options are read only with pairMode 'etcd'; without it this AS would not take part in the election. Set pairMode: 'etcd', or remove pairEtcd");
     const clientEndpoint = (): { host: string; port: number } | undefined => (this.#ports ? { host: this.#clientAdvertiseHost, port: this.#ports.port } : undefined);
     let pair: PairParticipant | undefined;
     if (opts.pairMode === 'etcd' && opts.pairEtcd) {

@@ -250,6 +250,14 @@ describe('an AS pair on 127.0.0.1 (real UDP, shared secret)', () => {
     expect(() => new ApplicationServer({ pair: { port: 0, peer, insecure: true } })).not.toThrow();
   });
 
+  it('refuses pair options that would run alone: pairMode udp with no pair, pairEtcd without pairMode etcd', () => {
+    expect(() => new ApplicationServer({ pairMode: 'udp' })).toThrow(ConfigError);
+    expect(() => new ApplicationServer({ pairMode: 'udp' })).toThrow(/pairMode 'udp' needs pair options.*would run alone/);
+    const pairEtcd = { endpoints: ['etcd://127.0.0.1:2379'] };
+    expect(() => new ApplicationServer({ pairEtcd })).toThrow(/pairEtcd options are read only with pairMode 'etcd'/);
+    expect(() => new ApplicationServer({ pairMode: 'udp', pairEtcd, pair: { port: 0, peer: { host: HOST, port: 9 }, insecure: true } })).toThrow(ConfigError);
+  });
+
   it('drops datagrams from any address but the sibling (forged, garbage, replayed) as stranger; no role changes', async () => {
     const { a, b } = await startPair(c);
     const third = await udpSocket(c);

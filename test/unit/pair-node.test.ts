@@ -47,6 +47,18 @@ describe('PairNode at start', () => {
     expect(String(line?.msg)).toContain('net.core.rmem_max');
   });
 
+  it('refuses a pair port or peer that is not a port (JavaScript callers get no type check)', () => {
+    const logger = pino({ level: 'silent' });
+    const make = (o: Record<string, unknown>) => () => new PairNode({ port: 0, peer: { host: HOST, port: 9 }, secret: SECRET, ...o } as PairOptions, HOST, { host: HOST, port: 7100 }, logger, new RateLimitedLog(logger));
+    expect(make({ port: undefined })).toThrow(/pair port undefined must be a whole number from 0 to 65535/);
+    expect(make({ port: 70_000 })).toThrow(/pair port 70000/);
+    expect(make({ peer: undefined })).toThrow(/pair peer undefined must be \{ host, port \}/);
+    expect(make({ peer: { host: HOST } })).toThrow(/pair peer/);
+    expect(make({ peer: { host: '', port: 9 } })).toThrow(/pair peer/);
+    expect(make({ peer: { host: HOST, port: 0 } })).toThrow(/port 1 to 65535/);
+    expect(make({})).not.toThrow();
+  });
+
   it('refuses a recvBufferBytes outside 64 KiB to 1 GiB, saying the range', () => {
     const logger = pino({ level: 'silent' });
     expect(() => new PairNode({ port: 0, peer: { host: HOST, port: 9 }, secret: SECRET, recvBufferBytes: 1000 }, HOST, { host: HOST, port: 7100 }, logger, new RateLimitedLog(logger))).toThrow(/from 65536 to 1073741824/);

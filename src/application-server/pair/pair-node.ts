@@ -73,6 +73,10 @@ export class PairNode extends EventEmitter<PairNodeEvents> {
     super();
     const secret = toSecret(o.secret, 'the pair secret');
     if (!secret && !o.insecure) throw new ConfigError('an AS pair needs a shared secret (--pair-secret-file); without one any host could make two actives. Give --pair-insecure to run without, knowingly');
+    if (!validPort(o.port, 0)) throw new ConfigError(`pair port ${String(o.port)} must be a whole number from 0 to 65535 (0 picks a free one)`);
+    if (typeof o.peer?.host !== 'string' || o.peer.host === '' || !validPort(o.peer.port, 1)) {
+      throw new ConfigError(`pair peer ${JSON.stringify(o.peer)} must be { host, port } naming the sibling's pair port (port 1 to 65535)`);
+    }
     if (o.nodeId !== undefined && !/^[0-9a-f]{16}$/.test(o.nodeId)) throw new ConfigError(`pair node id "${o.nodeId}" must be 16 lowercase hex digits`);
     if (o.recvBufferBytes !== undefined && !(Number.isInteger(o.recvBufferBytes) && o.recvBufferBytes >= 65_536 && o.recvBufferBytes <= 2 ** 30)) {
       throw new ConfigError(`pair recvBufferBytes ${o.recvBufferBytes} must be a whole number of bytes from 65536 to 1073741824 (default 4194304)`);
@@ -197,3 +201,7 @@ export class PairNode extends EventEmitter<PairNodeEvents> {
 }
 
 export { DROP_REASONS };
+
+function validPort(p: unknown, min: number): boolean {
+  return Number.isInteger(p) && (p as number) >= min && (p as number) <= 65_535;
+}
