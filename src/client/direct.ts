@@ -10,6 +10,7 @@ import {
   OFFSET,
   Serialization,
   Status,
+  VERSION_EXTENDED,
   decodeBodyAt,
   encodeEventRequest,
   errorFromStatus,
@@ -58,6 +59,8 @@ interface Endpoint {
   port: number;
   weight: number;
   addr: string;
+  /** False for an FS that reads only version 1 (LOOKUP said so): its requests go without the extension block. */
+  extension: boolean;
 }
 
 /** What the AS said about one (key, pool type): where to go, until when, and the ticket to show. */
@@ -100,10 +103,14 @@ class FsLink {
   listenerNonce: Buffer | undefined;
   /** Tickets shown on this connection (by their claims), so each is shown once. */
   readonly shown = new WeakSet<Uint8Array>();
+  /** The FS's connection-level error (request id 0), sent before it closes: the calls on it fail with it. */
+  closeError: SwitchboardError | undefined;
 
   constructor(
     readonly addr: string,
     readonly conn: FrameConnection,
+    /** Whether requests on it may carry the extension block (the FS reads version 2). */
+    readonly extension: boolean,
   ) {}
 }
 
@@ -203,7 +210,7 @@ export class DirectRouter {
     const now = Date.now();
     const prev = this.#routes.get(k);
     const route: Route = {
-      endpoints: reply.endpoints.map((e) => ({ ...e, addr: `${e.host}:${e.port}` })),
+      endpoints: reply.endpoints.map((e) => ({ id: e.id, host: e.host, port: e.port, weight: e.weight, addr: `${e.host}:${e.port}`, extension: e.versions?.includes(VERSION_EXTENDED) ?? true })),
       ticket: reply.ticket,
       idempotent: reply.idempotent === true,
       leaseEnds: now + reply.leaseMs,
@@ -246,7 +253,9 @@ export class DirectRouter {
     const id = link.pending.add(p);
     const budget = Math.max(1, p.deadlineAt - now);
     const s = p.spec;
-    link.conn.sendFrame(REQUEST_FLAGS, 0, id, s.serviceKey, s.poolType, budget, s.body, s.extension);
+    // Without the block for an FS that reads only version 1, as the AS forwards to it: the routing
+    // key has done its work (the choice), and the trace context is lost there either way.
+    link.conn.sendFrame(REQUEST_FLAGS, 0, id, s.serviceKey, s.poolType, budget, s.body, link.extension ? s.extension : undefined);
   }
 
   /** Power of two choices on (own in flight + 1) / weight, among FSs not down or draining. */
@@ -337,7 +346,7 @@ export class DirectRouter {
       },
     });
     let gate: ((reply: Buffer) => void) | undefined;
-    link = new FsLink(ep.addr, conn);
+    link = new FsLink(ep.addr, conn, ep.extension);
     this.#links.set(ep.addr, link);
     return link;
   }
@@ -362,9 +371,14 @@ export class DirectRouter {
 
   #answer(link: FsLink, buf: Buffer, off: number, len: number): void {
     const id = buf.readUInt32BE(off + OFFSET.requestId);
+    const status = buf[off + OFFSET.status];
+    if (id === 0 && status !== Status.OK) {
+      // A connection-level refusal (a frame error, say): the FS closes next, and the calls on it fail with it.
+      link.closeError = errorFromStatus(status, tryDecodeBody(buf.subarray(off, off + len)) as { code?: string; message?: string });
+      return;
+    }
     const p = link.pending.take(id);
     if (p === undefined) return; // late (given up by the sweep) or not ours
-    const status = buf[off + OFFSET.status];
     let body: unknown;
     try {
       body = decodeBodyAt(buf, off, len);
@@ -387,10 +401,10 @@ export class DirectRouter {
     link.waiting.clear();
     for (const w of waited) this.#retry(w.p, link.addr, w.route);
     const orphans = link.pending.takeAll();
-    for (const p of orphans) this.#retry(p, link.addr, undefined, err);
+    for (const p of orphans) this.#retry(p, link.addr, undefined, err, link.closeError);
   }
 
-  #retry(p: Pending, from: string, route: Route | undefined, err?: Error): void {
+  #retry(p: Pending, from: string, route: Route | undefined, err?: Error, refusal?: SwitchboardError): void {
     const now = Date.now();
     if (this.#closed) {
       p.reject(new ChannelClosedError('the client was closed before the answer came'));
@@ -408,6 +422,7 @@ export class DirectRouter {
       }
     }
     if (err instanceof AuthError) p.reject(err);
+    else if (refusal !== undefined) p.reject(refusal);
     else if (neverSent && now >= p.deadlineAt) p.reject(new DeadlineExceededError(`no function server for service ${p.spec.serviceKey} could be reached before the deadline (the call was not sent)`));
     else if (neverSent) p.reject(new UnavailableError(`${p.attempts} function servers for service ${p.spec.serviceKey} could not be reached; the call was not sent, retry it`));
     else p.reject(new ChannelClosedError(`the connection to function server ${from} closed before it answered; the request may or may not have run`));

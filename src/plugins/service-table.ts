@@ -19,8 +19,14 @@ export interface ServiceContext {
    * FS stopped before the handler finished). Pass it on to fetch, timers or your own loops.
    */
   readonly signal: AbortSignal;
-  /** The caller's routing key (UTF-8), when the request carried one in its header extension. */
+  /**
+   * The caller's routing key decoded as UTF-8, when the request carried one in its header
+   * extension. Bytes that are not UTF-8 read as U+FFFD, so two such keys may look alike here;
+   * routingKeyBytes has the key exactly as the AS hashed it.
+   */
   readonly routingKey?: string;
+  /** The routing key's bytes as sent (a copy the handler may keep). */
+  readonly routingKeyBytes?: Buffer;
   /** The W3C trace context the request carried, when it carried a valid one. */
   readonly traceparent?: string;
   readonly tracestate?: string;
@@ -43,6 +49,12 @@ export class RequestContext implements ServiceContext {
 
   get routingKey(): string | undefined {
     return this.meta?.routingKey?.toString('utf8');
+  }
+
+  get routingKeyBytes(): Buffer | undefined {
+    // A copy: the view lies in a read chunk that other requests share.
+    const k = this.meta?.routingKey;
+    return k === undefined ? undefined : Buffer.from(k);
   }
 
   get traceparent(): string | undefined {

@@ -167,7 +167,19 @@ export type TicketGrant = z.infer<typeof ticketGrantSchema>;
 /** LOOKUP answer body. */
 export const lookupReplySchema = z.object({
   endpoints: z
-    .array(z.object({ id: token(MAX_NAME_LENGTH), host: token(MAX_HOST_LENGTH), port: z.number().int().min(1).max(65535), weight: z.number().int().min(1).max(65535) }))
+    .array(
+      z.object({
+        id: token(MAX_NAME_LENGTH),
+        host: token(MAX_HOST_LENGTH),
+        port: z.number().int().min(1).max(65535),
+        weight: z.number().int().min(1).max(65535),
+        /**
+         * The header versions this FS reads, given only when it does not read version 2: a direct
+         * client then sends it version-1 requests, without the extension block. Absent: 1 and 2.
+         */
+        versions: z.array(z.number().int().min(1).max(255)).max(8).optional(),
+      }),
+    )
     .max(MAX_LOOKUP_ENDPOINTS),
   /** Ask again within this many ms for fresh weights (and a fresh ticket). */
   leaseMs: z.number().int().min(1).max(86_400_000),

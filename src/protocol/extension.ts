@@ -24,6 +24,7 @@ export const Extension = {
 
 const CRITICAL = 0x80;
 const TRACEPARENT_RE = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+const PRINTABLE_ASCII_RE = /^[\x20-\x7e]*$/;
 
 /** What a request carries beside its body. */
 export interface RequestMetadata {
@@ -88,10 +89,9 @@ export function readMetadata(buf: Buffer, off: number, len: number): RequestMeta
     }
     p = v + n;
   }
-  if (meta.traceparent !== undefined && !validTraceparent(meta.traceparent)) {
-    meta.traceparent = undefined;
-    meta.tracestate = undefined;
-  }
+  if (meta.traceparent !== undefined && !validTraceparent(meta.traceparent)) meta.traceparent = undefined;
+  // W3C: a tracestate means nothing without a traceparent, and holds printable ASCII only.
+  if (meta.tracestate !== undefined && (meta.traceparent === undefined || !PRINTABLE_ASCII_RE.test(meta.tracestate))) meta.tracestate = undefined;
   return meta;
 }
 

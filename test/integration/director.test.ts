@@ -4,8 +4,11 @@ import {
   EventKind,
   Status,
   decodeBody,
+  OFFSET,
   encodeBody,
+  encodeErrorResponse,
   encodeEventRequest,
+  encodeExtension,
   encodeEventResponse,
   encodeRequest,
   encodeResponse,
@@ -355,6 +358,53 @@ describe('the direct router on one FS connection', () => {
     expect(await router.call(spec('second'), 2000)).toBe('answer to the second call');
     expect(ids).toHaveLength(2);
     expect(ids[1]).not.toBe(ids[0]);
+  });
+});
+
+describe('the direct router and what the FS reads', () => {
+  /** A hand-made FS that records the request frames it gets and echoes their bodies. */
+  async function recordingFs(): Promise<{ port: number; frames: Buffer[] }> {
+    const frames: Buffer[] = [];
+    const fs = await handMadeFs({}, (f, s) => {
+      if (isEvent(f)) return;
+      frames.push(Buffer.from(f));
+      s.write(encodeResponse(requestIdOf(f), Status.OK, 'echoed'));
+    });
+    h.defer(() => fs.close());
+    return { port: fs.port, frames };
+  }
+  const keyed = (): CallSpec => ({ ...echoSpec('keyed'), extension: encodeExtension({ routingKey: Buffer.from('user-7') }) });
+
+  it('sends an FS that LOOKUP says reads only version 1 its requests without the extension block; others get the block', async () => {
+    const old = await recordingFs();
+    const current = await recordingFs();
+    const toOld = routerWith(async () => ({ endpoints: [{ id: 'old', host: '127.0.0.1', port: old.port, weight: 1000, versions: [1] }], leaseMs: 60_000 }));
+    const toCurrent = routerWith(async () => ({ endpoints: [{ id: 'new', host: '127.0.0.1', port: current.port, weight: 1000 }], leaseMs: 60_000 }));
+    expect(await toOld.call(keyed(), 2000)).toBe('echoed');
+    expect(await toCurrent.call(keyed(), 2000)).toBe('echoed');
+    // A version-1 frame whose body is the call's body alone: an older FS reads it, and does not close.
+    expect(old.frames.map((f) => f[OFFSET.version])).toEqual([1]);
+    expect(decodeBody(old.frames[0])).toBe('keyed');
+    expect(current.frames.map((f) => f[OFFSET.version])).toEqual([2]);
+    expect(toOld.viaAs + toCurrent.viaAs).toBe(0);
+  });
+
+  it("fails the calls on a connection the FS refused (an id-0 error before it closes) with the FS's error, not CHANNEL_CLOSED", async () => {
+    let held = 0;
+    const fs = await handMadeFs({}, (f, s) => {
+      if (isEvent(f)) return;
+      // The first request is held; the second is refused for the whole connection, as a frame error is.
+      if (++held < 2) return;
+      s.write(encodeErrorResponse(0, Status.BAD_REQUEST, 'SB_ERR_BAD_VERSION', 'version 2 is not read here'));
+      s.end();
+    });
+    h.defer(() => fs.close());
+    const router = routerWith(async () => ({ endpoints: [{ id: 'fs-a', host: '127.0.0.1', port: fs.port, weight: 1000 }], leaseMs: 60_000 }));
+    const first = router.call(echoSpec('first'), 2000);
+    await waitFor(() => held === 1, 'the first call to reach the FS');
+    const second = router.call(echoSpec('second'), 2000);
+    await expect(first).rejects.toMatchObject({ code: 'SB_ERR_BAD_VERSION', message: 'version 2 is not read here' });
+    await expect(second).rejects.toMatchObject({ code: 'SB_ERR_BAD_VERSION' });
   });
 });
 

@@ -112,6 +112,30 @@ describe('routing metadata in the header extension', () => {
   });
 });
 
+describe('director mode and an FS that reads only version 1', () => {
+  it('LOOKUP names it with versions [1], and the direct client sends it version-1 frames: the call runs there, not through the AS', async () => {
+    await h.startAs({});
+    const old = await versionOneFs({ services: [{ key: 1, idempotent: true }] });
+    h.as.addFunctionServer({ host: '127.0.0.1', port: old.port });
+    await waitForAvailable(h.as, 1);
+    const c = await h.client({ mode: 'direct' });
+    expect((await c.lookup(1)).endpoints).toEqual([expect.objectContaining({ port: old.port, versions: [1] })]);
+    expect(await c.call(1, { kept: 'body' }, { routingKey: 'user-7', traceparent: TRACEPARENT })).toEqual({ kept: 'body' });
+    expect(c.direct?.direct).toBe(1);
+    expect(c.direct?.viaAs).toBe(0);
+    expect(old.frames.map((f) => f[OFFSET.version])).toEqual([1]);
+    expect(decodeBody(old.frames[0])).toEqual({ kept: 'body' });
+  });
+
+  it('LOOKUP leaves versions out for an FS that reads version 2', async () => {
+    await metadataCluster('least-loaded', ['fs-a']);
+    const c = await h.client({ mode: 'direct' });
+    const [endpoint] = (await c.lookup(METADATA_ECHO)).endpoints;
+    expect(endpoint).not.toHaveProperty('versions');
+    expect(await c.call(METADATA_ECHO, {}, { routingKey: 'user-7' })).toMatchObject({ fs: 'fs-a', routingKey: 'user-7' });
+  });
+});
+
 describe('consistent hashing on the routing key', () => {
   it('keeps each key on one FS, spreads keys, and when that FS leaves moves only its keys', async () => {
     await metadataCluster('consistent-hash', ['fs-a', 'fs-b', 'fs-c']);

@@ -104,6 +104,21 @@ describe('the version-2 extension block', () => {
     expect(validTraceparent('01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future')).toBe(true);
   });
 
+  it('drops a tracestate sent without a traceparent, or holding bytes outside printable ASCII; the traceparent stays', () => {
+    // Built by hand: the encoder itself never writes a tracestate without a traceparent.
+    const entry = (type: number, v: Buffer): Buffer => Buffer.concat([Buffer.from([type, v.length]), v]);
+    const block = (...entries: Buffer[]): Buffer => {
+      const size = entries.reduce((n, e) => n + e.length, 0);
+      return Buffer.concat([Buffer.from([size >> 8, size & 0xff]), ...entries]);
+    };
+    const alone = frameWith(block(entry(0x03, Buffer.from('a=1'))));
+    expect(readMetadata(alone, 0, alone.length)).toEqual({ tracestate: undefined });
+    const binary = frameWith(block(entry(0x02, Buffer.from(TP)), entry(0x03, Buffer.from([0x61, 0x3d, 0xff, 0x00, 0x0a]))));
+    expect(readMetadata(binary, 0, binary.length)).toEqual({ traceparent: TP, tracestate: undefined });
+    const good = frameWith(block(entry(0x02, Buffer.from(TP)), entry(0x03, Buffer.from('congo=t61rcWkgMzE, rojo=00f067aa0ba902b7'))));
+    expect(readMetadata(good, 0, good.length)).toEqual({ traceparent: TP, tracestate: 'congo=t61rcWkgMzE, rojo=00f067aa0ba902b7' });
+  });
+
   it('refuses to encode an entry that does not fit one byte of length', () => {
     expect(() => encodeExtension({ routingKey: Buffer.alloc(256) })).toThrow(/1 to 255 bytes/);
     expect(() => encodeExtension({ routingKey: Buffer.alloc(0) })).toThrow(/1 to 255 bytes/);

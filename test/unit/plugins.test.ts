@@ -172,6 +172,19 @@ describe('ServiceTable', () => {
     expect(await entry!.handler({ who: 'Ada' }, ctx)).toBe('hello Ada at 1234');
   });
 
+  it("a handler's context: routingKey is the key decoded as UTF-8, routingKeyBytes the exact bytes, as a copy", () => {
+    const chunk = Buffer.from([0x00, 0xff, 0x6b, 0x00]);
+    const ctx: ServiceContext = new RequestContext(1, 0, 1, 0, 'p', undefined, { routingKey: chunk.subarray(1, 3) });
+    expect(ctx.routingKey).toBe('\ufffdk');
+    expect(ctx.routingKeyBytes).toEqual(Buffer.from([0xff, 0x6b]));
+    // Kept past the handler, it does not change when the read chunk is reused.
+    const kept = ctx.routingKeyBytes as Buffer;
+    chunk.fill(0);
+    expect(kept).toEqual(Buffer.from([0xff, 0x6b]));
+    const none: ServiceContext = new RequestContext(1, 0, 1, 0, 'p');
+    expect([none.routingKey, none.routingKeyBytes]).toEqual([undefined, undefined]);
+  });
+
   it('gives each plugin its own child container: same token, different useValue', () => {
     const seen: Record<string, Greeting> = {};
 

@@ -76,7 +76,9 @@ export class Director {
     const endpoints = chosen.map(({ fs, cost }) => {
       fs.leases.set(client, until);
       held.add(fs);
-      return { id: fs.id, host: fs.host, port: fs.port, weight: Math.max(1, Math.min(65535, Math.round(1000 / cost))) };
+      const weight = Math.max(1, Math.min(65535, Math.round(1000 / cost)));
+      // An FS that reads only version 1 would close a connection that carries the extension block.
+      return fs.readsExtension ? { id: fs.id, host: fs.host, port: fs.port, weight } : { id: fs.id, host: fs.host, port: fs.port, weight, versions: [1] };
     });
     // The client re-sends after a lost FS as the AS would: by the service's own declaration.
     const body: LookupReply = { endpoints, leaseMs: this.#o.leaseMs, idempotent: chosen.every(({ fs }) => fs.isIdempotent(key)) };
