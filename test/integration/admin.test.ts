@@ -45,6 +45,7 @@ describe('admin surface', () => {
     expect(text).toContain('switchboard_fs_state{fs="fs-m",state="available"} 1');
     expect(text).toContain('switchboard_fs_state{fs="fs-m",state="draining"} 0');
     expect(text).toContain('switchboard_client_connections 1');
+    expect(text).toContain('switchboard_hedge_losers_total 0');
   });
 
   it('two FSs that share a name (one added by endpoint, named by its DESCRIBE) get series by id, each with its own state', async () => {

@@ -219,6 +219,7 @@ describe('hedged requests', () => {
       const ids = Array.from({ length: N }, () => ++id);
       const relayedBefore = as.dispatcher.relayedAnswers[Status.OK];
       const hedgedBefore = as.dispatcher.hedged;
+      const losersBefore = as.dispatcher.hedgeLosers;
       raw.write(Buffer.concat(ids.map((i) => encodeRequest(i, IDEMPOTENT, { call: i }, { budgetMs: 3000 }))));
       // 10% of the 3 s budget: each call is hedged to B while A still holds it.
       await waitFor(() => held.A.length === N && held.B.length === N, 'every call to be held by A and hedged to B');
@@ -227,8 +228,10 @@ describe('hedged requests', () => {
       answerAll(firstToAnswer);
       await waitFor(() => answers().length === answeredBefore + N, `the answers from ${firstToAnswer}`);
       answerAll(second);
-      // The AS has read the second answers too (and counted them) before the probe below is sent.
-      await waitFor(() => as.dispatcher.relayedAnswers[Status.OK] === relayedBefore + 2 * N, 'the AS to read the second answers');
+      // The AS has read the second answers too (and dropped them) before the probe below is sent.
+      await waitFor(() => as.dispatcher.hedgeLosers === losersBefore + N, 'the AS to read the second answers');
+      // Only the answers relayed count as relayed: the dropped ones are hedge losers.
+      expect(as.dispatcher.relayedAnswers[Status.OK]).toBe(relayedBefore + N);
       // A probe the AS answers itself: on the client connection it comes after anything relayed before it.
       raw.write(encodeRequest(1_000_000 + id, 999_999, {}));
       await waitFor(() => answers().some((f) => requestIdOf(f) === 1_000_000 + id), 'the probe answer');
@@ -243,5 +246,38 @@ describe('hedged requests', () => {
     const all = Array.from({ length: 2 * N }, (_, i) => i + 1);
     expect(markers(fakes.A).sort((x, y) => x - y)).toEqual(all);
     expect(markers(fakes.B).sort((x, y) => x - y)).toEqual(all);
+    // A dropped OK is not "served" either: each FS served the calls it answered first.
+    expect(Object.fromEntries(as.listFunctionServers().map((f) => [f.id, f.served]))).toEqual({ A: N, B: N });
+  });
+
+  it("a hedge copy's timeout counts against no FS: it had only what was left of the budget", async () => {
+    const N = 4;
+    const failuresOf = (as: ApplicationServer): Record<string, number> => Object.fromEntries(as.listFunctionServers().map((f) => [f.id, f.failures]));
+    // A answers each first send at 600 ms of its 1000 ms budget, after the hedge (at 500 ms) went to B, which never answers.
+    const slow = (frame: Buffer, conn: FrameConnection): void => void setTimeout(() => conn.send(encodeResponse(requestIdOf(frame), Status.OK, decodeBody(frame), serviceKeyOf(frame))), 600);
+    const as = await h.startAs({ strategy: preferA, outlier: { consecutiveFailures: 1000, minTimeoutMs: 100 } });
+    const a = await FakeFs.start(h, { name: 'A', services: SERVICES, onRequest: slow });
+    const b = await FakeFs.start(h, { name: 'B', services: SERVICES });
+    as.addFunctionServer({ host: HOST, port: a.port, name: 'A' });
+    as.addFunctionServer({ host: HOST, port: b.port, name: 'B' });
+    await waitForAvailable(as, 2);
+    const client = await h.client();
+    const calls = Array.from({ length: N }, (_, i) => client.call(IDEMPOTENT, { call: i + 1 }, { timeoutMs: 1000 }));
+    expect(await Promise.all(calls)).toEqual(Array.from({ length: N }, (_, i) => ({ call: i + 1 })));
+    expect(as.dispatcher.hedged).toBe(N);
+    // B's copies reach their deadline unanswered after A's answers won: dropped, and no failure of B's.
+    await waitFor(() => as.dispatcher.hedgeLosers === N, "B's copies to reach their deadline");
+    expect(failuresOf(as)).toEqual({ A: 0, B: 0 });
+    expect(as.dispatcher.relayedAnswers[Status.OK]).toBe(N);
+    expect(as.dispatcher.localAnswers.get(Status.TIMEOUT) ?? 0).toBe(0);
+  });
+
+  it("a first send's timeout still counts when the hedge copy answered: a black hole is still caught", async () => {
+    const N = 4;
+    const { as } = await cluster({ strategy: preferA, outlier: { consecutiveFailures: 1000, minTimeoutMs: 100 } }, { A: 'swallow', B: 'answer' });
+    const client = await h.client();
+    await Promise.all(Array.from({ length: N }, (_, i) => client.call(IDEMPOTENT, { call: i + 1 }, { timeoutMs: 1000 })));
+    await waitFor(() => as.dispatcher.hedgeLosers === N, "A's first sends to reach their deadline");
+    expect(Object.fromEntries(as.listFunctionServers().map((f) => [f.id, f.failures]))).toEqual({ A: N, B: 0 });
   });
 });

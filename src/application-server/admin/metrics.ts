@@ -210,6 +210,15 @@ export function createMetrics(as: ApplicationServer, opts: { processMetrics?: bo
       this.inc(as.dispatcher.hedged);
     },
   });
+  new Counter({
+    name: 'switchboard_hedge_losers_total',
+    help: 'Copies of hedged requests that answered or timed out after another copy had answered; dropped, not relayed',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(as.dispatcher.hedgeLosers);
+    },
+  });
   new Gauge({
     name: 'switchboard_pair_role',
     help: "This AS's role in its pair (1 for the current one): initial (negotiating), active, standby; alone when it has no pair",

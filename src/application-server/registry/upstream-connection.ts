@@ -32,6 +32,8 @@ export class PendingRequest {
   hedgeAt = Number.POSITIVE_INFINITY;
   /** Set once the request has been hedged: shared by its copies. */
   group: HedgeGroup | null = null;
+  /** The second copy of a hedged request: sent with what was left of the budget, so its timeout blames no FS. */
+  hedgeCopy = false;
   /** Where the frame starts in `frame` (a read chunk holding it among others); its length is `bytes`. */
   frameOffset = 0;
   /** The routing key its header extension carried (version-2 requests), kept for re-sends and hedges. */

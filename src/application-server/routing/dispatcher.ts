@@ -81,6 +81,8 @@ export class Dispatcher implements TrafficSink {
   resent = 0;
   /** Idempotent requests sent to a second FS because the first was slow to answer. */
   hedged = 0;
+  /** Copies of hedged requests that ended after another copy had answered: dropped, not relayed. */
+  hedgeLosers = 0;
   /** The FS and time of the sweep under way (read by #hedge). */
   #sweepFs: FunctionServerEntry | undefined;
   #sweepNow = 0;
@@ -210,17 +212,23 @@ export class Dispatcher implements TrafficSink {
     const fs = (up.conn.owner as Pool).owner as FunctionServerEntry;
     fs.inflight--;
     const status = buf[off + OFFSET.status];
-    this.relayedAnswers[status]++;
-    if (status === Status.OK) fs.served++;
+    const g = p.group;
+    // Another copy of this hedged request answered first: this answer is dropped, so it is not
+    // counted as relayed or served.
+    const lost = g !== null && g.done;
+    if (lost) this.hedgeLosers++;
+    else {
+      this.relayedAnswers[status]++;
+      if (status === Status.OK) fs.served++;
+    }
     // An FS that times out or cannot answer counts toward ejection; a plugin's own error does not.
     if (status === Status.OK) (this.#manager as FsManager).recordOutcome(fs, false);
     else if (status === Status.SERVER_ERROR) (this.#manager as FsManager).recordOutcome(fs, true);
     else this.#outcome(fs, p, status === Status.TIMEOUT, Date.now());
     if (fs.retired) this.#manager?.closeIfRetiredAndIdle(fs);
-    const g = p.group;
     if (g !== null) {
       g.live--;
-      if (g.done) return; // the other copy of a hedged request answered first
+      if (lost) return;
       g.done = true;
     }
     const t = p.target;
@@ -277,7 +285,10 @@ export class Dispatcher implements TrafficSink {
           const g = p.group;
           if (g !== null) {
             g.live--;
-            if (g.done) continue;
+            if (g.done) {
+              this.hedgeLosers++;
+              continue;
+            }
           }
           this.#fail(p, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `function server ${fs.id} did not answer service ${p.serviceKey} before the deadline`);
         }
@@ -302,6 +313,7 @@ export class Dispatcher implements TrafficSink {
     if (p.frame === null || p.target.closed || p.attempts >= this.#o.maxAttempts || (p.group !== null && p.group.done)) return;
     const copy = new PendingRequest(p.target, p.clientId, p.serviceKey, p.poolType, p.deadlineAt, p.startedAt, p.bytes, p.frame, p.attempts + 1);
     copy.frameOffset = p.frameOffset;
+    copy.hedgeCopy = true;
     const g = p.group ?? { done: false, live: 1 };
     copy.group = g;
     if (this.#route(copy, p.frame, p.frameOffset, p.bytes, this.#sweepNow, fs, true) !== undefined) return;
@@ -424,10 +436,12 @@ export class Dispatcher implements TrafficSink {
   /**
    * Counts an answer for outlier detection; `timedOut` for a TIMEOUT (the AS's or the FS's). A
    * timeout counts against the FS only when the request had at least minTimeoutMs: a client that
-   * asks for 1 ms answers must not get healthy FSs ejected.
+   * asks for 1 ms answers must not get healthy FSs ejected. Nor does a hedge copy's: it was sent
+   * with only what was left of the budget, so hedging alone would eject healthy FSs. A black hole
+   * is still caught by the first sends it gets.
    */
   #outcome(fs: FunctionServerEntry, p: PendingRequest, timedOut: boolean, now: number): void {
-    if (timedOut && now - p.startedAt < this.#o.minTimeoutMs) return;
+    if (timedOut && (p.hedgeCopy || now - p.startedAt < this.#o.minTimeoutMs)) return;
     (this.#manager as FsManager).recordOutcome(fs, timedOut);
   }
 
