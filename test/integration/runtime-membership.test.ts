@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, type Client, type FunctionServerInfo } from '../../src/index.js';
 import { runBounded, tally, useHarness, waitFor, waitForAvailable, waitForRegistry } from '../fixtures/cluster.js';
@@ -89,8 +90,10 @@ describe('runtime membership', () => {
     expect(counts.get('fs-b')).toBeGreaterThan(100);
   });
 
-  it('a stopped (drained) FS leaves the registry and gets no more traffic', async () => {
-    const [, fsB] = await h.cluster({ strategy: 'round-robin' }, [{ name: 'fs-a' }, { name: 'fs-b' }]);
+  it('a stopped (drained) FS leaves the registry and gets no more traffic; the AS logs that at info, not warn', async () => {
+    const lines: { level: number; msg: string; fs?: string; reason?: string }[] = [];
+    const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as (typeof lines)[number]) });
+    const [, fsB] = await h.cluster({ strategy: 'round-robin', logger }, [{ name: 'fs-a' }, { name: 'fs-b' }]);
     const c = await h.client();
     expect((await where(c, 40)).get('fs-b')).toBe(20);
     const left = new Promise<[FunctionServerInfo, string]>((r) => h.as.once('fs-left', (i, why) => r([i, why])));
@@ -98,6 +101,10 @@ describe('runtime membership', () => {
     const [info] = await left;
     expect(info.id).toBe('fs-b');
     expect([...(await where(c, 40)).entries()]).toEqual([['fs-a', 40]]);
+    // A rolling restart going as planned: the FS drained and closed with nothing pending.
+    const closed = lines.filter((l) => l.msg === 'pool connection to function server closed' && l.fs === 'fs-b');
+    expect(closed.length).toBeGreaterThan(0);
+    expect(closed.map((l) => [l.level, l.reason])).toEqual(closed.map(() => [30, 'remote']));
   });
 
   it('rejects addFunctionServer with an id already registered', async () => {

@@ -623,9 +623,11 @@ export class FsManager extends EventEmitter<FsManagerEvents> {
   }
 
   #onDown(e: FunctionServerEntry, reason: CloseReason, err: Error | undefined, orphans: PendingRequest[]): void {
-    const level = reason === 'local' ? 'debug' : 'warn';
-    if (level === 'warn') this.#o.log.warn(`down:${e.id}`, { fs: e.id, reason, err: err?.message, orphans: orphans.length }, 'pool connection to function server closed');
-    else this.#o.logger.debug({ fs: e.id, reason, err: err?.message, orphans: orphans.length }, 'pool connection to function server closed');
+    const fields = { fs: e.id, reason, err: err?.message, orphans: orphans.length };
+    // A draining FS that closes with nothing owed is a rolling restart going as planned, not a warning.
+    if (reason === 'local') this.#o.logger.debug(fields, 'pool connection to function server closed');
+    else if (e.state === 'draining' && reason === 'remote' && orphans.length === 0) this.#o.logger.info(fields, 'pool connection to function server closed');
+    else this.#o.log.warn(`down:${e.id}`, fields, 'pool connection to function server closed');
     if (e.retired && e.pool.readyCount === 0) {
       this.#retired.delete(e);
       e.pool.close();
