@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AdminServer, ApplicationServer, silentLogger } from '../../src/index.js';
 import { useHarness, waitForAvailable } from '../fixtures/cluster.js';
+import { ECHO_DELAYED } from '../../src/plugins/samples/echo-plugin.js';
 
 const h = useHarness();
 
@@ -46,6 +47,22 @@ describe('admin surface', () => {
     expect(text).toContain('switchboard_fs_state{fs="fs-m",state="draining"} 0');
     expect(text).toContain('switchboard_client_connections 1');
     expect(text).toContain('switchboard_hedge_losers_total 0');
+    // The three relayed calls: durations by service key, cumulative buckets; the unknown key is not there.
+    expect(text).toContain('switchboard_request_duration_seconds_count{service="1"} 3');
+    expect(text).toContain('switchboard_request_duration_seconds_bucket{le="+Inf",service="1"} 3');
+    expect(text).not.toContain('service="4242"');
+  });
+
+  it('times each request from the AS taking it to its answer: a 60 ms call lands above le 0.05 and within le 0.1', async () => {
+    const base = await withAdmin('fs-t');
+    const client = await h.client();
+    await client.call(ECHO_DELAYED, { ms: 60 });
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const bucket = (le: string): string | undefined => text.match(new RegExp(`switchboard_request_duration_seconds_bucket\\{le="${le}",service="${ECHO_DELAYED}"\\} (\\d+)`))?.[1];
+    expect([bucket('0.05'), bucket('0.1'), bucket('\\+Inf')]).toEqual(['0', '1', '1']);
+    const sum = Number(text.match(new RegExp(`switchboard_request_duration_seconds_sum\\{service="${ECHO_DELAYED}"\\} ([0-9.]+)`))?.[1]);
+    expect(sum).toBeGreaterThanOrEqual(0.06);
+    expect(sum).toBeLessThan(0.1);
   });
 
   it('two FSs that share a name (one added by endpoint, named by its DESCRIBE) get series by id, each with its own state', async () => {

@@ -17,6 +17,7 @@ import {
   type SchedulingStrategy,
 } from '../../src/index.js';
 import { useHarness, waitFor, waitForAvailable } from '../fixtures/cluster.js';
+import { LATENCY_BOUNDS_MS } from '../../src/application-server/routing/latency.js';
 import { FakeFs, HOST, failure, settled } from '../security/registry-fixtures.js';
 
 // Re-sends (Dispatcher.orphaned) and hedges (Dispatcher.#sendHedge), with FSs made of FakeFs so
@@ -182,6 +183,10 @@ describe('hedged requests', () => {
       expect(as.dispatcher.hedged).toBe(0);
       expect(markers(fakes.A)).toHaveLength(4);
       expect(fakes.B.requests).toHaveLength(0);
+      // The AS's own TIMEOUTs are timed too: four requests of about a second, in the histogram.
+      const [[key, counts]] = [...as.dispatcher.latency.entries()];
+      expect(key).toBe(IDEMPOTENT);
+      expect(counts[LATENCY_BOUNDS_MS.indexOf(1000)] + counts[LATENCY_BOUNDS_MS.indexOf(2500)]).toBe(4);
     });
   }
 

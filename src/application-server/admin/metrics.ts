@@ -3,6 +3,7 @@ import { statusName } from '../../protocol/index.js';
 import type { ApplicationServer } from '../application-server.js';
 import { FS_STATES, type FunctionServerInfo } from '../registry/function-server-entry.js';
 import { REFUSAL_REASONS } from '../../discovery/fs-watcher.js';
+import { LATENCY_BOUNDS_MS, OTHER_SERVICES, type LatencyRecorder } from '../routing/latency.js';
 
 /**
  * Per-FS series are kept for this many FSs at most (by id order); the rest are summed under
@@ -22,8 +23,8 @@ function labelled(list: FunctionServerInfo[]): { fs: string; infos: FunctionServ
 }
 
 /**
- * Prometheus metrics for one AS. Every value is read from counters the AS keeps anyway, when
- * scraped: the request path pays nothing for metrics.
+ * Prometheus metrics for one AS. Every value is read when scraped from counters the AS keeps
+ * anyway (the duration histogram's buckets included): the request path calls no metrics code.
  */
 export function createMetrics(as: ApplicationServer, opts: { processMetrics?: boolean } = {}): Registry {
   const registry = new Registry();
@@ -210,6 +211,7 @@ export function createMetrics(as: ApplicationServer, opts: { processMetrics?: bo
       this.inc(as.dispatcher.hedged);
     },
   });
+  registry.registerMetric(durationHistogram(as.dispatcher.latency) as unknown as Parameters<Registry['registerMetric']>[0]);
   new Counter({
     name: 'switchboard_hedge_losers_total',
     help: 'Copies of hedged requests that answered or timed out after another copy had answered; dropped, not relayed',
@@ -272,4 +274,34 @@ export function createMetrics(as: ApplicationServer, opts: { processMetrics?: bo
     },
   });
   return registry;
+}
+
+/**
+ * The request-duration histogram, read from the dispatcher's counts at scrape (prom-client's
+ * Histogram would cost a labelled observe() per request on the answer path).
+ */
+function durationHistogram(latency: LatencyRecorder) {
+  const name = 'switchboard_request_duration_seconds';
+  const help = 'Time from the AS taking a request to its answer leaving for the client (the FS answer relayed, or the AS timing it out or losing its connection), by service key; whole milliseconds';
+  const le = [...LATENCY_BOUNDS_MS.map((ms) => String(ms / 1000)), '+Inf'];
+  return {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    get() {
+      const values: { metricName: string; labels: Record<string, string>; value: number }[] = [];
+      for (const [key, counts] of latency.entries()) {
+        const service = key === OTHER_SERVICES ? '_other' : String(key);
+        let cumulative = 0;
+        for (let i = 0; i < le.length; i++) {
+          cumulative += counts[i];
+          values.push({ metricName: `${name}_bucket`, labels: { le: le[i], service }, value: cumulative });
+        }
+        values.push({ metricName: `${name}_sum`, labels: { service }, value: counts[le.length] / 1000 });
+        values.push({ metricName: `${name}_count`, labels: { service }, value: cumulative });
+      }
+      return { name, help, type: 'histogram', values, aggregator: 'sum' };
+    },
+  };
 }
