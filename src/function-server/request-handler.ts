@@ -5,9 +5,11 @@ import {
   clampDelay,
   DeadlineExceededError,
   FLAG_TWO_WAY,
+  HEADER_SIZE,
   OFFSET,
   Serialization,
   Status,
+  ServiceFailedError,
   SwitchboardError,
   decodeBodyAt,
   encodeBody,
@@ -32,6 +34,15 @@ export interface AnswerSink {
   refuse(err: SwitchboardError): void;
   /** The largest answer body the caller accepts. */
   readonly peerMaxBodyBytes: number;
+}
+
+/** A handler error's message reaches the caller up to this many characters; the rest is cut. */
+export const MAX_ERROR_MESSAGE_CHARS = 4096;
+/** And its code up to this many (PluginError refuses longer ones). */
+export const MAX_ERROR_CODE_CHARS = 128;
+
+function cut(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max)}… (${s.length - max} more characters cut)`;
 }
 
 /** One-way requests may take half the handler slots: the other half stays for two-way callers. */
@@ -176,7 +187,7 @@ export class RequestHandler {
       result = span === undefined ? entry.handler(body, ctx) : runInSpan(span, entry.handler, entry, body, ctx);
     } catch (err) {
       this.#active.delete(ctx);
-      if (twoWay) conn.send(this.#failure(id, key, entry, err));
+      if (twoWay) this.#sendFailure(conn, id, key, entry, err);
       failHandleSpan(span, err);
       return;
     }
@@ -231,7 +242,7 @@ export class RequestHandler {
         endHandleSpan(span);
       },
       (e) => {
-        answer((c) => c.send(this.#failure(id, key, entry, e)));
+        answer((c) => this.#sendFailure(c, id, key, entry, e));
         ended();
         failHandleSpan(span, e, overdue);
       },
@@ -279,15 +290,30 @@ export class RequestHandler {
     );
   }
 
+  /** Sends a handler's error; one that would not fit the caller's body cap is sent as FRAME_TOO_LARGE, like an answer. */
+  #sendFailure(conn: AnswerSink, id: number, key: number, entry: ServiceEntry, err: unknown): void {
+    const frame = this.#failure(id, key, entry, err);
+    const cap = Math.min(this.#opts.maxBodyBytes, conn.peerMaxBodyBytes);
+    if (frame.length - HEADER_SIZE <= cap) {
+      conn.send(frame);
+      return;
+    }
+    this.#log.warn(`cap:${key}`, { serviceKey: key, plugin: entry.pluginName, bytes: frame.length - HEADER_SIZE, cap }, 'error answer exceeds the body cap');
+    conn.send(encodeErrorResponse(id, Status.SERVER_ERROR, 'SB_ERR_FRAME_TOO_LARGE', `the error of service ${key} is ${frame.length - HEADER_SIZE} bytes, over the ${cap}-byte cap`, key));
+  }
+
   /**
    * A handler's error as the caller sees it. A SwitchboardError (PluginError included) carries a
-   * code and a message meant for callers. Anything else may hold internals (a path, a query, a
-   * secret): the caller gets a generic message with an error id, the detail stays in this log.
+   * code and a message meant for callers, cut to MAX_ERROR_MESSAGE_CHARS. Anything else may hold
+   * internals (a path, a query, a secret): the caller gets a generic message with an error id, the
+   * detail stays in this log.
    */
   #failure(id: number, key: number, entry: ServiceEntry, err: unknown): Buffer {
     if (err instanceof SwitchboardError) {
-      this.#opts.logger.debug({ code: err.code, serviceKey: key }, 'service failed');
-      return encodeErrorResponse(id, Status.SERVICE_ERROR, err.code, err.message, key);
+      // A call's ServiceFailedError rethrown: its plugin's own code goes on, not SB_ERR_SERVICE.
+      const code = (err instanceof ServiceFailedError && err.serviceCode) || err.code;
+      this.#opts.logger.debug({ code, serviceKey: key }, 'service failed');
+      return encodeErrorResponse(id, Status.SERVICE_ERROR, code.slice(0, MAX_ERROR_CODE_CHARS), cut(err.message, MAX_ERROR_MESSAGE_CHARS), key);
     }
     const errorId = randomBytes(6).toString('hex');
     this.#log.error(`throw:${key}`, { err, errorId, serviceKey: key, plugin: entry.pluginName, method: entry.method }, 'service handler threw');

@@ -3,6 +3,10 @@ import { Status, SwitchboardError } from '../protocol/index.js';
 /** Thrown by plugin code to fail one request with its own stable code (status SERVICE_ERROR). */
 export class PluginError extends SwitchboardError {
   constructor(code: string, message: string) {
+    // The code is what callers match on: an empty or outsized one is a plugin bug, caught where it is made.
+    if (typeof code !== 'string' || code.length === 0 || code.length > 128) {
+      throw new TypeError(`a PluginError code must be 1 to 128 characters, got ${typeof code === 'string' ? `${code.length}` : typeof code}; give a short stable code such as 'UNKNOWN_CITY'`);
+    }
     super(code, message, Status.SERVICE_ERROR);
   }
 }

@@ -22,7 +22,7 @@ import {
 import { EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
 import { WeatherPlugin } from '../../src/plugins/samples/weather-plugin.js';
 import { errorBodyOf, expectRefusedAndClosed, expectTrafficUnharmed, useHarness, waitFor, type Background } from '../fixtures/cluster.js';
-import { FaultyPlugin, NEVER_ANSWERS, NEVER_ANSWERS_TIMEOUT_MS, THROWS_CUSTOM, THROWS_PLAIN, WhoAmIPlugin } from '../fixtures/test-plugins.js';
+import { FaultyPlugin, NEVER_ANSWERS, NEVER_ANSWERS_TIMEOUT_MS, RETHROWS, THROWS_CUSTOM, THROWS_LONG, THROWS_PLAIN, WhoAmIPlugin } from '../fixtures/test-plugins.js';
 
 const h = useHarness();
 const MAX_BODY = 1024;
@@ -181,6 +181,37 @@ describe('failing plugins', () => {
     expect((err as ServiceFailedError).serviceCode).toBe('CUSTOM');
     expect(err.message).toBe('refused on purpose');
     await expectTrafficUnharmed(bg);
+  });
+
+  it("cuts a PluginError's message at 4096 characters; one still over the AS's cap fails that call alone, and the pool connection stays open", async () => {
+    const bg = await setup(); // the AS's cap: 1 KiB
+    const states: string[] = [];
+    h.as.on('fs-state', (i, from) => states.push(`${from}->${i.state}`));
+    const c = await h.client();
+    const fits = await rejection(c.call(THROWS_LONG, { chars: 600 }));
+    expect([(fits as ServiceFailedError).serviceCode, fits.message.length]).toEqual(['LONG', 600]);
+    const over = await rejection(c.call(THROWS_LONG, { chars: 9 * 1024 * 1024 }));
+    expect(over.code).toBe('SB_ERR_FRAME_TOO_LARGE');
+    expect(over.message).toMatch(/^the error of service 906 is \d+ bytes, over the 1024-byte cap$/);
+    // Answered by the FS, not by a closed connection: nothing else was lost.
+    expect(h.as.dispatcher.localAnswers.get(Status.CHANNEL_CLOSED) ?? 0).toBe(0);
+    expect(states).toEqual([]);
+    await expectTrafficUnharmed(bg);
+  });
+
+  it('sends at most 4096 characters of a long PluginError message, saying how many were cut', async () => {
+    await h.cluster({}, [{ name: 'fs-1', plugins: [FaultyPlugin] }]);
+    const c = await h.client();
+    const err = await rejection(c.call(THROWS_LONG, { chars: 9 * 1024 * 1024 }));
+    expect((err as ServiceFailedError).serviceCode).toBe('LONG');
+    expect(err.message).toBe(`${'x'.repeat(4096)}… (${9 * 1024 * 1024 - 4096} more characters cut)`);
+  });
+
+  it("passes on the plugin code of a ServiceFailedError a handler rethrows, not SB_ERR_SERVICE", async () => {
+    await h.cluster({}, [{ name: 'fs-1', plugins: [FaultyPlugin] }]);
+    const c = await h.client();
+    const err = await rejection(c.call(RETHROWS, {}));
+    expect([(err as ServiceFailedError).serviceCode, err.message]).toEqual(['UNKNOWN_CITY', 'no forecast for "Atlantis"']);
   });
 
   it("answers TIMEOUT for a handler that never settles, within the service's timeoutMs", async () => {

@@ -24,7 +24,7 @@ import {
   UnavailableError,
   errorFromStatus,
 } from '../../src/protocol/errors.js';
-import { PLUGIN_ERROR_CODES } from '../../src/plugins/errors.js';
+import { PLUGIN_ERROR_CODES, PluginError } from '../../src/plugins/errors.js';
 import { Status, statusName } from '../../src/protocol/status.js';
 
 type AnyErrorClass = abstract new (...args: never[]) => SwitchboardError;
@@ -80,6 +80,15 @@ describe('error classes', () => {
   it('BodyDecodeError keeps its cause', () => {
     const cause = new Error('inner');
     expect(new BodyDecodeError(cause).cause).toBe(cause);
+  });
+});
+
+describe('PluginError', () => {
+  it('takes a code of 1 to 128 characters and refuses others where the error is made, saying what to give', () => {
+    expect(new PluginError('C'.repeat(128), 'm').code).toHaveLength(128);
+    for (const bad of ['', 'C'.repeat(129), 42 as unknown as string]) {
+      expect(() => new PluginError(bad, 'm')).toThrow(/a PluginError code must be 1 to 128 characters.*such as 'UNKNOWN_CITY'/);
+    }
   });
 });
 
