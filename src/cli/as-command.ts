@@ -8,6 +8,7 @@ import { asConfigSchema, asFileSchema, resolveSettings, unreadEnvironment, type 
 import { loadStrategy } from './strategy-module.js';
 import { DEFAULT_REGISTRY_PREFIX, parseRegistryUrl } from '../discovery/registry-url.js';
 import { collectEndpoints, parseEndpoint, parseFraction, parseIntIn, parseNumberIn, parsePort, parseRegistry } from './parse.js';
+import { onStopSignals } from './signals.js';
 
 /** Flags whose name differs from their config key; the others keep theirs (camel-cased). */
 const RENAMED: FlagMap = {
@@ -180,8 +181,7 @@ async function startAs(c: AsConfig, strategy: Awaited<ReturnType<typeof loadStra
     await as.stop();
     process.exit(0);
   };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  onStopSignals(logger, stop);
   ready = (async () => {
     await admin?.prepare();
     await as.start();

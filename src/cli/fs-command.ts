@@ -11,6 +11,7 @@ import { ConfigError, DEFAULT_MAX_BODY_BYTES } from '../protocol/index.js';
 import { fsConfigSchema, resolveSettings, unreadEnvironment, type FlagMap, type FsConfig } from './config.js';
 import { parseEndpoints, parseFraction, parseIntIn, parsePort, parseRegistry } from './parse.js';
 import { DEFAULT_REGISTRY_PREFIX, parseRegistryUrl } from '../discovery/registry-url.js';
+import { onStopSignals } from './signals.js';
 
 export const FS_FLAGS: FlagMap = {
   ...Object.fromEntries(Object.keys(fsConfigSchema.shape).map((k) => [k, k])),
@@ -131,8 +132,7 @@ async function startFs(c: FsConfig): Promise<void> {
     await fs.stop();
     process.exit(0);
   };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  onStopSignals(logger, stop);
   ready = fs.start();
   await ready;
   if (busy) burn(busy);

@@ -37,6 +37,9 @@ import { RequestHandler, defaultMaxOneWayInflight } from './request-handler.js';
 import type { FsAnnouncer } from '../discovery/fs-announcer.js';
 import type { RegistryOptions } from '../discovery/etcd-registry.js';
 
+/** After the drain times out and the signals are aborted, onStop waits at most this long for those handlers to end. */
+export const ABORT_GRACE_MS = 1000;
+
 export interface FunctionServerOptions {
   name: string;
   /** Plugin classes (see loadPluginModules for loading them from module paths). */
@@ -371,6 +374,10 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
     if (timedOut) {
       this.#o.logger.warn({ inflight: this.#handler.inflight }, 'drain timed out; closing with requests in flight');
       this.#handler.abortAll(new ChannelClosedError('the function server stopped before this request finished'));
+      // Handlers that honour their signal end within moments: let them, so onStop does not close
+      // what they are still using (a database handle, say). One that ignores it is not waited for.
+      await Promise.race([this.#handler.idle(), new Promise<void>((r) => (timer = setTimeout(r, ABORT_GRACE_MS)))]);
+      clearTimeout(timer);
     }
     for (const l of this.#links) l.stop();
     this.#server.close();

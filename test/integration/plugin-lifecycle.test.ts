@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { FunctionServer, Plugin, PluginStartError, Service, UnavailableError } from '../../src/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FunctionServer, Plugin, PluginStartError, Service, UnavailableError, type ServiceContext } from '../../src/index.js';
 import { EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
 import { useHarness, waitForAvailable, withTimeout } from '../fixtures/cluster.js';
 
@@ -194,6 +195,37 @@ describe('plugin onStop: after the drain, within pluginStopTimeoutMs', () => {
     expect(await posting).toBe('posted 12');
     await withTimeout(stopping, 5000, 'fs.stop()');
     expect(order).toEqual(['post started', 'post ended', 'onStop']);
+  });
+
+  it('when the drain times out, the handlers still running are aborted and onStop waits for those that honour their signal', async () => {
+    const order: string[] = [];
+    const entered = gate();
+
+    @Plugin({ name: 'mailer' })
+    class Mailer {
+      @Service(7032)
+      async send(_body: unknown, ctx: ServiceContext): Promise<string> {
+        entered.open();
+        try {
+          await sleep(10_000, undefined, { signal: ctx.signal });
+        } catch {
+          // Ends a few ticks after the abort, as real clean-up does.
+          await sleep(20);
+          order.push('send ended: aborted');
+        }
+        return 'sent';
+      }
+      async onStop(): Promise<void> {
+        order.push('onStop');
+      }
+    }
+    const [fs] = await h.cluster({ heartbeatMs: 500 }, [{ name: 'mailer-fs', plugins: [Mailer], heartbeatMs: 500, drainTimeoutMs: 200 }]);
+    const client = await h.client();
+    const sending = client.call(7032, {}, { timeoutMs: 10_000 });
+    sending.catch(() => undefined);
+    await entered.promise;
+    await withTimeout(fs.stop(), 5000, 'fs.stop()');
+    expect(order).toEqual(['send ended: aborted', 'onStop']);
   });
 
   it('an onStop that hangs is cut at pluginStopTimeoutMs: stop() still resolves, the others stop, the log says which', async () => {
