@@ -29,6 +29,8 @@ export function scaffoldFiles(v: ScaffoldVars): Record<string, string> {
       private: true,
       type: 'module',
       description: `A Switchboard plugin: ${v.name}`,
+      // What `switchboard fs --plugins <name>` and callers' imports load once the package is installed.
+      exports: { '.': './dist/src/plugin.js', './contracts': './dist/src/contracts.js' },
       scripts: {
         build: 'tsc -p tsconfig.json',
         test: 'npm run build && node --test dist/test/',

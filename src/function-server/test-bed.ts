@@ -31,6 +31,7 @@ export interface TestBedOptions {
   maxBodyBytes?: number;
   /** Check answers against their contract's response schema (default true here: catch it in tests). */
   validateResponses?: boolean;
+  /** Silent by default; give one (createLogger) to see what the FS would log, a handler's thrown error with its stack included. */
   logger?: Logger;
 }
 

@@ -1,4 +1,5 @@
-import { isAbsolute, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { resolve as resolveModule } from 'import-meta-resolve';
 import { pathToFileURL } from 'node:url';
 import { PluginLoadError } from './errors.js';
@@ -67,9 +68,13 @@ export async function loadPluginModules(specs: readonly string[], cwd = process.
     } catch (err) {
       if (err instanceof PluginLoadError) throw err;
       const e = err as Error & { code?: string };
-      const missingPackage = !isPathSpec(spec) && (e.code === 'ERR_MODULE_NOT_FOUND' || e.code === 'MODULE_NOT_FOUND') && e.message.includes(`'${spec}'`);
+      const notFound = !isPathSpec(spec) && (e.code === 'ERR_MODULE_NOT_FOUND' || e.code === 'MODULE_NOT_FOUND');
+      const missingPackage = notFound && e.message.includes(`'${spec}'`);
+      const hint = notFound ? notAPackageHint(spec, cwd) : undefined;
       throw new PluginLoadError(
-        missingPackage
+        hint !== undefined
+          ? `cannot import plugin module "${spec}": ${hint}`
+          : missingPackage
           ? `cannot import plugin module "${spec}": no package ${spec} in node_modules from ${resolve(cwd)} up, nor next to switchboard; ` +
               `install it in your project (npm install ${spec}) and run from there, or give a path to a built .js module, or one of: ${bundledPluginNames().join(', ')}`
           : `cannot import plugin module "${spec}": ${e.message}; ` + `give a path to a built .js module, a package name, or one of: ${bundledPluginNames().join(', ')}`,
@@ -83,4 +88,22 @@ export async function loadPluginModules(specs: readonly string[], cwd = process.
     classes.push(...found);
   }
   return classes;
+}
+
+/**
+ * Why a spec that did not resolve as a package may be something else the user meant: a file path
+ * without its ./, or a package that is installed but names no entry point (a scaffold built
+ * before it had "exports").
+ */
+function notAPackageHint(spec: string, cwd: string): string | undefined {
+  if (existsSync(resolve(cwd, spec))) return `it is read as a package name, and a path must start with ./, ../ or /; give ./${spec}`;
+  const parts = spec.split('/');
+  const name = spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
+  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
+    const folder = join(dir, 'node_modules', name);
+    if (existsSync(join(folder, 'package.json'))) {
+      return `package ${name} is installed at ${folder} but names no module to import: its package.json has no "exports" or "main" for it (and there is no index.js); add "exports" naming the built plugin module (e.g. "./dist/src/plugin.js"), or give the path to that module`;
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
 }

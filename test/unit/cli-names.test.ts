@@ -39,4 +39,16 @@ describe('init plugin names', () => {
       expect(JSON.parse(files['package.json']).name).toBe(name);
     }
   });
+
+  it('the scaffold exports its built plugin and contracts, so `--plugins <name>` loads it once installed', () => {
+    const files = scaffoldFiles({ name: 'ledger', key: 301, switchboardPath: '/opt/switchboard' });
+    const manifest = JSON.parse(files['package.json']) as { exports: Record<string, string> };
+    const tsconfig = JSON.parse(files['tsconfig.json']) as { compilerOptions: { outDir: string; rootDir: string } };
+    expect(manifest.exports).toEqual({ '.': './dist/src/plugin.js', './contracts': './dist/src/contracts.js' });
+    // Each export is where tsc puts a source the scaffold writes.
+    for (const target of Object.values(manifest.exports)) {
+      const source = target.replace(`./${tsconfig.compilerOptions.outDir}/`, '').replace(/\.js$/, '.ts');
+      expect(Object.keys(files)).toContain(source);
+    }
+  });
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { resolvePackageFrom } from '../../src/plugins/plugin-loader.js';
+import { loadPluginModules, resolvePackageFrom } from '../../src/plugins/plugin-loader.js';
 
 // `switchboard fs --plugins <package>` looks the package up from the working directory, as `import`
 // would from a module there: the user's project, not the folder switchboard runs from.
@@ -53,5 +53,23 @@ describe('resolvePackageFrom', () => {
 
   it('is undefined when no folder holds it, so the loader falls back to its own folder', () => {
     expect(resolvePackageFrom('no-such-package-here', project)).toBeUndefined();
+  });
+});
+
+describe('loadPluginModules: what it says when a spec is not a package it can import', () => {
+  it('an installed package with no "exports", "main" or index.js: names the folder and says to add "exports"', async () => {
+    const root = pkg(project, { name: 'no-entry' }, ['dist/src/plugin.js']);
+    await expect(loadPluginModules(['no-entry'], project)).rejects.toThrow(`package no-entry is installed at ${root} but names no module to import`);
+    await expect(loadPluginModules(['no-entry'], project)).rejects.toThrow(/add "exports" naming the built plugin module/);
+  });
+
+  it('a file path without ./ (read as a package name): says to give ./path', async () => {
+    mkdirSync(join(project, 'dist'), { recursive: true });
+    writeFileSync(join(project, 'dist', 'plugin.js'), 'export {};\n');
+    await expect(loadPluginModules(['dist/plugin.js'], project)).rejects.toThrow('"dist/plugin.js": it is read as a package name, and a path must start with ./, ../ or /; give ./dist/plugin.js');
+  });
+
+  it('a package that is nowhere: says to install it', async () => {
+    await expect(loadPluginModules(['nowhere-pkg'], project)).rejects.toThrow(/no package nowhere-pkg in node_modules from .* install it in your project \(npm install nowhere-pkg\)/);
   });
 });
