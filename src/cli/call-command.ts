@@ -72,7 +72,8 @@ export function callCommand(): Command {
           idempotent ||= d.idempotent;
         }
         const answer = await client.call(key, body, { poolType: o.poolType, timeoutMs: o.timeoutMs, idempotent, routingKey: o.routingKey });
-        process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
+        // Nothing (a handler that returned nothing) prints as null, a big integer as its digits in a string: both are JSON.
+        process.stdout.write(`${JSON.stringify(answer ?? null, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
         // Say when --direct could not go straight to an FS (its answer came through the AS).
         if (o.direct && client.direct?.viaAs) process.stderr.write('note: no function server could be reached directly; the call went through the AS\n');
       } catch (err) {

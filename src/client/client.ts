@@ -754,9 +754,16 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 }
 
+/** With the u flag a whole surrogate pair is one code point, so only a lone half matches. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /** The extension block for a call's routing key and trace context. */
 function callExtension(opts: CallOptions): Buffer {
   const key = opts.routingKey;
+  // A lone surrogate would be sent as U+FFFD: two different keys would then land on one FS.
+  if (typeof key === 'string' && LONE_SURROGATE.test(key)) {
+    throw new BadRequestError('a routing key string holds a lone surrogate (half a UTF-16 pair), which UTF-8 cannot carry; give well-formed text or the bytes (a Uint8Array)', 'SB_ERR_BAD_EXTENSION');
+  }
   const routingKey = key === undefined ? undefined : typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(key);
   if (routingKey !== undefined && (routingKey.length === 0 || routingKey.length > 255)) {
     throw new BadRequestError(`a routing key must be 1 to 255 bytes, got ${routingKey.length}; hash a longer one first`, 'SB_ERR_BAD_EXTENSION');

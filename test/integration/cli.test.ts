@@ -42,6 +42,10 @@ describe('the CLI, as separate processes', () => {
     expect(reply.city).toBe('Beijing');
     expect(reply.days.map((d) => d.date)).toEqual(['2026-11-23', '2026-11-24', '2026-11-25']);
 
+    // A handler that returns nothing (echo.delayed without a value): JSON null, not the word undefined.
+    const nothing = await callCli(['--as', `127.0.0.1:${listening.port}`, '--service', '2', '--data', '{"ms":0}']);
+    expect([nothing.code, nothing.stdout]).toEqual([0, 'null\n']);
+
     const missing = await callCli(['--as', `127.0.0.1:${listening.port}`, '--service', '4242']);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/^SERVICE_NOT_FOUND/);

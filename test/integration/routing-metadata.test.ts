@@ -112,6 +112,22 @@ describe('routing metadata in the header extension', () => {
   });
 });
 
+describe('the routing key the SDK sends', () => {
+  it('is refused before sending when empty, over 255 bytes, or a string with a lone surrogate; bytes are sent as they are', async () => {
+    await metadataCluster('least-loaded', ['fs-a']);
+    const c = await h.client();
+    const refused = (routingKey: string | Uint8Array) => (async () => c.call(METADATA_ECHO, {}, { routingKey }))();
+    await expect(refused('')).rejects.toMatchObject({ code: 'SB_ERR_BAD_EXTENSION', message: expect.stringContaining('1 to 255 bytes, got 0') });
+    await expect(refused('é'.repeat(128))).rejects.toMatchObject({ code: 'SB_ERR_BAD_EXTENSION', message: expect.stringContaining('got 256') });
+    for (const lone of ['\ud800', 'a\udc00b']) {
+      await expect(refused(lone)).rejects.toMatchObject({ code: 'SB_ERR_BAD_EXTENSION', message: expect.stringContaining('lone surrogate') });
+    }
+    expect(h.as.dispatcher.relayedAnswers.reduce((a, n) => a + n, 0)).toBe(0);
+    expect(await c.call(METADATA_ECHO, {}, { routingKey: new Uint8Array([0xff, 0x00]) })).toMatchObject({ routingKey: '\ufffd\u0000' });
+    expect(await c.call(METADATA_ECHO, {}, { routingKey: '\ud83d\ude00' })).toMatchObject({ routingKey: '😀' });
+  });
+});
+
 describe('director mode and an FS that reads only version 1', () => {
   it('LOOKUP names it with versions [1], and the direct client sends it version-1 frames: the call runs there, not through the AS', async () => {
     await h.startAs({});

@@ -52,6 +52,7 @@ describe('PairNode at start', () => {
     const make = (o: Record<string, unknown>) => () => new PairNode({ port: 0, peer: { host: HOST, port: 9 }, secret: SECRET, ...o } as PairOptions, HOST, { host: HOST, port: 7100 }, logger, new RateLimitedLog(logger));
     expect(make({ port: undefined })).toThrow(/pair port undefined must be a whole number from 0 to 65535/);
     expect(make({ port: 70_000 })).toThrow(/pair port 70000/);
+    expect(make({ port: '7300' })).toThrow(/pair port "7300" must be a whole number/);
     expect(make({ peer: undefined })).toThrow(/pair peer undefined must be \{ host, port \}/);
     expect(make({ peer: { host: HOST } })).toThrow(/pair peer/);
     expect(make({ peer: { host: '', port: 9 } })).toThrow(/pair peer/);

@@ -72,8 +72,8 @@ export class PairNode extends EventEmitter<PairNodeEvents> {
   ) {
     super();
     const secret = toSecret(o.secret, 'the pair secret');
-    if (!secret && !o.insecure) throw new ConfigError('an AS pair needs a shared secret (--pair-secret-file); without one any host could make two actives. Give --pair-insecure to run without, knowingly');
-    if (!validPort(o.port, 0)) throw new ConfigError(`pair port ${String(o.port)} must be a whole number from 0 to 65535 (0 picks a free one)`);
+    if (!secret && !o.insecure) throw new ConfigError('an AS pair needs a shared secret (pair.secret; --pair-secret-file from the CLI); without one any host could make two actives. Set pair.insecure (--pair-insecure) to run without, knowingly');
+    if (!validPort(o.port, 0)) throw new ConfigError(`pair port ${JSON.stringify(o.port)} must be a whole number from 0 to 65535 (0 picks a free one)`);
     if (typeof o.peer?.host !== 'string' || o.peer.host === '' || !validPort(o.peer.port, 1)) {
       throw new ConfigError(`pair peer ${JSON.stringify(o.peer)} must be { host, port } naming the sibling's pair port (port 1 to 65535)`);
     }
