@@ -39,6 +39,14 @@ export function explorePlugin(cls: unknown): PluginDefinition {
       throw new InvalidPluginError(`plugin ${options.name}: ${other}() and ${s.method}() both claim service key ${s.key}`);
     }
     seen.set(s.key, s.method);
+    const c = s.contract;
+    // Callers re-send by the contract's idempotent: an FS that declared otherwise would have the AS
+    // and direct clients disagree about the same call. (A shorter timeoutMs here is the FS's own limit.)
+    if (c !== undefined && s.options.idempotent !== c.idempotent) {
+      throw new InvalidPluginError(
+        `plugin ${options.name}: @Service(${c.name}) on ${s.method}() sets idempotent ${String(s.options.idempotent)}, but the contract says ${String(c.idempotent)}; callers act on the contract, so change it there and drop the option`,
+      );
+    }
     const t = s.options.timeoutMs;
     if (t !== undefined && (!Number.isInteger(t) || t <= 0)) {
       throw new InvalidPluginError(`plugin ${options.name}: timeoutMs on ${s.method}() must be a positive integer`);

@@ -223,25 +223,32 @@ describe('@Service(contract)', () => {
     expect(meta[1].contract).toBeUndefined();
   });
 
-  it("explicit options override the contract's", () => {
+  it("an explicit timeoutMs overrides the contract's (the FS's own handler limit); the same idempotent is accepted", () => {
     @Plugin({ name: 'hello-over' })
     class HelloOver {
-      @Service(hello, { timeoutMs: 50 })
+      @Service(hello, { timeoutMs: 50, idempotent: true })
       say(): string {
-        return 'hi';
-      }
-
-      @Service(defineService({ key: 42, name: 'hello.twice', idempotent: true }), { idempotent: false })
-      twice(): string {
         return 'hi';
       }
     }
     const meta = Reflect.getOwnMetadata(SERVICES_METADATA, HelloOver) as ServiceMetadata[];
     expect(meta[0].options).toEqual({ idempotent: true, timeoutMs: 50 });
-    expect(meta[1].options.idempotent).toBe(false);
     const table = new ServiceTable([HelloOver]);
     expect(table.get(40)).toMatchObject({ name: 'hello.say', idempotent: true, timeoutMs: 50 });
-    expect(table.get(42)).toMatchObject({ name: 'hello.twice', idempotent: false });
+  });
+
+  it('refuses an idempotent option that contradicts the contract: callers re-send by the contract', () => {
+    @Plugin({ name: 'hello-contradicts' })
+    class HelloContradicts {
+      @Service(defineService({ key: 42, name: 'hello.twice', idempotent: true }), { idempotent: false })
+      twice(): string {
+        return 'hi';
+      }
+    }
+    expect(() => new ServiceTable([HelloContradicts])).toThrow(InvalidPluginError);
+    expect(() => new ServiceTable([HelloContradicts])).toThrow(
+      "plugin hello-contradicts: @Service(hello.twice) on twice() sets idempotent false, but the contract says true; callers act on the contract, so change it there and drop the option",
+    );
   });
 });
 
