@@ -39,7 +39,7 @@ import {
   type SwitchboardError,
 } from '../protocol/index.js';
 import { authenticateDialer, dial, toSecret, type TlsOptions } from '../security/index.js';
-import { isServiceContract, type RequestOf, type ResponseOf, type ServiceContract } from '../contracts/index.js';
+import { isServiceContract, type ContractCallArgs, type ResponseOf, type ServiceContract } from '../contracts/index.js';
 import { CallTable, type CallSpec } from './call-table.js';
 import { DirectRouter } from './direct.js';
 import { SpreadRouter, type SpreadMember } from './spread.js';
@@ -326,7 +326,7 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   /** Calls a contract's service (its key, and idempotent unless told otherwise); typed from its schemas. */
-  call<C extends ServiceContract<unknown, unknown, unknown>>(contract: C, body: RequestOf<C>, opts?: CallOptions): Promise<ResponseOf<C>>;
+  call<C extends ServiceContract<unknown, unknown, unknown>>(contract: C, ...args: ContractCallArgs<C, CallOptions>): Promise<ResponseOf<C>>;
   /** Calls one service by key and resolves with its decoded answer, or rejects with the status's error class. */
   call<T = unknown>(serviceKey: number, body?: unknown, opts?: CallOptions): Promise<T>;
   call<T>(target: number | ServiceContract, body?: unknown, opts?: CallOptions): Promise<T> {

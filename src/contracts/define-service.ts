@@ -24,6 +24,11 @@ export interface ServiceContract<Req = unknown, Res = unknown, Body = Req> {
 
 /** What a caller sends for contract C. */
 export type RequestOf<C> = C extends ServiceContract<infer Req, unknown, unknown> ? Req : never;
+/**
+ * The arguments after the contract in a call of contract C: the body may be left out when the
+ * contract takes none (no request schema, or one that accepts undefined).
+ */
+export type ContractCallArgs<C, O> = undefined extends RequestOf<C> ? [body?: RequestOf<C>, opts?: O] : [body: RequestOf<C>, opts?: O];
 /** What the handler of contract C gets (after the schema's defaults and transforms). */
 export type BodyOf<C> = C extends ServiceContract<unknown, unknown, infer Body> ? Body : never;
 /** What a call of contract C resolves with. */

@@ -1,6 +1,6 @@
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { silentLogger, type Logger } from '../common/logger.js';
-import { isServiceContract, type RequestOf, type ResponseOf, type ServiceContract } from '../contracts/index.js';
+import { isServiceContract, type ContractCallArgs, type ResponseOf, type ServiceContract } from '../contracts/index.js';
 import { ServiceTable, type Provider } from '../plugins/index.js';
 import {
   BadRequestError,
@@ -82,7 +82,7 @@ export class TestBed {
   }
 
   /** Calls a contract's service: typed from its schemas. */
-  call<C extends ServiceContract<unknown, unknown, unknown>>(contract: C, body: RequestOf<C>, opts?: TestBedCallOptions): Promise<ResponseOf<C>>;
+  call<C extends ServiceContract<unknown, unknown, unknown>>(contract: C, ...args: ContractCallArgs<C, TestBedCallOptions>): Promise<ResponseOf<C>>;
   /** Calls a service by key. */
   call<T = unknown>(serviceKey: number, body?: unknown, opts?: TestBedCallOptions): Promise<T>;
   call(keyOrContract: number | ServiceContract, body?: unknown, opts: TestBedCallOptions = {}): Promise<unknown> {

@@ -194,8 +194,23 @@ describe('types inferred from a contract', () => {
       void c.call(greet, { name: 'Ada', lang: 'de' });
       // @ts-expect-error the caller sends the transform's input (a string), not its output
       void c.call(greet, { name: 'Ada', tags: ['a'] });
+      // @ts-expect-error a contract with a request schema needs a body
+      void c.call(greet);
     };
     expect(typeof wrong).toBe('function');
+  });
+
+  it('a contract that takes no body is called without one, by the client and the test bed alike', () => {
+    const count = defineService({ key: 9, name: 'orders.count', response: z.number() });
+    const optional = defineService({ key: 10, name: 'orders.list', request: z.object({ page: z.number() }).optional() });
+    const viaClient = (c: Client) => c.call(count);
+    const withOptions = (c: Client) => c.call(count, undefined, { timeoutMs: 100 });
+    const viaBed = (b: TestBed) => b.call(count);
+    const optionalBody = (c: Client) => c.call(optional);
+    expectTypeOf(viaClient).returns.toEqualTypeOf<Promise<number>>();
+    expectTypeOf(withOptions).returns.toEqualTypeOf<Promise<number>>();
+    expectTypeOf(viaBed).returns.toEqualTypeOf<Promise<number>>();
+    expectTypeOf(optionalBody).returns.toEqualTypeOf<Promise<unknown>>();
   });
 });
 
