@@ -244,7 +244,8 @@ export class FunctionServer extends EventEmitter<FunctionServerEvents> {
   /** Listens, then registers with the AS when one is configured (without waiting for it to answer). */
   async start(): Promise<{ host: string; port: number }> {
     // Plugins open what they need first: nothing is served, and no AS hears of us, before that.
-    await this.#table.start();
+    // A hung onStart holds everything back in silence: say so once, after 10 s.
+    await this.#table.start((plugin, afterMs) => this.#o.logger.warn({ plugin, afterMs }, 'plugin onStart has not finished: this FS serves nothing and has not registered until it does'));
     this.#started = true;
     await listenOn(this.#server, this.#o.port, this.#o.host);
     const addr = this.address();

@@ -191,18 +191,22 @@ export class ServiceTable {
   /**
    * Runs each plugin's onStart, in load order. A throw stops there with a PluginStartError naming
    * the plugin; the plugins already started are stopped again (onStop), so nothing is left open.
+   * `onSlow` hears of an onStart still running after `slowMs`, once: it is waited for all the same.
    */
-  async start(): Promise<void> {
+  async start(onSlow?: (plugin: string, afterMs: number) => void, slowMs = 10_000): Promise<void> {
     const started: [string, PluginLifecycle][] = [];
     for (const [name, instance] of this.#plugins) {
       const p = instance as PluginLifecycle;
       if (typeof p.onStart !== 'function') continue;
+      const slow = onSlow === undefined ? undefined : setTimeout(() => onSlow(name, slowMs), slowMs);
       try {
         await p.onStart();
         started.push([name, p]);
       } catch (err) {
         for (const [, s] of started.reverse()) await Promise.resolve(s.onStop?.()).catch(() => undefined);
         throw new PluginStartError(name, 'onStart', err);
+      } finally {
+        clearTimeout(slow);
       }
     }
   }

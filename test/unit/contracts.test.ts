@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { describe, expect, expectTypeOf, it } from 'vitest';
+import { describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { defineService, describeIssues, isServiceContract, z, type BodyOf, type RequestOf, type ResponseOf, type ServiceContract } from '../../src/contracts/index.js';
 import { Plugin, Service, type ServiceMetadata } from '../../src/plugins/decorators.js';
 import { DuplicateServiceKeyError, InvalidPluginError } from '../../src/plugins/errors.js';
@@ -400,6 +400,37 @@ describe('ServiceTable lifecycle', () => {
     };
     return [make('first', 1), make('second', 2), make('third', 3)];
   }
+
+  it('tells once of an onStart still running after slowMs, naming the plugin, and waits for it all the same', async () => {
+    vi.useFakeTimers();
+    try {
+      let finish = (): void => undefined;
+      @Plugin({ name: 'slow-db' })
+      class SlowDb {
+        onStart(): Promise<void> {
+          return new Promise((r) => (finish = r));
+        }
+        @Service(5)
+        run(): string {
+          return 'ok';
+        }
+      }
+      const slow: [string, number][] = [];
+      let done = false;
+      const started = new ServiceTable([SlowDb]).start((plugin, afterMs) => slow.push([plugin, afterMs]), 10_000).then(() => (done = true));
+      await vi.advanceTimersByTimeAsync(9_999);
+      expect(slow).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(slow).toEqual([['slow-db', 10_000]]);
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect([slow.length, done]).toEqual([1, false]);
+      finish();
+      await started;
+      expect(done).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 
   it('starts plugins in load order and stops them in reverse', async () => {
     const log: string[] = [];
