@@ -43,7 +43,7 @@ export class PluginStartError extends SwitchboardError {
     const e = cause as { code?: unknown; message?: unknown } | undefined;
     const code = typeof e?.code === 'string' ? e.code : 'no code';
     const message = typeof e?.message === 'string' ? e.message : String(cause);
-    super('SB_ERR_PLUGIN_START', `plugin ${pluginName} failed in its ${stage} (${code}): ${message}; fix the plugin or what it depends on, then start the FS again`, Status.SERVER_ERROR, { cause });
+    super('SB_ERR_PLUGIN_START', `plugin ${pluginName} failed in its ${stage} (${code}): ${message}; fix the plugin or what it depends on, then start the FS again (or, on a reload under --watch, save the module again: the code loaded before keeps serving)`, Status.SERVER_ERROR, { cause });
     this.pluginName = pluginName;
   }
 }
