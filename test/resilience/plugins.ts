@@ -2,11 +2,13 @@ import 'reflect-metadata';
 import { Plugin, Service } from '../../src/index.js';
 
 // Test-only plugins and keys. In-process FSs use the classes below; child FSs load child-plugin.mjs,
-// which serves SLOW_IDEMPOTENT (3001) and WHO (3003) under the same keys.
+// which serves SLOW_IDEMPOTENT (3001), WHO (3003) and HELD_UNTIL_FILE (3005) under the same keys.
 export const SLOW_IDEMPOTENT = 3001;
 export const BLOB = 3002;
 export const WHO = 3003;
 export const GATED = 3004;
+/** Child FSs only: answers `body.value` once the file `body.path` exists (the test releases it), not idempotent. */
+export const HELD_UNTIL_FILE = 3005;
 
 /** Answers with the name of the FS that served the call (in-process FSs). */
 export function whoPlugin(fsName: string): unknown {

@@ -1,6 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ECHO_DELAYED } from '../../src/plugins/samples/echo-plugin.js';
-import { CHILD_PLUGIN, HOST, SLOW_IDEMPOTENT, WHO, connectClient, fsInfo, settle, spawnFs, startAs, steadyLoad, useCleanup, waitFor, waitForState } from './helpers.js';
+import { CHILD_PLUGIN, HELD_UNTIL_FILE, HOST, SLOW_IDEMPOTENT, WHO, connectClient, fsInfo, settle, spawnFs, startAs, steadyLoad, useCleanup, waitFor, waitForState } from './helpers.js';
 
 // The active FS is a child process killed with SIGKILL (a real crash) and started again under the
 // same name; it registers by HELLO. WHO (3003, from child-plugin.mjs) tells which FS answered.
@@ -40,9 +42,12 @@ describe('standby function servers', () => {
     expect(failover.errors).toEqual([]);
     expect(await whoAnswers(call, 10)).toEqual(new Map([['fs-standby', 10]]));
 
-    // 3. A slow call in flight on the standby when the active one returns (3 s: longer than a
-    // child FS takes to start and register, even on a busy machine).
-    const slow = settle(call(ECHO_DELAYED, { ms: 3000, value: 'finished on standby' }));
+    // 3. A call held in flight on the standby until the test releases it (a file), so it is still
+    // running when the active one returns, however long that takes.
+    const dir = mkdtempSync(join(tmpdir(), 'sb-standby-'));
+    c.defer(() => rmSync(dir, { recursive: true, force: true }));
+    const release = join(dir, 'release');
+    const slow = settle(client.call(HELD_UNTIL_FILE, { path: release, value: 'finished on standby' }, { timeoutMs: 30_000 }));
     await waitFor(() => (fsInfo(as, 'fs-standby')?.inflight ?? 0) === 1, 'the slow call to be pending on the standby');
 
     // 4. The active FS restarts under the same name (new port, HELLO): new calls go to it again.
@@ -53,6 +58,7 @@ describe('standby function servers', () => {
     expect(await whoAnswers(call, 30)).toEqual(new Map([['fs-active', 30]]));
 
     // 5. The standby's in-flight call finishes OK.
+    writeFileSync(release, '');
     const r = await slow;
     expect(r.ok ? r.value : r.error.message).toBe('finished on standby');
     expect(fsInfo(as, 'fs-standby')?.state).toBe('available');
