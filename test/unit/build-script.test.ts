@@ -18,7 +18,8 @@ function project(): string {
   writeFileSync(join(dir, 'src', 'application-server', 'admin', 'dashboard', 'index.html'), '<!doctype html>\n');
   writeFileSync(join(dir, 'src', 'a.ts'), 'export const a = 1;\n');
   writeFileSync(join(dir, 'src', 'b.ts'), 'export const b = 2;\n');
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { target: 'es2022', module: 'nodenext', strict: true, skipLibCheck: true, types: [] } }));
+  // lib as in this repository's tsconfig: without it tsc also reads the DOM's declarations, about half of each build.
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { target: 'es2022', module: 'nodenext', lib: ['es2023'], strict: true, skipLibCheck: true, types: [] } }));
   writeFileSync(join(dir, 'tsconfig.build.json'), JSON.stringify({ extends: './tsconfig.json', compilerOptions: { rootDir: 'src', outDir: 'dist' }, include: ['src'] }));
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
   const old = new Date(Date.now() - 2_000_000);
