@@ -25,6 +25,7 @@ import {
   encodeRequest,
   validTraceparent,
   errorFromStatus,
+  refusalAt,
   tryDecodeBody,
   EventKind,
   encodeEventRequest,
@@ -580,7 +581,7 @@ export class Client extends EventEmitter<ClientEvents> {
     const status = buf[off + OFFSET.status];
     if (id === 0 && status !== Status.OK) {
       // A connection-level refusal: it applies to every call on this connection, which closes next.
-      link.closeError = errorFromStatus(status, tryDecodeBody(buf.subarray(off, off + len)) as { code?: string; message?: string });
+      link.closeError = refusalAt(buf, off, len);
       return;
     }
     if (!this.#calls.isLiveOn(id, link.gen)) return; // late, or the call moved to another connection

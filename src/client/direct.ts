@@ -14,6 +14,7 @@ import {
   decodeBodyAt,
   encodeEventRequest,
   errorFromStatus,
+  refusalAt,
   eventKindOf,
   isRequest,
   statusOf,
@@ -374,7 +375,7 @@ export class DirectRouter {
     const status = buf[off + OFFSET.status];
     if (id === 0 && status !== Status.OK) {
       // A connection-level refusal (a frame error, say): the FS closes next, and the calls on it fail with it.
-      link.closeError = errorFromStatus(status, tryDecodeBody(buf.subarray(off, off + len)) as { code?: string; message?: string });
+      link.closeError = refusalAt(buf, off, len);
       return;
     }
     const p = link.pending.take(id);

@@ -273,33 +273,23 @@ export class RequestHandler {
       conn.send(encodeErrorResponse(id, Status.SERVER_ERROR, 'SB_ERR_SERVER', `service ${key} returned a value msgpack cannot encode`, key));
       return;
     }
-    const cap = Math.min(this.#opts.maxBodyBytes, conn.peerMaxBodyBytes);
-    if (body.length <= cap) {
-      conn.sendFrame(Serialization.MSGPACK, Status.OK, id, key, 0, 0, body);
-      return;
-    }
-    this.#log.warn(`cap:${key}`, { serviceKey: key, plugin: entry.pluginName, bytes: body.length, cap }, 'answer exceeds the body cap');
-    conn.send(
-      encodeErrorResponse(
-        id,
-        Status.SERVER_ERROR,
-        'SB_ERR_FRAME_TOO_LARGE',
-        `the answer of service ${key} is ${body.length} bytes, over the ${cap}-byte cap; ask for less or raise maxBodyBytes on the AS and the client`,
-        key,
-      ),
-    );
+    if (this.#fits(conn, id, key, entry, body.length, 'answer')) conn.sendFrame(Serialization.MSGPACK, Status.OK, id, key, 0, 0, body);
   }
 
   /** Sends a handler's error; one that would not fit the caller's body cap is sent as FRAME_TOO_LARGE, like an answer. */
   #sendFailure(conn: AnswerSink, id: number, key: number, entry: ServiceEntry, err: unknown): void {
     const frame = this.#failure(id, key, entry, err);
+    if (this.#fits(conn, id, key, entry, frame.length - HEADER_SIZE, 'error')) conn.send(frame);
+  }
+
+  /** Whether a body of `bytes` fits the caller's cap; when not, the caller gets SERVER_ERROR SB_ERR_FRAME_TOO_LARGE instead and the log says so. */
+  #fits(conn: AnswerSink, id: number, key: number, entry: ServiceEntry, bytes: number, what: 'answer' | 'error'): boolean {
     const cap = Math.min(this.#opts.maxBodyBytes, conn.peerMaxBodyBytes);
-    if (frame.length - HEADER_SIZE <= cap) {
-      conn.send(frame);
-      return;
-    }
-    this.#log.warn(`cap:${key}`, { serviceKey: key, plugin: entry.pluginName, bytes: frame.length - HEADER_SIZE, cap }, 'error answer exceeds the body cap');
-    conn.send(encodeErrorResponse(id, Status.SERVER_ERROR, 'SB_ERR_FRAME_TOO_LARGE', `the error of service ${key} is ${frame.length - HEADER_SIZE} bytes, over the ${cap}-byte cap`, key));
+    if (bytes <= cap) return true;
+    this.#log.warn(`cap:${key}`, { serviceKey: key, plugin: entry.pluginName, bytes, cap }, what === 'answer' ? 'answer exceeds the body cap' : 'error answer exceeds the body cap');
+    const advice = what === 'answer' ? '; ask for less or raise maxBodyBytes on the AS and the client' : '';
+    conn.send(encodeErrorResponse(id, Status.SERVER_ERROR, 'SB_ERR_FRAME_TOO_LARGE', `the ${what} of service ${key} is ${bytes} bytes, over the ${cap}-byte cap${advice}`, key));
+    return false;
   }
 
   /**

@@ -1,5 +1,5 @@
 import { Packr } from 'msgpackr';
-import { BodyDecodeError } from './errors.js';
+import { BodyDecodeError, errorFromStatus, type SwitchboardError } from './errors.js';
 import { VERSION_EXTENDED, bodyOffset } from './extension.js';
 import { nonStandardReason } from './msgpack-check.js';
 import { FLAG_EVENT, FLAG_REQUEST, FLAG_TWO_WAY, HEADER_SIZE, OFFSET, SERIALIZATION_MASK, Serialization, writeHeader } from './header.js';
@@ -54,6 +54,14 @@ export function tryDecodeBody(frame: Buffer): unknown {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The error a connection-level answer (request id 0, a status other than OK) at buf[off, off + len)
+ * carries: the peer closes next, and every call on that connection fails with it.
+ */
+export function refusalAt(buf: Buffer, off: number, len: number): SwitchboardError {
+  return errorFromStatus(buf[off + OFFSET.status], tryDecodeBody(buf.subarray(off, off + len)) as { code?: string; message?: string } | undefined);
 }
 
 /**

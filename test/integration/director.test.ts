@@ -23,7 +23,7 @@ import {
 import type { CallSpec } from '../../src/client/call-table.js';
 import { DirectRouter, type DirectHost } from '../../src/client/direct.js';
 import { useHarness, waitFor, type RawSocket } from '../fixtures/cluster.js';
-import { handMadeFs } from '../fixtures/hand-made-fs.js';
+import { handMadeFs, recordingFs } from '../fixtures/hand-made-fs.js';
 import { WHO_AM_I } from '../fixtures/test-plugins.js';
 
 const h = useHarness();
@@ -363,21 +363,16 @@ describe('the direct router on one FS connection', () => {
 
 describe('the direct router and what the FS reads', () => {
   /** A hand-made FS that records the request frames it gets and echoes their bodies. */
-  async function recordingFs(): Promise<{ port: number; frames: Buffer[] }> {
-    const frames: Buffer[] = [];
-    const fs = await handMadeFs({}, (f, s) => {
-      if (isEvent(f)) return;
-      frames.push(Buffer.from(f));
-      s.write(encodeResponse(requestIdOf(f), Status.OK, 'echoed'));
-    });
+  async function echoedFs(): Promise<{ port: number; frames: Buffer[] }> {
+    const fs = await recordingFs({}, () => 'echoed');
     h.defer(() => fs.close());
-    return { port: fs.port, frames };
+    return fs;
   }
   const keyed = (): CallSpec => ({ ...echoSpec('keyed'), extension: encodeExtension({ routingKey: Buffer.from('user-7') }) });
 
   it('sends an FS that LOOKUP says reads only version 1 its requests without the extension block; others get the block', async () => {
-    const old = await recordingFs();
-    const current = await recordingFs();
+    const old = await echoedFs();
+    const current = await echoedFs();
     const toOld = routerWith(async () => ({ endpoints: [{ id: 'old', host: '127.0.0.1', port: old.port, weight: 1000, versions: [1] }], leaseMs: 60_000 }));
     const toCurrent = routerWith(async () => ({ endpoints: [{ id: 'new', host: '127.0.0.1', port: current.port, weight: 1000 }], leaseMs: 60_000 }));
     expect(await toOld.call(keyed(), 2000)).toBe('echoed');

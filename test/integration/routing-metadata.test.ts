@@ -11,14 +11,12 @@ import {
   decodeBodyAt,
   encodeBody,
   encodeExtendedFrame,
-  encodeResponse,
-  isEvent,
   requestIdOf,
   statusOf,
 } from '../../src/index.js';
 import { EchoPlugin } from '../../src/plugins/samples/echo-plugin.js';
 import { useHarness, waitForAvailable } from '../fixtures/cluster.js';
-import { handMadeFs } from '../fixtures/hand-made-fs.js';
+import { recordingFs } from '../fixtures/hand-made-fs.js';
 import { FS_NAME, METADATA_ECHO, MetadataEchoPlugin, WhoAmIPlugin } from '../fixtures/test-plugins.js';
 
 const h = useHarness();
@@ -42,15 +40,10 @@ async function metadataCluster(strategy: 'consistent-hash' | 'round-robin' | 'le
 
 /** A hand-made FS of an older version: its DESCRIBE names no `versions`; it records the frames it gets. */
 async function versionOneFs(describe: Record<string, unknown> = {}): Promise<{ port: number; frames: Buffer[] }> {
-  const frames: Buffer[] = [];
-  const fs = await handMadeFs({ name: 'old-fs', poolType: 0, services: [{ key: 1, idempotent: false }], ...describe }, (f, s) => {
-    if (isEvent(f)) return;
-    // A version-1 peer refuses what it cannot read; this one records, so the test can say what arrived.
-    frames.push(Buffer.from(f));
-    s.write(encodeResponse(requestIdOf(f), Status.OK, decodeBodyAt(f, 0, f.length), 1));
-  });
+  // A version-1 peer refuses what it cannot read; this one records, so the test can say what arrived.
+  const fs = await recordingFs({ name: 'old-fs', poolType: 0, services: [{ key: 1, idempotent: false }], ...describe }, (f) => decodeBodyAt(f, 0, f.length));
   stops.push(() => fs.close());
-  return { port: fs.port, frames };
+  return fs;
 }
 
 describe('routing metadata in the header extension', () => {

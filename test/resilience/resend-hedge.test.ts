@@ -64,6 +64,11 @@ function markers(fake: FakeFs, key = IDEMPOTENT): number[] {
   return fake.requests.filter((f) => serviceKeyOf(f) === key).map((f) => (decodeBody(f) as { call: number }).call);
 }
 
+/** One counter of every FS, by id. */
+function perFs(as: ApplicationServer, field: 'served' | 'failures'): Record<string, number> {
+  return Object.fromEntries(as.listFunctionServers().map((f) => [f.id, f[field]]));
+}
+
 function count(xs: readonly number[], x: number): number {
   return xs.filter((y) => y === x).length;
 }
@@ -252,12 +257,11 @@ describe('hedged requests', () => {
     expect(markers(fakes.A).sort((x, y) => x - y)).toEqual(all);
     expect(markers(fakes.B).sort((x, y) => x - y)).toEqual(all);
     // A dropped OK is not "served" either: each FS served the calls it answered first.
-    expect(Object.fromEntries(as.listFunctionServers().map((f) => [f.id, f.served]))).toEqual({ A: N, B: N });
+    expect(perFs(as, 'served')).toEqual({ A: N, B: N });
   });
 
   it("a hedge copy's timeout counts against no FS: it had only what was left of the budget", async () => {
     const N = 4;
-    const failuresOf = (as: ApplicationServer): Record<string, number> => Object.fromEntries(as.listFunctionServers().map((f) => [f.id, f.failures]));
     // A answers each first send at 600 ms of its 1000 ms budget, after the hedge (at 500 ms) went to B, which never answers.
     const slow = (frame: Buffer, conn: FrameConnection): void => void setTimeout(() => conn.send(encodeResponse(requestIdOf(frame), Status.OK, decodeBody(frame), serviceKeyOf(frame))), 600);
     const as = await h.startAs({ strategy: preferA, outlier: { consecutiveFailures: 1000, minTimeoutMs: 100 } });
@@ -272,7 +276,7 @@ describe('hedged requests', () => {
     expect(as.dispatcher.hedged).toBe(N);
     // B's copies reach their deadline unanswered after A's answers won: dropped, and no failure of B's.
     await waitFor(() => as.dispatcher.hedgeLosers === N, "B's copies to reach their deadline");
-    expect(failuresOf(as)).toEqual({ A: 0, B: 0 });
+    expect(perFs(as, 'failures')).toEqual({ A: 0, B: 0 });
     expect(as.dispatcher.relayedAnswers[Status.OK]).toBe(N);
     expect(as.dispatcher.localAnswers.get(Status.TIMEOUT) ?? 0).toBe(0);
   });
@@ -283,6 +287,6 @@ describe('hedged requests', () => {
     const client = await h.client();
     await Promise.all(Array.from({ length: N }, (_, i) => client.call(IDEMPOTENT, { call: i + 1 }, { timeoutMs: 1000 })));
     await waitFor(() => as.dispatcher.hedgeLosers === N, "A's first sends to reach their deadline");
-    expect(Object.fromEntries(as.listFunctionServers().map((f) => [f.id, f.failures]))).toEqual({ A: N, B: 0 });
+    expect(perFs(as, 'failures')).toEqual({ A: N, B: 0 });
   });
 });

@@ -218,6 +218,10 @@ export class Dispatcher implements TrafficSink {
     const fs = (up.conn.owner as Pool).owner as FunctionServerEntry;
     fs.inflight--;
     const status = buf[off + OFFSET.status];
+    if (buf !== this.#answerChunk) {
+      this.#answerChunk = buf;
+      this.#answerNow = Date.now();
+    }
     const g = p.group;
     // Another copy of this hedged request answered first: this answer is dropped, so it is not
     // counted as relayed or served.
@@ -230,16 +234,12 @@ export class Dispatcher implements TrafficSink {
     // An FS that times out or cannot answer counts toward ejection; a plugin's own error does not.
     if (status === Status.OK) (this.#manager as FsManager).recordOutcome(fs, false);
     else if (status === Status.SERVER_ERROR) (this.#manager as FsManager).recordOutcome(fs, true);
-    else this.#outcome(fs, p, status === Status.TIMEOUT, Date.now());
+    else this.#outcome(fs, p, status === Status.TIMEOUT, this.#answerNow);
     if (fs.retired) this.#manager?.closeIfRetiredAndIdle(fs);
     if (g !== null) {
       g.live--;
       if (lost) return;
       g.done = true;
-    }
-    if (buf !== this.#answerChunk) {
-      this.#answerChunk = buf;
-      this.#answerNow = Date.now();
     }
     this.latency.record(p.serviceKey, this.#answerNow - p.startedAt);
     const t = p.target;
@@ -269,13 +269,10 @@ export class Dispatcher implements TrafficSink {
         p.attempts++;
         resent++;
         const failure = this.#route(p, p.frame, p.frameOffset, p.bytes, now, fs);
-        if (failure !== undefined) {
-          this.latency.record(p.serviceKey, now - p.startedAt);
-          this.#fail(p, ...failure);
-        } else if (g !== null) g.live++;
+        if (failure !== undefined) this.#failSent(p, now, ...failure);
+        else if (g !== null) g.live++;
       } else {
-        this.latency.record(p.serviceKey, now - p.startedAt);
-        this.#fail(p, Status.CHANNEL_CLOSED, 'SB_ERR_CHANNEL_CLOSED', `the connection to function server ${fs.id} closed before it answered; the request may or may not have run`);
+        this.#failSent(p, now, Status.CHANNEL_CLOSED, 'SB_ERR_CHANNEL_CLOSED', `the connection to function server ${fs.id} closed before it answered; the request may or may not have run`);
       }
     }
     this.resent += resent;
@@ -304,8 +301,7 @@ export class Dispatcher implements TrafficSink {
               continue;
             }
           }
-          this.latency.record(p.serviceKey, now - p.startedAt);
-          this.#fail(p, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `function server ${fs.id} did not answer service ${p.serviceKey} before the deadline`);
+          this.#failSent(p, now, Status.TIMEOUT, 'SB_ERR_TIMEOUT', `function server ${fs.id} did not answer service ${p.serviceKey} before the deadline`);
         }
         pending += up.pending.size;
       }
@@ -469,6 +465,12 @@ export class Dispatcher implements TrafficSink {
       ? `this application server is the standby of its pair; the active one serves clients at ${active.host}:${active.port}`
       : 'this application server is not the active of its pair (the pair is negotiating, or the active is unknown); try the other one';
     session.reply(encodeResponse(clientId, Status.NOT_ACTIVE, active ? { code: 'SB_ERR_NOT_ACTIVE', message, active } : { code: 'SB_ERR_NOT_ACTIVE', message }, serviceKey));
+  }
+
+  /** #fail for a request that was sent to an FS: its time until now goes into the duration histogram. */
+  #failSent(p: PendingRequest, now: number, status: number, code: string, message: string): void {
+    this.latency.record(p.serviceKey, now - p.startedAt);
+    this.#fail(p, status, code, message);
   }
 
   /** Ends a pending request with an answer from the AS itself. */
